@@ -1,0 +1,439 @@
+"""MaskSpec: which heads of which layers are masked to a window of patches (DESIGN.md section 4).
+
+A spec is plain data: no torch in here, so reading or validating one is instant and a spec can
+travel between processes, Optuna user attributes and YAML files unchanged.
+
+One set of rules (``_first_problem``) validates both YAML input and specs built in Python. YAML
+errors are reported as one line ``path:line: field: message``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random as _random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import yaml
+
+from . import atomic
+
+VERSION = 1
+SEMANTICS = ("paper", "local")
+PATTERNS = ("window", "random")
+PRESETS = ("none", "sch1", "sch2", "all", "random")
+
+_REQUIRED = ("version", "layers", "heads", "masks")
+_OPTIONAL = ("window", "semantics", "pattern", "pattern_seed", "soft", "meta")
+_FIELDS = _REQUIRED + _OPTIONAL
+
+
+class SpecError(ValueError):
+    """A malformed spec. ``str(err)`` is the one-line ``path:line: field: message``."""
+
+    def __init__(self, source: str, line: int | None, field_name: str, message: str):
+        self.source, self.line, self.field, self.message = source, line, field_name, message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """A mask placement for a ViT with ``layers`` blocks of ``heads`` heads.
+
+    ``masks[l]`` lists the hard-masked heads of layer l. ``soft[l][h]`` is the soft-mask alpha of
+    head h (0 for hard-masked heads, 1 for unmasked ones), or ``soft`` is None when nothing is soft.
+    ``pattern='random'`` replaces each masked head's window by a seeded random key set of the same
+    size: the pruning-only control of the paper's section 5.5.
+    """
+
+    layers: int
+    heads: int
+    masks: tuple[tuple[int, ...], ...]
+    window: tuple[int, int] = (3, 3)
+    semantics: str = "paper"
+    soft: tuple[tuple[float, ...], ...] | None = None
+    pattern: str = "window"
+    pattern_seed: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        raw = {"version": VERSION, "layers": self.layers, "heads": self.heads, "window": self.window,
+               "semantics": self.semantics, "pattern": self.pattern, "pattern_seed": self.pattern_seed,
+               "masks": [list(layer) for layer in self.masks], "soft": self.soft, "meta": self.meta}
+        problem = _first_problem(raw)
+        if problem:
+            path, message = problem
+            raise ValueError(f"{_field_name(path)}: {message}")
+        # Normalise containers so that specs built from lists compare equal to loaded ones.
+        object.__setattr__(self, "masks", tuple(tuple(sorted(layer)) for layer in self.masks))
+        object.__setattr__(self, "window", tuple(self.window))
+        if self.soft is not None:
+            object.__setattr__(self, "soft", tuple(tuple(float(a) for a in layer) for layer in self.soft))
+        object.__setattr__(self, "meta", dict(self.meta or {}))
+
+    # ---- views ---------------------------------------------------------------------------
+    def alphas(self) -> tuple[tuple[float, ...], ...]:
+        """Per layer, per head: 0 = hard mask, 1 = no mask, in between = soft mask."""
+        if self.soft is not None:
+            return self.soft
+        return tuple(tuple(0.0 if h in layer else 1.0 for h in range(self.heads)) for layer in self.masks)
+
+    def matrix(self) -> tuple[tuple[bool, ...], ...]:
+        """The L x H placement: True where a head is hard-masked."""
+        return tuple(tuple(h in layer for h in range(self.heads)) for layer in self.masks)
+
+    def counts(self) -> tuple[int, ...]:
+        return tuple(len(layer) for layer in self.masks)
+
+    @property
+    def is_soft(self) -> bool:
+        return self.soft is not None and any(0.0 < a < 1.0 for layer in self.soft for a in layer)
+
+    @property
+    def num_masked(self) -> int:
+        return sum(self.counts())
+
+    def compact(self) -> str:
+        """Hex digits of head bits per layer, layer 0 first (bit h = head h is hard-masked)."""
+        digits = _hex_digits(self.heads)
+        return "".join(f"{sum(1 << h for h in layer):0{digits}x}" for layer in self.masks)
+
+    def canonical(self) -> "MaskSpec":
+        """The same experiment with each layer's heads reordered: hard masks on the lowest indices,
+        then soft heads by ascending alpha, then unmasked heads. Heads of a layer are identically
+        initialised, so any permutation of them is the same experiment."""
+        if self.soft is None:
+            masks = tuple(tuple(range(len(layer))) for layer in self.masks)
+            return dataclasses.replace(self, masks=masks)
+        soft = tuple(tuple(sorted(layer)) for layer in self.soft)
+        masks = tuple(tuple(h for h, a in enumerate(layer) if a == 0.0) for layer in soft)
+        return dataclasses.replace(self, masks=masks, soft=soft)
+
+    def key(self) -> str:
+        """Identity of the experiment, for de-duplication: placement plus every setting that
+        changes the trained model. Meta is provenance and does not count."""
+        spec = self.canonical()
+        parts = [spec.compact(), f"w{spec.window[0]}x{spec.window[1]}", spec.semantics]
+        if spec.pattern != "window":
+            parts.append(f"{spec.pattern}{spec.pattern_seed}")
+        if spec.soft is not None:
+            parts.append(";".join(",".join(f"{a:.4f}" for a in layer) for layer in spec.soft))
+        return "/".join(parts)
+
+    def with_meta(self, **updates: Any) -> "MaskSpec":
+        return dataclasses.replace(self, meta={**self.meta, **updates})
+
+    # ---- YAML ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data: dict[str, Any] = {
+            "version": VERSION,
+            "layers": self.layers,
+            "heads": self.heads,
+            "window": list(self.window),
+            "semantics": self.semantics,
+        }
+        if self.pattern != "window":
+            data["pattern"] = self.pattern
+            data["pattern_seed"] = self.pattern_seed
+        data["masks"] = [list(layer) for layer in self.masks]
+        data["soft"] = None if self.soft is None else [[round(a, 6) for a in layer] for layer in self.soft]
+        data["meta"] = dict(self.meta)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.dump(self.to_dict(), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic.write_text(path, self.to_yaml())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MaskSpec":
+        """Build from already-validated plain data (the output of ``to_dict`` or YAML)."""
+        return cls(
+            layers=data["layers"],
+            heads=data["heads"],
+            masks=data["masks"],
+            window=tuple(data.get("window", (3, 3))),
+            semantics=data.get("semantics", "paper"),
+            soft=data.get("soft"),
+            pattern=data.get("pattern", "window"),
+            pattern_seed=data.get("pattern_seed", 0),
+            meta=data.get("meta") or {},
+        )
+
+    # ---- other constructors --------------------------------------------------------------
+    @classmethod
+    def from_matrix(cls, matrix: Sequence[Sequence[bool]], **kwargs: Any) -> "MaskSpec":
+        masks = [[h for h, masked in enumerate(row) if masked] for row in matrix]
+        return cls(layers=len(masks), heads=len(matrix[0]) if masks else 0, masks=masks, **kwargs)
+
+    @classmethod
+    def from_counts(cls, counts: Sequence[int], heads: int, **kwargs: Any) -> "MaskSpec":
+        """The canonical placement with ``counts[l]`` masked heads in layer l."""
+        return cls(layers=len(counts), heads=heads, masks=[range(int(c)) for c in counts], **kwargs)
+
+    @classmethod
+    def from_compact(cls, text: str, heads: int, **kwargs: Any) -> "MaskSpec":
+        digits = _hex_digits(heads)
+        text = text.strip().lower()
+        if not text or len(text) % digits or any(c not in "0123456789abcdef" for c in text):
+            raise ValueError(f"compact: expected {digits} hex digit(s) per layer for {heads} heads, got {text!r}")
+        masks = []
+        for start in range(0, len(text), digits):
+            bits = int(text[start:start + digits], 16)
+            if bits >> heads:
+                raise ValueError(f"compact: layer {start // digits} sets a head >= {heads} in {text!r}")
+            masks.append([h for h in range(heads) if bits >> h & 1])
+        return cls(layers=len(masks), heads=heads, masks=masks, **kwargs)
+
+
+def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) -> MaskSpec:
+    """The paper's reference placements (DESIGN.md section 3), for any depth and width.
+
+    - ``none``: DeiT, nothing masked.
+    - ``sch1``: head 0 masked in every layer.
+    - ``sch2``: H-1 heads (at least one) in the first third of the layers, one head in the middle,
+      none in the last sixth (the paper's 0-7 / 8-19 / 20-23 split at 24 layers).
+    - ``all``: every head masked.
+    - ``random``: ``sch1``'s placement with each mask replaced by a seeded random key set of the
+      window's size, the section 5.5 control for "is it locality or just pruning?".
+    """
+    if name == "none":
+        counts = [0] * layers
+    elif name in ("sch1", "random"):
+        counts = [1] * layers
+    elif name == "sch2":
+        first, last = round(layers / 3), round(layers / 6)
+        counts = [max(heads - 1, 1)] * first + [1] * (layers - first - last) + [0] * last
+    elif name == "all":
+        counts = [heads] * layers
+    else:
+        raise ValueError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if name == "random":
+        kwargs = {**kwargs, "pattern": "random", "pattern_seed": seed}
+    return MaskSpec.from_counts(counts, heads, **kwargs).with_meta(preset=name)
+
+
+def random_placement(layers: int, heads: int, masked_fraction: float, seed: int, **kwargs: Any) -> MaskSpec:
+    """A seeded random placement with about ``masked_fraction`` of all heads hard-masked."""
+    rng = _random.Random(seed)
+    matrix = [[rng.random() < masked_fraction for _ in range(heads)] for _ in range(layers)]
+    return MaskSpec.from_matrix(matrix, **kwargs)
+
+
+# ---- loading -------------------------------------------------------------------------------
+def load_spec(path: str | Path) -> MaskSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), None, "file", "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(str(path), None, "file", f"cannot read: {err}") from None
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = "<string>") -> MaskSpec:
+    """Parse YAML v1 text with ``yaml.SafeLoader`` only, checking every rule; the first broken
+    rule raises a one-line ``SpecError``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise SpecError(source, 1, "spec", "the file is empty")
+        _reject_duplicate_keys(root, source)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = (err.problem or err.context or "invalid YAML").strip()
+        if "could not determine a constructor" in problem:
+            problem = f"tag not allowed in a mask spec ({problem.split('tag', 1)[-1].strip()})"
+        raise SpecError(source, line, "yaml", problem) from None
+    except yaml.YAMLError as err:
+        raise SpecError(source, None, "yaml", str(err).splitlines()[0]) from None
+    finally:
+        loader.dispose()
+    problem = _first_problem(data)
+    if problem:
+        path, message = problem
+        raise SpecError(source, _line_of(root, path), _field_name(path), message)
+    return MaskSpec.from_dict(data)
+
+
+def _reject_duplicate_keys(node: yaml.Node, source: str, where: tuple = ()) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise SpecError(source, key_node.start_mark.line + 1, _field_name(where + (key,)), "duplicate key")
+            seen.add(key)
+            _reject_duplicate_keys(value_node, source, where + (key,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _reject_duplicate_keys(item, source, where + (index,))
+
+
+def _line_of(root: yaml.Node, path: tuple) -> int:
+    """The line of the deepest node along ``path`` that exists (1-based)."""
+    node, line = root, root.start_mark.line + 1
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == step]
+            if not match:
+                break
+            key_node, node = match[0]
+            line = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _field_name(path: Sequence) -> str:
+    name = ""
+    for step in path:
+        name += f"[{step}]" if isinstance(step, int) else (f".{step}" if name else str(step))
+    return name or "spec"
+
+
+# ---- the rules -----------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _type_name(value: Any) -> str:
+    return {str: "text", bool: "a boolean", list: "a list", dict: "a mapping", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
+def _first_problem(data: Any) -> tuple[tuple, str] | None:
+    """The first broken rule as (path, message), or None. Works on plain data from YAML or
+    from ``MaskSpec.to_dict``."""
+    return next(_problems(data), None)
+
+
+def _problems(data: Any) -> Iterator[tuple[tuple, str]]:
+    if not isinstance(data, dict):
+        yield (), f"a mask spec is a mapping of fields, got {_type_name(data)}"
+        return
+    for key in data:
+        if key not in _FIELDS:
+            yield (key,), f"unknown field; allowed fields are {', '.join(_FIELDS)}"
+            return
+    for key in _REQUIRED:
+        if key not in data:
+            yield (key,), "required field is missing"
+            return
+
+    if not (_is_int(data["version"]) and data["version"] == VERSION):
+        yield ("version",), f"unsupported version {data['version']!r}; this maitsearch reads version {VERSION}"
+        return
+    for key in ("layers", "heads"):
+        if not _is_int(data[key]) or data[key] < 1:
+            yield (key,), f"must be a positive integer, got {data[key]!r}"
+            return
+    layers, heads = data["layers"], data["heads"]
+
+    window = data.get("window", [3, 3])
+    if not (isinstance(window, (list, tuple)) and len(window) == 2 and all(_is_int(w) for w in window)):
+        yield ("window",), f"must be [rows, cols], two odd integers, got {window!r}"
+        return
+    if any(w < 1 or w % 2 == 0 for w in window):
+        yield ("window",), f"window sizes must be odd and positive (centred on the patch), got {list(window)}"
+        return
+
+    semantics = data.get("semantics", "paper")
+    if semantics not in SEMANTICS:
+        yield ("semantics",), f"must be one of {', '.join(SEMANTICS)}, got {semantics!r}"
+        return
+    pattern = data.get("pattern", "window")
+    if pattern not in PATTERNS:
+        yield ("pattern",), f"must be one of {', '.join(PATTERNS)}, got {pattern!r}"
+        return
+    if not _is_int(data.get("pattern_seed", 0)):
+        yield ("pattern_seed",), f"must be an integer, got {data['pattern_seed']!r}"
+        return
+
+    masks = data["masks"]
+    if not isinstance(masks, (list, tuple)):
+        yield ("masks",), f"must be a list with one list of masked heads per layer, got {_type_name(masks)}"
+        return
+    if len(masks) != layers:
+        yield ("masks",), f"has {len(masks)} layer entries but layers is {layers}"
+        return
+    for l, layer in enumerate(masks):
+        if not isinstance(layer, (list, tuple)):
+            yield ("masks", l), f"must be a list of head indices (use [] for no mask), got {layer!r}"
+            return
+        for i, h in enumerate(layer):
+            if not _is_int(h):
+                yield ("masks", l, i), f"head index must be an integer, got {h!r}"
+                return
+            if not 0 <= h < heads:
+                yield ("masks", l, i), f"head {h} is out of range: heads are 0..{heads - 1}"
+                return
+        if len(set(layer)) != len(layer):
+            yield ("masks", l), f"lists a head twice: {list(layer)}"
+            return
+
+    soft = data.get("soft")
+    if soft is not None:
+        if not isinstance(soft, (list, tuple)) or len(soft) != layers:
+            yield ("soft",), f"must be null or one list of {heads} alphas per layer ({layers} lists)"
+            return
+        for l, layer in enumerate(soft):
+            if not isinstance(layer, (list, tuple)) or len(layer) != heads:
+                yield ("soft", l), f"must list {heads} alphas, one per head, got {layer!r}"
+                return
+            for h, alpha in enumerate(layer):
+                if isinstance(alpha, str):
+                    yield ("soft", l, h), (f"expected a number, got the text {alpha!r} "
+                                           "(YAML reads 1e-3 as text: write 0.001 or 1.0e-3)")
+                    return
+                if not _is_number(alpha):
+                    yield ("soft", l, h), f"expected a number in [0, 1], got {alpha!r}"
+                    return
+                if not 0.0 <= alpha <= 1.0:
+                    yield ("soft", l, h), f"alpha must be in [0, 1], got {alpha}"
+                    return
+                if (alpha == 0.0) != (h in masks[l]):
+                    message = (f"head {h} is hard-masked, so its alpha must be 0, got {alpha}" if h in masks[l]
+                               else f"alpha 0 is a hard mask: list head {h} in masks[{l}] instead")
+                    yield ("soft", l, h), message
+                    return
+
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        yield ("meta",), f"must be a mapping, got {_type_name(meta)}"
+
+
+def _hex_digits(heads: int) -> int:
+    return max(1, math.ceil(heads / 4))
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """Writes lists of scalars in flow style (``[0, 1]``), so a spec reads one layer per line,
+    and indents block lists under their key as DESIGN.md shows them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(not isinstance(item, (list, tuple, dict)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_SpecDumper.add_representer(list, _represent_list)
+_SpecDumper.add_representer(tuple, _represent_list)

@@ -1,0 +1,160 @@
+"""MaskedAttention against the plain dense reference, forward and backward, on every kernel."""
+
+import itertools
+
+import pytest
+import torch
+from timm.layers import Attention
+
+from maitsearch.attention import MaskedAttention, attention_probs
+from maitsearch.locality import head_pattern_seed, random_matrix, token_matrix
+
+from .reference import neighbours_by_hand, reference_block_attention
+
+GRIDS = [(4, 4), (3, 5), (6, 4)]
+WINDOWS = [(3, 3), (3, 5), (5, 5)]
+# Per-head modes of a 4-head layer; one semantics per layer, as in a spec.
+HEAD_MIXES = {
+    "sch1": ("paper", "plain", "plain", "plain"),
+    "hard+soft+plain": ("paper", "paper", "soft", "plain"),
+    "non-canonical": ("plain", "soft", "paper", "plain"),
+    "local+soft": ("local", "local", "plain", "soft"),
+    "all-paper": ("paper",) * 4,
+    "all-local": ("local",) * 4,
+    "all-soft": ("soft",) * 4,
+}
+ALPHA_OF = {"plain": 1.0, "paper": 0.0, "local": 0.0}
+
+
+def build(modes, grid, window, prefix, kernel, seed=0, pattern="window"):
+    torch.manual_seed(seed)
+    dim = 8 * len(modes)
+    attn = Attention(dim, num_heads=len(modes), qkv_bias=True)
+    soft_init = iter([0.3, 0.6, 0.8, 0.15])
+    alphas = [ALPHA_OF[mode] if mode in ALPHA_OF else next(soft_init) for mode in modes]
+    semantics = "local" if "local" in modes else "paper"
+    masked = MaskedAttention.from_attention(attn, alphas, grid_size=grid, num_prefix_tokens=prefix, window=window,
+                                            semantics=semantics, kernel=kernel, pattern=pattern, layer_index=3)
+    x = torch.randn(2, prefix + grid[0] * grid[1], dim, requires_grad=True)
+    return masked, x
+
+
+def reference_for(masked, modes, x, allowed_per_head):
+    alphas = {h: torch.sigmoid(masked.soft_logit[i]) for i, h in enumerate(masked.soft_heads)}
+    return reference_block_attention(masked, x, modes, allowed_per_head, alphas)
+
+
+def check_forward_backward(masked, modes, x, allowed_per_head, atol=1e-5):
+    torch.manual_seed(1)
+    params = [x, masked.qkv.weight, masked.qkv.bias, masked.proj.weight]
+    if masked.soft_heads:
+        params.append(masked.soft_logit)
+    out = masked(x)
+    expected = reference_for(masked, modes, x, allowed_per_head)
+    torch.testing.assert_close(out, expected, atol=atol, rtol=1e-5)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad((out * upstream).sum(), params)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), params)
+    for name, got, want in zip(["x", "qkv.weight", "qkv.bias", "proj.weight", "soft_logit"], grads, expected_grads):
+        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5, msg=lambda m: f"grad of {name}: {m}")
+
+
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+@pytest.mark.parametrize("grid,window,prefix", [
+    (grid, window, prefix) for grid, window, prefix in itertools.product(GRIDS, WINDOWS, (1, 2))])
+@pytest.mark.parametrize("kernel", ["dense", "local"])
+def test_matches_dense_reference(kernel, grid, window, prefix, mix):
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, grid, window, prefix, kernel)
+    allowed = neighbours_by_hand(grid, window, prefix)
+    check_forward_backward(masked, modes, x, [allowed] * len(modes))
+
+
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+@pytest.mark.parametrize("grid,window,prefix", [((4, 4), (3, 3), 1), ((3, 5), (3, 5), 2), ((6, 4), (5, 5), 1)])
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_forward_matches_dense_reference_on_cpu(grid, window, prefix, mix):
+    """FlexAttention runs eagerly (unfused) on CPU, forward only: the mask functions and the
+    flex call are checked here; CUDA adds backward and speed."""
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, grid, window, prefix, "flex")
+    allowed = neighbours_by_hand(grid, window, prefix)
+    with torch.no_grad():
+        out = masked(x)
+        expected = reference_for(masked, modes, x, [allowed] * len(modes))
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("kernel", ["dense", "flex"])
+def test_random_pattern_matches_reference_with_its_own_masks(kernel):
+    modes = ("paper", "plain", "paper", "soft")
+    masked, x = build(modes, (4, 5), (3, 3), 1, kernel, pattern="random")
+    per_head = {}
+    for h in (0, 2, 3):  # the masked heads, each with its own seeded pattern
+        per_head[h] = token_matrix(random_matrix((4, 5), (3, 3), head_pattern_seed(0, 3, h)), 1)
+    allowed = [per_head.get(h, torch.ones(21, 21, dtype=torch.bool)) for h in range(4)]
+    if kernel == "flex":
+        with torch.no_grad():
+            torch.testing.assert_close(masked(x), reference_for(masked, modes, x, allowed), atol=1e-5, rtol=1e-5)
+    else:
+        check_forward_backward(masked, modes, x, allowed)
+
+
+def test_unmasked_layer_runs_timm_code_exactly():
+    torch.manual_seed(0)
+    attn = Attention(24, num_heads=3, qkv_bias=True)
+    x = torch.randn(2, 17, 24)
+    expected = attn(x)
+    masked = MaskedAttention.from_attention(attn, [1.0, 1.0, 1.0], grid_size=(4, 4), num_prefix_tokens=1)
+    assert torch.equal(masked(x), expected)
+
+
+def test_masked_layer_shares_parameters_and_state_dict_keys():
+    attn = Attention(24, num_heads=3, qkv_bias=True)
+    masked = MaskedAttention.from_attention(attn, [0.0, 0.5, 1.0], grid_size=(4, 4), num_prefix_tokens=1)
+    assert masked.qkv is attn.qkv and masked.proj is attn.proj
+    assert set(masked.state_dict()) == set(attn.state_dict()) | {"soft_logit"}
+    masked.configure([0.0, 1.0, 1.0], grid_size=(4, 4), num_prefix_tokens=1)
+    assert set(masked.state_dict()) == set(attn.state_dict())
+
+
+def test_forward_never_computes_probabilities(monkeypatch):
+    masked, x = build(HEAD_MIXES["hard+soft+plain"], (4, 4), (3, 3), 1, "auto")
+    monkeypatch.setattr(MaskedAttention, "attention_probs", lambda *a: pytest.fail("probabilities computed"))
+    masked(x).sum().backward()
+
+
+@pytest.mark.parametrize("mix", ["hard+soft+plain", "non-canonical", "local+soft"])
+def test_attention_probs_match_reference(mix):
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, (3, 5), (3, 3), 2, "dense")
+    allowed = neighbours_by_hand((3, 5), (3, 3), 2)
+    probs = attention_probs(masked, x)
+    q, k, _ = masked.qkv(x).reshape(2, 17, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    for h, mode in enumerate(modes):
+        logits = q[:, h] @ k[:, h].transpose(-2, -1) / 8 ** 0.5
+        if mode == "paper":
+            logits = logits * allowed
+        elif mode == "local":
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        elif mode == "soft":
+            alpha = torch.sigmoid(masked.soft_logit[masked.soft_heads.index(h)])
+            logits = torch.where(allowed, logits, alpha * logits)
+        torch.testing.assert_close(probs[:, h], logits.softmax(-1), atol=1e-6, rtol=1e-5)
+
+
+def test_wrong_token_count_is_a_clear_error():
+    masked, _ = build(HEAD_MIXES["sch1"], (4, 4), (3, 3), 1, "auto")
+    with pytest.raises(ValueError, match="built for 17 tokens"):
+        masked(torch.randn(1, 26, 32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+def test_flex_on_cuda_matches_reference_forward_and_backward(mix):
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, (6, 4), (3, 3), 1, "flex")
+    masked, x = masked.cuda(), x.detach().cuda().requires_grad_()
+    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
+    check_forward_backward(masked, modes, x, [allowed] * len(modes), atol=2e-5)

@@ -1,0 +1,147 @@
+"""MaskSpec: YAML v1 round trips, compact form, canonical form, presets and the malformed corpus."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from typer.testing import CliRunner
+
+from maitsearch.cli import app
+from maitsearch.spec import PRESETS, MaskSpec, SpecError, load_spec, parse_spec, preset
+
+BAD_SPECS = sorted((Path(__file__).parent / "data" / "bad_specs").glob("*.yaml"))
+
+
+def test_yaml_round_trip_keeps_everything(tmp_path):
+    spec = MaskSpec(layers=3, heads=3, masks=[[0, 1], [2], []], window=(3, 5), semantics="local",
+                    soft=[[0.0, 0.0, 1.0], [0.25, 1.0, 0.0], [1.0, 0.5, 0.75]],
+                    meta={"strategy": "als", "top1": 0.951, "als": [[0.9, 0.4, 0.3]] * 3})
+    path = spec.save(tmp_path / "spec.yaml")
+    assert load_spec(path) == spec
+    assert not list(tmp_path.glob("*.tmp")), "atomic save leaves no temp file"
+
+
+def test_written_yaml_matches_the_design_schema():
+    text = preset("sch2", 24, 3).to_yaml()
+    data = yaml.safe_load(text)
+    assert list(data) == ["version", "layers", "heads", "window", "semantics", "masks", "soft", "meta"]
+    assert data["masks"][0] == [0, 1] and data["masks"][8] == [0] and data["masks"][23] == []
+    assert "  - [0, 1]\n" in text, "one flow list per layer"
+
+
+def test_compact_form_matches_design_example():
+    spec = MaskSpec.from_counts([2] * 8 + [1] * 12 + [0] * 4, heads=3)
+    assert spec.compact() == "333333331111111111110000"
+    assert MaskSpec.from_compact("333333331111111111110000", heads=3) == spec
+
+
+def test_compact_form_uses_two_digits_for_wide_layers():
+    spec = MaskSpec(layers=2, heads=6, masks=[[0, 5], [4]])
+    assert spec.compact() == "2110"  # 0b100001 = 0x21, 0b010000 = 0x10
+    assert MaskSpec.from_compact("2110", heads=6) == spec
+
+
+@pytest.mark.parametrize("text", ["", "3g", "8", "33 "[:-1] + "x"])
+def test_compact_form_rejects_garbage(text):
+    with pytest.raises(ValueError, match="compact"):
+        MaskSpec.from_compact(text, heads=3)
+
+
+def test_canonical_masks_lowest_heads_and_sorts_soft_alphas():
+    spec = MaskSpec(layers=2, heads=3, masks=[[2], [1, 2]])
+    assert spec.canonical().masks == ((0,), (0, 1))
+    assert spec.key() == MaskSpec(layers=2, heads=3, masks=[[0], [0, 2]]).key()
+    soft = MaskSpec(layers=1, heads=3, masks=[[1]], soft=[[0.9, 0.0, 0.3]])
+    assert soft.canonical().soft == ((0.0, 0.3, 0.9),) and soft.canonical().masks == ((0,),)
+
+
+def test_key_ignores_meta_but_not_window_or_semantics():
+    base = preset("sch1", 4, 3)
+    assert base.key() == base.with_meta(top1=0.5).key()
+    assert base.key() != preset("sch1", 4, 3, window=(5, 5)).key()
+    assert base.key() != preset("sch1", 4, 3, semantics="local").key()
+
+
+@pytest.mark.parametrize("layers,heads", [(1, 1), (12, 3), (24, 3), (36, 6), (7, 2)])
+def test_presets_for_any_shape(layers, heads):
+    counts = {name: preset(name, layers, heads).counts() for name in PRESETS}
+    assert counts["none"] == (0,) * layers
+    assert counts["sch1"] == (1,) * layers == counts["random"]
+    assert counts["all"] == (heads,) * layers
+    sch2 = counts["sch2"]
+    assert sch2 == tuple(sorted(sch2, reverse=True)), "sch2 masks more heads early than late"
+    assert sch2[0] == max(heads - 1, 1)
+
+
+def test_sch2_at_24_layers_is_the_paper_split():
+    assert preset("sch2", 24, 3).counts() == (2,) * 8 + (1,) * 12 + (0,) * 4
+
+
+def test_random_preset_is_seeded():
+    a, b, c = preset("random", 4, 3, seed=1), preset("random", 4, 3, seed=1), preset("random", 4, 3, seed=2)
+    assert a == b and a.pattern == "random" and a.key() != c.key()
+
+
+def test_building_a_bad_spec_in_python_raises_one_line():
+    with pytest.raises(ValueError, match=r"masks\[0\]\[0\]: head 3 is out of range"):
+        MaskSpec(layers=1, heads=3, masks=[[3]])
+    with pytest.raises(ValueError, match="window"):
+        MaskSpec(layers=1, heads=3, masks=[[0]], window=(2, 3))
+
+
+def _expectation(path: Path) -> str:
+    first = path.read_text().splitlines()[0] if path.read_text() else ""
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: LINE: FIELD: MESSAGE'"
+    return first[len("# expect: "):]
+
+
+def test_corpus_covers_every_rule():
+    assert len(BAD_SPECS) >= 12
+
+
+@pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.stem)
+def test_malformed_spec_gives_one_precise_error(path):
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"{path}:{_expectation(path)}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.stem)
+def test_cli_spec_check_rejects_with_exactly_one_line(path):
+    result = CliRunner().invoke(app, ["spec", "check", str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{path}:{_expectation(path)}")
+
+
+def test_installed_cli_reports_each_bad_file_on_one_line():
+    """The real process, all files at once: one stderr line per file, exit code 2."""
+    result = subprocess.run([sys.executable, "-m", "maitsearch", "spec", "check", *map(str, BAD_SPECS)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [str(p) for p in BAD_SPECS]
+    for line, path in zip(lines, BAD_SPECS):
+        assert line.startswith(f"{path}:{_expectation(path)}")
+
+
+def test_cli_spec_check_accepts_a_good_spec(tmp_path):
+    path = preset("sch2", 12, 3).save(tmp_path / "good.yaml")
+    result = subprocess.run([sys.executable, "-m", "maitsearch", "spec", "check", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{path}: ok: 12x3, 14 hard-masked heads, compact 333311111100"
+
+
+def test_python_tag_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f"version: 1\nlayers: 1\nheads: 1\nmasks: [[0]]\nmeta: !!python/object/apply:os.system ['touch {marker}']\n"
+    with pytest.raises(SpecError, match="tag not allowed"):
+        parse_spec(text)
+    assert not marker.exists()
