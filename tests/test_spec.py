@@ -7,9 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from typer.testing import CliRunner
-
-from maitsearch.cli import app
 from maitsearch.spec import PRESETS, MaskSpec, SpecError, load_spec, parse_spec, preset
 
 BAD_SPECS = sorted((Path(__file__).parent / "data" / "bad_specs").glob("*.yaml"))
@@ -108,27 +105,6 @@ def test_malformed_spec_gives_one_precise_error(path):
         load_spec(path)
     assert str(info.value).startswith(f"{path}:{_expectation(path)}")
     assert "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.stem)
-def test_cli_spec_check_rejects_with_exactly_one_line(path):
-    result = CliRunner().invoke(app, ["spec", "check", str(path)])
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{path}:{_expectation(path)}")
-
-
-def test_installed_cli_reports_each_bad_file_on_one_line():
-    """The real process, all files at once: one stderr line per file, exit code 2."""
-    result = subprocess.run([sys.executable, "-m", "maitsearch", "spec", "check", *map(str, BAD_SPECS)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert [line.split(":", 1)[0] for line in lines] == [str(p) for p in BAD_SPECS]
-    for line, path in zip(lines, BAD_SPECS):
-        assert line.startswith(f"{path}:{_expectation(path)}")
 
 
 def test_cli_spec_check_accepts_a_good_spec(tmp_path):

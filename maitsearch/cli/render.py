@@ -47,3 +47,132 @@ def spec_summary(spec: MaskSpec) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def trials_table(records, best=None) -> Table:
+    from ..stats import format_mean_std
+
+    from ..runs import count_bars
+
+    table = Table(title="trials (validation and test top-1 in %, mean ± std over seeds)")
+    for column, justify in (("#", "right"), ("step", "left"), ("placement", "left"), ("per layer", "left"),
+                            ("state", "left"), ("val top-1", "right"), ("test top-1", "right"),
+                            ("mean ALS", "right"), ("s", "right")):
+        table.add_column(column, justify=justify, no_wrap=column in ("placement", "per layer", "val top-1"))
+    for record in records:
+        flat = [a for row in (record.als or []) for a in row]
+        state = record.state if record.duplicate_of is None else f"= {record.duplicate_of}"
+        style = "bold green" if best is not None and record.number == best.number else None
+        table.add_row(str(record.number), record.step, record.spec.compact(), count_bars(record.spec), state,
+                      format_mean_std(record.val_top1, digits=2) if record.val_top1 else "-",
+                      format_mean_std(record.test_top1, digits=2) if record.test_top1 else "-",
+                      f"{sum(flat) / len(flat):.3f}" if flat else "-", f"{record.seconds:.0f}", style=style)
+    return table
+
+
+def calibration_table(result: dict) -> Table:
+    budgets = [f"{b}x" for b in result["budgets"]]
+    table = Table(title=f"calibration: validation top-1 (%), mean ± std over {len(result['seeds'])} seeds")
+    table.add_column("placement")
+    for budget in budgets:
+        table.add_column(f"{budget} ({int(budget[:-1]) * result['proxy']['epochs']} ep)", justify="right")
+    for name, cells in result["placements"].items():
+        table.add_row(name, *[f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-"
+                              for b in budgets])
+    tau = result.get("kendall_tau")
+    table.caption = (f"noise {result['noise'] * 100:.2f} · separation {result['separation']:.2f} · "
+                     f"resolvable gap {result['resolvable_gap'] * 100:.2f} · tau {'-' if tau is None else f'{tau:+.2f}'}"
+                     f" · {result.get('seconds_per_trial')} s/trial")
+    return table
+
+
+# Nine steps of matplotlib's viridis, low to high: the ALS colours of the paper's Figure 3.
+VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
+
+
+def als_heatmap_table(als, spec, title: str) -> Table:
+    """Layers down, heads across, each cell coloured by its ALS; hard-masked heads in bold."""
+    table = Table(title=title, show_edge=False, pad_edge=False, box=None)
+    table.add_column("layer", justify="right", style="dim")
+    for head in range(len(als[0])):
+        table.add_column(f"h{head}", justify="center")
+    for layer, row in enumerate(als):
+        cells = []
+        for head, value in enumerate(row):
+            colour = VIRIDIS[min(len(VIRIDIS) - 1, max(0, int(value * len(VIRIDIS))))]
+            ink = "black" if value > 0.6 else "white"
+            bold = " bold" if spec is not None and head in spec.masks[layer] else ""
+            cells.append(Text(f" {value:.2f} ", style=f"{ink}{bold} on {colour}"))
+        table.add_row(str(layer), *cells)
+    return table
+
+
+def run_header(run) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    proxy = run.config.get("proxy") or {}
+    grid.add_row("run", f"{run.name} ({run.path})")
+    grid.add_row("strategy", f"{run.strategy}, {run.config.get('layers', '?')} layers x {run.config.get('heads', '?')} heads")
+    grid.add_row("proxy", f"{run.dataset}, width {proxy.get('width')}, {proxy.get('epochs')} epochs, "
+                          f"{run.config.get('seeds', '?')} seed(s)")
+    grid.add_row("status", run.status)
+    if run.calibration:
+        grid.add_row("calibration", run.calibration.get("verdict", ""))
+    return grid
+
+
+def frame_table(frame, title: str) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        numeric = str(frame[column].dtype) in ("int64", "Int64", "float64")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("placement", "bars"))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(value) for value in row])
+    return table
+
+
+def _cell(value) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(frame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(value).replace("|", "\\|") for value in row) + " |")
+    return "\n".join(lines)
+
+
+def _pct(mean, std=None) -> str:
+    import pandas as pd
+
+    if mean is None or pd.isna(mean):
+        return "-"
+    if std is None or pd.isna(std):
+        return f"{mean * 100:.2f}"
+    return f"{mean * 100:.2f} ± {std * 100:.2f}"
+
+
+def runs_table(frame, title: str) -> Table:
+    """The run list for humans: accuracies in % with their seed spread."""
+    import pandas as pd
+
+    table = Table(title=title)
+    for column, justify in (("run", "left"), ("strategy", "left"), ("data", "left"), ("LxH", "right"),
+                            ("trials c/f/p", "right"), ("best val top-1", "right"), ("baseline", "right"),
+                            ("gain", "right"), ("time", "right"), ("status", "left")):
+        table.add_column(column, justify=justify, no_wrap=column in ("run", "best val top-1", "baseline"))
+    for row in frame.itertuples(index=False):
+        gain = "-" if pd.isna(row.gain) else f"{row.gain * 100:+.2f}"
+        table.add_row(row.name, row.strategy, row.dataset, row.shape,
+                      f"{row.trials} ({row.complete}/{row.failed}/{row.pruned})",
+                      _pct(row.best_top1, row.best_top1_std), _pct(row.baseline_top1, row.baseline_top1_std), gain,
+                      f"{row.seconds / 60:.1f} min", row.status,
+                      style=None if str(row.status).startswith("ok") else "yellow")
+    return table

@@ -1,0 +1,133 @@
+"""Does a proxy rank placements at all? Train the reference placements with several seeds (and
+longer budgets) and compare the gaps between them with the seed noise.
+
+The output, ``results/<run>/calibration.yaml``, holds per placement and budget the mean and std
+of validation top-1, the pooled seed noise, the separation (largest gap between means over the
+noise), the gap that the noise lets K seeds resolve, Kendall's tau between the rankings at the
+shortest and the longest budget, the seconds per trial, and a one-line verdict.
+``maitsearch run`` finds a calibration of its own proxy and uses its noise in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import SearchConfig
+from .results import TrialRecord
+from .runner import RunSummary, config_digest, run_search
+from .search.base import Proposal, Strategy
+from .stats import kendall_tau, mean_std, pooled_std, resolvable_gap, separation
+
+REFERENCES = ("none", "sch1", "sch2", "all", "random")
+
+
+class CalibrationPlan(Strategy):
+    """Every reference placement at every budget, all at once (they are independent)."""
+
+    name = None  # a plan, not a search strategy: not offered by ``maitsearch run``
+
+    def __init__(self, config: SearchConfig, budgets: tuple[int, ...] = (1,), placements=REFERENCES):
+        super().__init__(config)
+        self.budgets, self.placements = tuple(budgets), tuple(placements)
+        self.asked = False
+
+    def ask(self) -> list[Proposal]:
+        if self.asked:
+            return []
+        self.asked = True
+        proposals = []
+        for budget in self.budgets:
+            changes = {} if budget == 1 else {"epochs": self.config.proxy.epochs * budget}
+            for name in self.placements:
+                proposals.append(Proposal(self.spec_of(name).with_meta(preset=name), f"{name}@{budget}x",
+                                          proxy_changes=changes))
+        return proposals
+
+    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
+        return None  # calibration has no answer placement
+
+
+def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int, ...]) -> dict:
+    """The calibration numbers from the trained records (see the module docstring)."""
+    by_budget: dict[int, dict[str, list[float]]] = {b: {} for b in budgets}
+    seconds = []
+    for record in records:
+        name, _, budget = record.step.partition("@")
+        budget = int(budget.rstrip("x"))
+        if record.state == "complete" and record.val_top1 and budget in by_budget:
+            by_budget[budget][name] = list(record.val_top1)
+            if budget == budgets[0] and record.seeds and record.seconds:
+                seconds.append(record.seconds / len(record.seeds))
+    short, long = budgets[0], budgets[-1]
+    seeds = config.seeds
+    table = {}
+    for budget, groups in by_budget.items():
+        for name, values in groups.items():
+            mean, std = mean_std(values)
+            table.setdefault(name, {})[f"{budget}x"] = {"mean": round(mean, 5), "std": round(std, 5),
+                                                         "values": [round(v, 5) for v in values]}
+    groups = by_budget[short]
+    if len(groups) < 2:
+        raise ValueError("calibrate: fewer than two reference placements finished; nothing to compare")
+    noise = pooled_std(groups)
+    means = {name: mean_std(v)[0] for name, v in groups.items()}
+    gap = max(means.values()) - min(means.values())
+    resolvable = resolvable_gap(noise, seeds) if noise == noise else float("nan")
+    tau = None
+    if long != short and by_budget[long]:
+        common = [n for n in groups if n in by_budget[long]]
+        if len(common) >= 2:
+            tau = kendall_tau([means[n] for n in common], [mean_std(by_budget[long][n])[0] for n in common])
+            tau = None if tau != tau else tau  # all tied: no ranking to compare
+    result = {
+        "layers": config.layers, "heads": config.heads, "proxy": config.proxy.to_dict(),
+        "seeds": [config.proxy.seed + i for i in range(seeds)], "budgets": list(budgets), "metric": "val_top1",
+        "placements": table,
+        "noise": round(noise, 5), "separation": round(separation(groups), 3), "largest_gap": round(gap, 5),
+        "resolvable_gap": round(resolvable, 5), "kendall_tau": None if tau is None else round(tau, 3),
+        "seconds_per_trial": round(sum(seconds) / len(seconds), 1) if seconds else None,
+    }
+    result["verdict"] = verdict(result)
+    return result
+
+
+def verdict(result: dict) -> str:
+    """One line: can this proxy rank placements, and of what size?"""
+    seeds = len(result["seeds"])
+    gap, resolvable = result["largest_gap"] * 100, result["resolvable_gap"] * 100
+    tau = result["kendall_tau"]
+    stable = "" if tau is None else (f"; rankings agree across budgets (tau {tau:+.2f})" if tau >= 0.6
+                                     else f"; rankings change with the budget (tau {tau:+.2f})")
+    if resolvable == resolvable and gap > resolvable and (tau is None or tau >= 0.6):
+        return (f"this proxy can rank placements of about {resolvable:.1f} points with {seeds} seeds "
+                f"(reference placements span {gap:.1f} points, separation {result['separation']:.1f}){stable}")
+    return (f"this proxy cannot rank placements of about {max(gap, 0.1):.1f} points: with {seeds} seeds only gaps "
+            f"above {resolvable:.1f} points stand clear of seed noise{stable}")
+
+
+@dataclasses.dataclass
+class Calibration:
+    summary: RunSummary
+    result: dict
+    path: Path
+
+
+def calibrate(config: SearchConfig, *, budgets: tuple[int, ...] = (1,), results_root: str | Path = "results",
+              name: str | None = None, data=None, on_event=None) -> Calibration:
+    budgets = tuple(sorted(set(int(b) for b in budgets)))
+    if not budgets or budgets[0] < 1:
+        raise ValueError("--budgets: positive multiples of the epochs, such as 1,3")
+    config = config.replace(strategy="calibrate", baselines=[])
+    name = name or f"calibrate-{Path(config.proxy.data).name}-l{config.layers}h{config.heads}-{config_digest(config)}"
+    plan = CalibrationPlan(config, budgets)
+    summary = run_search(config, results_root=results_root, name=name, strategy=plan, data=data, on_event=on_event)
+    result = analyse(summary.records, config, budgets)
+    from .results import RunStore
+
+    store = RunStore(results_root, name)
+    path = store.write_yaml("calibration.yaml", result)
+    from .report import write_report
+
+    write_report(store, config, summary)  # again, now with the calibration in it
+    return Calibration(summary, result, path)

@@ -1,0 +1,116 @@
+"""Rich progress display driven by the library's progress events."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+class TrainingBars:
+    """Turns ``{"kind": "phase"|"epoch"|"step"}`` events of one training into an epoch bar and a
+    step bar inside an existing ``Progress``."""
+
+    def __init__(self, progress: Progress, label: str = "epochs"):
+        self.progress = progress
+        self.label = label
+        self.epochs = None
+        self.steps = None
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("kind")
+        if kind == "phase" and event["phase"] == "train":
+            first = event.get("first_epoch", 0)
+            if self.epochs is None:
+                self.epochs = self.progress.add_task(self.label, total=event["epochs"], completed=first, status="")
+                self.steps = self.progress.add_task("  steps", total=event["steps_per_epoch"], status="")
+            else:
+                self.progress.reset(self.epochs, total=event["epochs"], completed=first, description=self.label,
+                                    status="")
+                self.progress.reset(self.steps, total=event["steps_per_epoch"])
+        elif kind == "step" and self.steps is not None:
+            self.progress.advance(self.steps)
+            self.progress.update(self.steps, status=f"loss {event['loss']:.3f}")
+        elif kind == "epoch" and self.epochs is not None:
+            self.progress.advance(self.epochs)
+            self.progress.update(self.epochs, status=f"val top-1 {event['val_top1']:.3f}")
+            self.progress.reset(self.steps)
+        elif kind == "phase" and event["phase"] == "measure" and self.steps is not None:
+            self.progress.update(self.steps, status="measuring ALS")
+
+    def finish(self) -> None:
+        for task in (self.epochs, self.steps):
+            if task is not None:
+                self.progress.remove_task(task)
+        self.epochs = self.steps = None
+
+
+@contextmanager
+def training_bars(console: Console, label: str = "epochs") -> Iterator[TrainingBars]:
+    with make_progress(console) as progress:
+        yield TrainingBars(progress, label)
+
+
+class RunView:
+    """The live view of a search: one line per finished trial above epoch and step bars."""
+
+    def __init__(self, console: Console, progress: Progress):
+        self.console = console
+        self.progress = progress
+        self.bars = TrainingBars(progress)
+        self.trial_task = None
+        self.best: tuple[float, int] | None = None
+        self.seeds = 1
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("kind")
+        if kind == "run_start":
+            resumed = f", resuming with {event['resumed']} finished trial(s)" if event["resumed"] else ""
+            self.console.print(f"run {event['name']} ({event['strategy']}) in {event['path']}{resumed}", markup=False)
+        elif kind == "trial_start":
+            self.seeds = event["seeds"]
+            description = f"trial {event['number']} {event['step']} {event['placement']}"
+            if self.trial_task is None:
+                self.trial_task = self.progress.add_task(description, total=self.seeds, status=self._best())
+            else:
+                self.progress.reset(self.trial_task, total=self.seeds, description=description, status=self._best())
+        elif kind == "seed_start" and self.trial_task is not None:
+            self.progress.update(self.trial_task, status=f"seed {event['seed']} | {self._best()}")
+        elif kind == "seed_end" and self.trial_task is not None:
+            self.progress.advance(self.trial_task)
+        elif kind in ("phase", "step", "epoch"):
+            self.bars(event)
+            if kind == "phase" and event["phase"] == "measure" and self.trial_task is not None:
+                self.progress.advance(self.trial_task)
+        elif kind in ("trial_end", "trial_reused"):
+            record = event["record"]
+            if record.state == "complete" and record.top1 is not None:
+                if self.best is None or record.top1 > self.best[0]:
+                    self.best = (record.top1, record.number)
+            self.console.print(trial_line(record), markup=False)
+        elif kind == "run_end":
+            self.bars.finish()
+            if self.trial_task is not None:
+                self.progress.remove_task(self.trial_task)
+
+    def _best(self) -> str:
+        return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"
+
+
+def trial_line(record) -> str:
+    from ..stats import format_mean_std
+
+    top1 = format_mean_std(record.val_top1, digits=2) if record.val_top1 else "-"
+    test = format_mean_std(record.test_top1, digits=2) if record.test_top1 else "-"
+    what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else f"{record.seconds:.0f} s"
+    state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
+    return (f"trial {record.number:>3} {record.step:<10} {record.spec.compact():<26} val {top1:>14}  "
+            f"test {test:>14}  {what}{state}")

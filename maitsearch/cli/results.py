@@ -1,0 +1,184 @@
+"""maitsearch results | export: browse runs as tables, heatmaps and plots."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, console, err_console, fail
+
+FORMATS = ("table", "csv", "markdown", "json")
+
+
+def open_run(name: str, root: Path, storage: Optional[str]):
+    from ..results import RunNameError
+    from ..runs import load_run, run_from_storage
+
+    if storage:
+        from ..storage import StorageError, redact
+
+        try:
+            return run_from_storage(storage, name)
+        except (StorageError, KeyError) as err:
+            fail(f"error: {redact(str(err))}")
+        except Exception as err:  # noqa: BLE001 - e.g. no such study in that storage
+            fail(f"error: --storage {redact(storage)}: {redact(str(err).splitlines()[0])}")
+    path = Path(name) if Path(name).is_dir() else root / name
+    if not path.is_dir():
+        fail(f"error: no run {name!r} under {root} (see `maitsearch results --results {root}`)")
+    try:
+        return load_run(path)
+    except RunNameError as err:
+        fail(f"error: {err}")
+
+
+def emit_frame(frame, fmt: str, title: str) -> None:
+    """Write a DataFrame as csv, markdown or json (pandas' table schema keeps the dtypes)."""
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="table", index=False, indent=1) + "\n")
+    elif fmt == "markdown":
+        from .render import markdown_table
+
+        sys.stdout.write(markdown_table(frame) + "\n")
+    else:
+        from .render import frame_table
+
+        console.print(frame_table(frame, title))
+
+
+@app.command("results")
+def results_command(
+        runs: Optional[list[str]] = typer.Argument(None, help="Run names (or folders). None: list every run."),
+        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+        sort: Optional[str] = typer.Option(None, help="Sort the run list by a column (prefix - for descending)."),
+        strategy: Optional[str] = typer.Option(None, help="Only runs of this strategy."),
+        dataset: Optional[str] = typer.Option(None, help="Only runs on this dataset."),
+        fmt: str = typer.Option("table", "--format", "-f", help="table, csv, markdown or json."),
+        plot: bool = typer.Option(False, help="Write the run's figures as PNGs and embed them in report.md."),
+        storage: Optional[str] = typer.Option(None, help="Read a run from its Optuna storage (no shared folder)."),
+) -> None:
+    """Browse runs: a list of runs, one run's trials, or several runs side by side."""
+    from ..runs import list_runs
+
+    if fmt not in FORMATS:
+        fail(f"error: --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if not runs:
+        frame = list_runs(results)
+        if strategy:
+            frame = frame[frame["strategy"] == strategy]
+        if dataset:
+            frame = frame[frame["dataset"] == dataset]
+        if sort:
+            column = sort.lstrip("-")
+            if column not in frame.columns:
+                fail(f"error: --sort {sort!r}: choose one of {', '.join(frame.columns)}")
+            frame = frame.sort_values(column, ascending=not sort.startswith("-"), na_position="last")
+        frame = frame.reset_index(drop=True)
+        if fmt == "table":
+            from .render import runs_table
+
+            console.print(runs_table(frame, f"runs in {results}"))
+        else:
+            emit_frame(frame, fmt, f"runs in {results}")
+        return
+    opened = [open_run(name, results, storage) for name in runs]
+    if len(opened) == 1:
+        show_run(opened[0], fmt, plot)
+    else:
+        compare_runs(opened, fmt)
+
+
+def show_run(run, fmt: str, plot: bool) -> None:
+    from .render import als_heatmap_table, placement_grid, run_header
+
+    if fmt != "table":
+        emit_frame(run.trials, fmt, run.name)
+        return
+    from .render import trials_table
+
+    console.print(run_header(run))
+    record = run.best_record()
+    console.print(trials_table(run.records, record))
+    if run.best is not None:
+        from rich.columns import Columns
+
+        panels = [placement_grid(run.best)]
+        if record is not None and record.als:
+            panels.insert(0, als_heatmap_table(record.als, run.best, f"ALS, trial {record.number}"))
+        console.print(Columns(panels, padding=(0, 4)))
+    for problem in run.problems:
+        err_console.print(f"warning: {problem}", markup=False)
+    if plot:
+        write_plots(run)
+
+
+def write_plots(run) -> None:
+    from ..report import embed_figures
+
+    figures = run.plot_all()
+    made = {name: path for name, path in figures.items() if isinstance(path, Path)}
+    for name, outcome in figures.items():
+        console.print(f"{name}: {outcome}" if isinstance(outcome, Path) else f"{name}: skipped ({outcome})",
+                      markup=False)
+    if made and (run.path / "report.md").exists():
+        embed_figures(run.path / "report.md", made)
+        console.print(f"report: {run.path / 'report.md'}", markup=False)
+
+
+def compare_runs(runs, fmt: str) -> None:
+    import pandas as pd
+
+    from ..runs import RUN_DTYPES
+
+    frame = pd.DataFrame([run.summary() for run in runs], columns=list(RUN_DTYPES)).astype(RUN_DTYPES)
+    for warning in comparison_warnings(runs):
+        err_console.print(f"warning: {warning}", markup=False)
+    if fmt == "table":
+        from .render import runs_table
+
+        console.print(runs_table(frame, "runs side by side"))
+    else:
+        emit_frame(frame, fmt, "runs side by side")
+
+
+def comparison_warnings(runs) -> list[str]:
+    """What makes the runs' numbers incomparable: dataset, proxy or seeds."""
+    warnings = []
+    first = runs[0]
+    for run in runs[1:]:
+        for label, get in (("dataset", lambda r: r.dataset),
+                           ("proxy", lambda r: {k: v for k, v in (r.config.get("proxy") or {}).items() if k != "seed"}),
+                           ("seeds", lambda r: (r.config.get("seeds"), (r.config.get("proxy") or {}).get("seed"))),
+                           ("layers x heads", lambda r: (r.config.get("layers"), r.config.get("heads")))):
+            if get(run) != get(first):
+                warnings.append(f"{run.name} and {first.name} differ in {label}: their accuracies are not comparable")
+    return warnings
+
+
+@app.command("export")
+def export_command(
+        run: str = typer.Argument(..., help="Run name (or folder)."),
+        trial: Optional[int] = typer.Option(None, help="Trial number (default: the run's best)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Where to write the spec."),
+        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+        storage: Optional[str] = typer.Option(None, help="Read the run from its Optuna storage."),
+) -> None:
+    """Copy a trial's mask spec (with its metrics in meta) out of a run."""
+    opened = open_run(run, results, storage)
+    if trial is None:
+        if opened.best is None:
+            fail(f"error: run {opened.name} has no best.yaml; pass --trial N")
+        spec = opened.best
+    else:
+        try:
+            record = opened.record(trial)
+        except KeyError as err:
+            fail(f"error: {err.args[0]}")
+        spec = record.to_spec(opened.name, opened.strategy, opened.dataset)
+    spec.save(output)
+    console.print(f"wrote {output} ({spec.compact()})", markup=False)

@@ -1,0 +1,141 @@
+"""maitsearch run: search mask placements."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, console, fail, parse_window
+
+
+def build_config(config: Optional[str], layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
+                 objectives, space, sampler, pruner, round_, semantics, window, max_failures, keep_checkpoints=None):
+    """The preset (or a run's search.yaml, or the built-in default) with the given flags on top."""
+    from ..config import SearchConfig, load_config
+
+    base = load_config(config) if config else SearchConfig()
+    top = {k: v for k, v in dict(layers=layers, heads=heads, strategy=strategy, trials=trials, seeds=seeds,
+                                  jobs=jobs, semantics=semantics, max_failures=max_failures,
+                                  keep_checkpoints=keep_checkpoints).items() if v is not None}
+    if window is not None:
+        top["window"] = list(parse_window(window))
+    proxy = {k: v for k, v in dict(data=data, epochs=epochs).items() if v is not None}
+    if data is not None:  # a derived task comes with its own canvas and patch grid
+        from ..data import proxy_shape
+
+        proxy = {**proxy_shape(data), **proxy}
+    optuna = {k: v for k, v in dict(storage=storage, space=space, sampler=sampler, pruner=pruner).items()
+              if v is not None}
+    if objectives is not None:
+        optuna["objectives"] = [o.strip() for o in objectives.split(",") if o.strip()]
+    soft = {"round": True} if round_ else {}
+    return base.replace(**top, proxy=dataclasses.replace(base.proxy, **proxy),
+                        optuna=dataclasses.replace(base.optuna, **optuna), soft=dataclasses.replace(base.soft, **soft))
+
+
+@app.command("run")
+def run_command(
+        layers: Optional[int] = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24)."),
+        heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3)."),
+        strategy: Optional[str] = typer.Option(None, help="als (default), optuna or soft."),
+        data: Optional[str] = typer.Option(None, help="Proxy data: the default task, digits, a torchvision set or a folder."),
+        trials: Optional[int] = typer.Option(None, min=1, help="Optuna: trials in the study over all workers."),
+        seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per placement; tables show mean ± std."),
+        name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config, so re-running resumes)."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file."),
+        epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs per trial."),
+        jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
+        storage: Optional[str] = typer.Option(None, help="Optuna storage: journal:PATH or postgresql://... "
+                                                          "(or $MAITSEARCH_STORAGE)."),
+        objectives: Optional[str] = typer.Option(None, help="Optuna: accuracy[,attention_cost]."),
+        space: Optional[str] = typer.Option(None, help="Optuna space: counts, full or blocks."),
+        sampler: Optional[str] = typer.Option(None, help="Optuna sampler: tpe, nsga2, gp or random."),
+        pruner: Optional[str] = typer.Option(None, help="Optuna pruner: median, hyperband or none."),
+        round_: bool = typer.Option(False, "--round", help="Soft: round in-between alphas to hard or none."),
+        semantics: Optional[str] = typer.Option(None, help="paper (default) or local."),
+        window: Optional[str] = typer.Option(None, help="Window ROWSxCOLS, e.g. 3x3."),
+        max_failures: Optional[int] = typer.Option(None, min=0, help="Failed trials tolerated."),
+        keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="Save each trial's "
+                                                        "first-seed weights (for similarity plots)."),
+        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+) -> None:
+    """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
+    from ..data import DataError, load_data
+    from ..results import RunNameError
+    from ..runner import SearchError, run_search
+    from ..storage import StorageError, redact
+    from .progress import RunView, make_progress
+
+    from ..results import validate_run_name
+
+    try:
+        if name is not None:
+            validate_run_name(name)
+        search = build_config(config, layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
+                              objectives, space, sampler, pruner, round_, semantics, window, max_failures,
+                              keep_checkpoints)
+        if search.optuna.storage and search.strategy != "optuna":
+            raise ValueError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
+        dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+        with make_progress(console) as progress:
+            summary = run_search(search, results_root=results, name=name, data=dataset,
+                                 on_event=RunView(console, progress))
+    except (ValueError, DataError, RunNameError, SearchError, StorageError) as err:
+        fail(f"error: {redact(str(err))}")
+    render_summary(summary)
+
+
+def render_summary(summary) -> None:
+    from .render import trials_table
+
+    console.print(trials_table(summary.records, summary.best))
+    for note in summary.notes:
+        console.print(f"- {note}", markup=False)
+    if summary.best is not None:
+        console.print(f"best: trial {summary.best.number} ({summary.best.step}) -> {summary.path / 'best.yaml'}",
+                      markup=False)
+    console.print(f"report: {summary.path / 'report.md'}  ({summary.trained} trained, {summary.reused} reused, "
+                  f"{summary.seconds:.0f} s)", markup=False)
+
+
+@app.command("calibrate")
+def calibrate_command(
+        layers: Optional[int] = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24)."),
+        heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3)."),
+        data: Optional[str] = typer.Option(None, help="Proxy data (default: the default proxy's task)."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file."),
+        seeds: int = typer.Option(3, min=2, help="Seeds per placement (noise needs at least 2)."),
+        budgets: str = typer.Option("1", help="Budgets as multiples of the proxy's epochs, e.g. 1,3."),
+        epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs at budget 1."),
+        jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once (one process each)."),
+        name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config)."),
+        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+) -> None:
+    """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
+    from ..calibrate import calibrate
+    from ..data import DataError, load_data
+    from ..results import RunNameError
+    from ..runner import SearchError
+    from .progress import RunView, make_progress
+    from .render import calibration_table
+
+    from ..results import validate_run_name
+
+    try:
+        if name is not None:
+            validate_run_name(name)
+        search = build_config(config, layers, heads, None, data, None, seeds, epochs, jobs, None, None, None, None,
+                              None, False, None, None, None)
+        parsed = tuple(int(b) for b in budgets.split(","))
+        dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+        with make_progress(console) as progress:
+            outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
+                                on_event=RunView(console, progress))
+    except (ValueError, DataError, RunNameError, SearchError) as err:
+        fail(f"error: {err}")
+    console.print(calibration_table(outcome.result))
+    console.print(f"verdict: {outcome.result['verdict']}", markup=False)
+    console.print(f"calibration: {outcome.path}", markup=False)

@@ -1,0 +1,65 @@
+"""maitsearch spec check | show | preset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import console, err_console, fail, load_spec_or_fail, parse_window, spec_app, als_fits
+
+
+@spec_app.command("check")
+def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML files.")) -> None:
+    """Validate spec files: one line per file, exit code 2 if any is malformed."""
+    from ..spec import SpecError, load_spec
+
+    bad = 0
+    for path in files:
+        try:
+            spec = load_spec(path)
+        except SpecError as err:
+            err_console.print(str(err), markup=False)
+            bad += 1
+            continue
+        console.print(f"{path}: ok: {spec.layers}x{spec.heads}, {spec.num_masked} hard-masked heads, "
+                      f"compact {spec.compact()}", markup=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@spec_app.command("show")
+def spec_show(file: Path = typer.Argument(..., help="A mask spec YAML file.")) -> None:
+    """Pretty-print a spec with its placement grid (and ALS, when the spec carries it)."""
+    from .render import placement_grid, spec_summary
+
+    spec = load_spec_or_fail(file)
+    console.print(spec_summary(spec))
+    als = spec.meta.get("als")
+    console.print(placement_grid(spec, als if als_fits(als, spec) else None))
+
+
+@spec_app.command("preset")
+def spec_preset(
+        name: str = typer.Argument(..., help="none, sch1, sch2, all or random."),
+        layers: int = typer.Option(..., "--layers", "-L", min=1),
+        heads: int = typer.Option(..., "--heads", "-H", min=1),
+        window: str = typer.Option("3x3", help="Window rows x cols, odd sizes."),
+        semantics: str = typer.Option("paper", help="paper or local."),
+        seed: int = typer.Option(0, help="Seed of the random preset's masks."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+) -> None:
+    """Write one of the paper's reference placements as a spec."""
+    from ..spec import preset
+
+    try:
+        spec = preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)
+    except ValueError as err:
+        fail(f"error: {err}")
+    if output is None:
+        sys.stdout.write(spec.to_yaml())
+    else:
+        spec.save(output)
+        console.print(f"wrote {output}", markup=False)

@@ -1,0 +1,138 @@
+"""SearchConfig: everything a search run needs, resolved into one dataclass.
+
+A run is described by a preset YAML in ``searches/`` (or a run's own ``search.yaml``) with CLI
+flags layered on top. The fully resolved config is written to ``results/<run>/search.yaml``,
+and ``maitsearch run --config results/<run>/search.yaml`` reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine import ProxyConfig
+
+SEARCHES_DIR = Path(__file__).resolve().parent.parent / "searches"
+
+
+@dataclass
+class AlsSettings:
+    """The paper's 3-step strategy (section 4.2) reads head 0's ALS per layer after step 1."""
+
+    als_high: float = 0.8  # "close to 1": mask every head of the layer
+    als_low: float = 0.2  # "close to 0": remove the layer's mask (step 2) or a head's (step 3)
+
+
+@dataclass
+class OptunaSettings:
+    space: str = "counts"  # counts: masked heads per layer, canonical, (H+1)^L; full: 2^(L*H); blocks: Sch.2 shapes
+    sampler: str = "tpe"  # tpe | nsga2 | gp | random
+    pruner: str = "median"  # median | hyperband | none: per-epoch validation accuracy feeds it
+    objectives: list[str] = field(default_factory=lambda: ["accuracy"])  # add attention_cost for a Pareto front
+    storage: str | None = None  # None: results/<run>/study.db; journal:PATH; postgresql://...
+    warm_start: list[str] = field(default_factory=lambda: ["sch1", "sch2", "none"])  # enqueued first
+    heartbeat_interval: int = 20  # seconds between a running trial's heartbeats
+    grace_period: int = 60  # a trial silent this long belongs to a dead worker: failed and retried once
+
+
+@dataclass
+class SoftSettings:
+    """Soft masks (section 4.3): one training learns alpha per head; a hard placement follows."""
+
+    alpha_init: float = 0.5  # sigmoid(0): no prior towards local or global
+    alpha_hard: float = 0.1  # alpha at or below this becomes a hard mask
+    alpha_none: float = 0.9  # alpha at or above this becomes an unmasked head
+    round: bool = False  # round the heads in between to hard/none instead of keeping them soft
+    verify: bool = True  # train the derived placement once more to measure it
+
+
+@dataclass
+class SearchConfig:
+    strategy: str = "als"  # als | optuna | soft
+    layers: int = 24
+    heads: int = 3
+    window: list[int] = field(default_factory=lambda: [3, 3])
+    semantics: str = "paper"
+    seeds: int = 3  # every placement is trained with seeds 0..seeds-1 and ranked by the mean
+    trials: int = 20  # optuna: trials in the study, counted over all workers
+    baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])  # presets trained alongside
+    jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (see trainer.py)
+    max_failures: int = 3  # failed trials tolerated before the search stops
+    keep_checkpoints: bool = False  # save each trial's first-seed weights (for similarity plots)
+    description: str = ""
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    als: AlsSettings = field(default_factory=AlsSettings)
+    optuna: OptunaSettings = field(default_factory=OptunaSettings)
+    soft: SoftSettings = field(default_factory=SoftSettings)
+
+    def __post_init__(self):
+        # The proxy is the search's model: its depth and width in heads are the search's.
+        self.proxy = dataclasses.replace(self.proxy, layers=self.layers, heads=self.heads)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "SearchConfig":
+        return dataclasses.replace(self, **changes)
+
+
+_SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings, "soft": SoftSettings}
+
+
+def config_from_dict(data: dict, where: str = "config") -> SearchConfig:
+    """Strict: unknown keys are errors that name the file and the key."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a search config is a mapping of fields")
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = dict(data)
+    for section, cls in _SECTIONS.items():
+        if section in values:
+            sub = values[section] or {}
+            if not isinstance(sub, dict):
+                raise ValueError(f"{where}: {section}: expected a mapping")
+            names = {f.name for f in dataclasses.fields(cls)}
+            bad = sorted(set(sub) - names)
+            if bad:
+                raise ValueError(f"{where}: {section}: unknown field(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
+            values[section] = cls(**sub)
+    try:
+        return SearchConfig(**values)
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A preset name (``quick``) from ``searches/``, or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ValueError(f"--config {path}: no such file")
+        return path
+    for folder in (Path.cwd() / "searches", SEARCHES_DIR):
+        candidate = folder / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    presets = sorted(p.stem for p in SEARCHES_DIR.glob("*.yaml")) if SEARCHES_DIR.is_dir() else []
+    raise ValueError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(presets) or 'none found'})")
+
+
+def load_config(name_or_path: str | Path) -> SearchConfig:
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ValueError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    return config_from_dict(data, where=str(path))
+
+
+def config_to_yaml(config: SearchConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

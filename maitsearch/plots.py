@@ -1,0 +1,129 @@
+"""Matplotlib figures of runs. Every function writes one PNG and returns its path.
+
+Figures are drawn with the non-interactive Agg backend, so they work on headless machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .spec import MaskSpec  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str | Path, title: str) -> Path:
+    """ALS per (layer, head), layers down, like the paper's Figure 3. Hard-masked heads are
+    outlined; the value is written in each cell."""
+    values = np.asarray(als, dtype=float)
+    layers, heads = values.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
+    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for layer in range(layers):
+        for head in range(heads):
+            value = values[layer, head]
+            ax.text(head, layer, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.6 else "white")
+            if spec is not None and head in spec.masks[layer]:
+                ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+    ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
+    ax.set_yticks(range(layers))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="attention locality score", fraction=0.08)
+    if spec is not None:
+        ax.plot([], [], "s", markerfacecolor="none", markeredgecolor="red", label="hard-masked head")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.3 / max(layers, 1)), fontsize=7, frameon=False)
+    return _save(fig, path)
+
+
+def placement_heatmap(spec: MaskSpec, path: str | Path, title: str) -> Path:
+    """The placement: 0 = hard mask, alpha for soft masks, 1 = unmasked head."""
+    values = np.asarray(spec.alphas(), dtype=float)
+    layers, heads = values.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
+    image = ax.imshow(values, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    for layer in range(layers):
+        for head in range(heads):
+            alpha = values[layer, head]
+            label = "hard" if alpha == 0 else ("" if alpha == 1 else f"{alpha:.2f}")
+            ax.text(head, layer, label, ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
+    ax.set_yticks(range(layers))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="alpha (0 = hard mask, 1 = unmasked)", fraction=0.08)
+    return _save(fig, path)
+
+
+def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: Sequence[float],
+                         labels: Sequence[str], baseline: float | None, path: str | Path, title: str) -> Path:
+    """Mean validation top-1 of each trial (error bars: std over seeds), with the running best
+    and the unmasked baseline."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(numbers) + 2), 3.4))
+    means_pct = np.asarray(means, dtype=float) * 100
+    ax.errorbar(numbers, means_pct, yerr=np.asarray(stds, dtype=float) * 100, fmt="o", capsize=3, label="trial")
+    running = np.maximum.accumulate(np.nan_to_num(means_pct, nan=-np.inf))
+    ax.step(numbers, running, where="post", color="tab:green", label="best so far")
+    if baseline is not None:
+        ax.axhline(baseline * 100, color="tab:red", ls="--", lw=1, label="unmasked baseline")
+    for x, y, label in zip(numbers, means_pct, labels):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def pareto_front(costs: Sequence[float], accuracies: Sequence[float], on_front: Sequence[bool],
+                 path: str | Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    costs, accuracies, on_front = np.asarray(costs), np.asarray(accuracies) * 100, np.asarray(on_front, bool)
+    ax.scatter(costs[~on_front], accuracies[~on_front], color="tab:gray", label="dominated")
+    order = np.argsort(costs[on_front])
+    ax.plot(costs[on_front][order], accuracies[on_front][order], "o-", color="tab:red", label="Pareto front")
+    ax.set_xlabel("attention cost (fraction of logits left under local semantics)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def similarity_heatmaps(models: dict[str, np.ndarray], path: str | Path, title: str) -> Path:
+    """Cross-layer attention similarity (paper appendix A.3): one row per model, one panel per
+    head, layers on both axes."""
+    heads = max(matrix.shape[0] for matrix in models.values())
+    fig, axes = plt.subplots(len(models), heads, figsize=(2.9 * heads + 1, 2.8 * len(models)), squeeze=False)
+    image = None
+    for row, (label, matrices) in enumerate(models.items()):
+        for head in range(heads):
+            ax = axes[row][head]
+            image = ax.imshow(matrices[head], cmap="magma", vmin=0.0, vmax=1.0, origin="upper")
+            layers = matrices[head].shape[0]
+            ticks = list(range(0, layers, max(1, layers // 6)))
+            ax.set_xticks(ticks)
+            ax.set_yticks(ticks)
+            ax.set_title(f"{label}, head {head}", fontsize=8)
+            ax.set_xlabel("layer j", fontsize=8)
+            ax.set_ylabel("layer i", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="cosine similarity of attention rows", fraction=0.03)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

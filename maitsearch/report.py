@@ -1,0 +1,148 @@
+"""report.md and figures of a run: what was run, the trials, and best against the baseline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from .config import SearchConfig
+from .results import RunStore, TrialRecord
+from .stats import mean_std, resolvable_gap
+
+
+def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
+    """A calibration of the same proxy (any seed) and the same layers and heads, if one exists."""
+    wanted = {k: v for k, v in config.proxy.to_dict().items() if k not in ("seed", "device")}
+    for path in sorted(Path(results_root).glob("*/calibration.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        proxy = {k: v for k, v in (data.get("proxy") or {}).items() if k not in ("seed", "device")}
+        if proxy == wanted:
+            return {**data, "path": str(path)}
+    return None
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean, std = mean_std(values)
+    return f"{mean * 100:.2f} ± {std * 100:.2f}" if len(values) > 1 else f"{mean * 100:.2f}"
+
+
+def baseline_of(records: list[TrialRecord]) -> TrialRecord | None:
+    """The unmasked placement's record (trained as a baseline, or by a strategy)."""
+    candidates = [r for r in records if r.state == "complete" and r.spec.num_masked == 0 and not r.spec.is_soft]
+    return min(candidates, key=lambda r: r.number, default=None)
+
+
+def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict | None) -> str:
+    gain = best.top1 - baseline.top1
+    seeds = max(1, min(len(best.val_top1), len(baseline.val_top1)))
+    if calibration and calibration.get("noise") is not None:
+        noise, source = float(calibration["noise"]), f"the calibration in {calibration['path']}"
+    else:
+        noise = math.sqrt(((best.top1_std or 0) ** 2 + (baseline.top1_std or 0) ** 2) / 2)
+        source = "this run's own seeds"
+    gap = resolvable_gap(noise, seeds) if noise > 0 else float("nan")
+    verdict = ("within the measured seed noise" if not gap or math.isnan(gap) or abs(gain) < gap
+               else ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise")
+    return (f"best (trial {best.number}) {_fmt(best.val_top1)} vs unmasked baseline (trial {baseline.number}) "
+            f"{_fmt(baseline.val_top1)} validation top-1: {gain * 100:+.2f} points, {verdict} "
+            f"(resolvable gap {gap * 100:.2f} points with {seeds} seed(s), noise from {source}).")
+
+
+def calibration_section(result: dict) -> list[str]:
+    budgets = [f"{b}x" for b in result["budgets"]]
+    epochs = result["proxy"]["epochs"]
+    lines = ["## Calibration", "", f"**Verdict: {result['verdict']}.**", "",
+             "| placement | " + " | ".join(f"val top-1 (%) at {b} ({int(b[:-1]) * epochs} epochs)" for b in budgets)
+             + " |", "|---|" + "---:|" * len(budgets)]
+    for name, cells in result["placements"].items():
+        row = [f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-" for b in budgets]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    tau = result.get("kendall_tau")
+    lines += ["", f"- seed noise (pooled std over {len(result['seeds'])} seeds): {result['noise'] * 100:.2f} points",
+              f"- separation (largest gap / noise): {result['separation']:.2f}; largest gap "
+              f"{result['largest_gap'] * 100:.2f} points; resolvable gap {result['resolvable_gap'] * 100:.2f} points",
+              f"- Kendall tau, shortest vs longest budget: {'-' if tau is None else f'{tau:+.2f}'}",
+              f"- seconds per trial (one seed, shortest budget): {result.get('seconds_per_trial')}", ""]
+    return lines
+
+
+def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
+    from . import plots
+
+    records = summary.records
+    best = summary.best
+    lines = [f"# {store.name}", "",
+             f"- strategy: `{config.strategy}`, {config.layers} layers x {config.heads} heads, window "
+             f"{config.window[0]}x{config.window[1]}, semantics `{config.semantics}`",
+             f"- proxy: {config.proxy.data}, width {config.proxy.width}, image {config.proxy.image_size} / patch "
+             f"{config.proxy.patch_size}, {config.proxy.epochs} epochs, batch {config.proxy.batch_size}, lr "
+             f"{config.proxy.lr}, layer scale {config.proxy.layer_scale}",
+             f"- seeds per placement: {config.seeds} (base seed {config.proxy.seed}); trials: {len(records)} "
+             f"({summary.trained} trained this session, {summary.reused} reused)",
+             f"- reproduce: `maitsearch run --config {store.path / 'search.yaml'}`", ""]
+    own = store.path / "calibration.yaml"
+    if own.exists():
+        lines += calibration_section(yaml.safe_load(own.read_text(encoding="utf-8")))
+    calibration = find_calibration(store.path.parent, config)
+    if calibration and not own.exists():
+        lines += [f"Calibration of this proxy ({calibration['path']}): {calibration.get('verdict', '')}", ""]
+    elif config.proxy.epochs < 10:
+        lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
+    baseline = baseline_of(records)
+    if best is not None and baseline is not None and best.top1 is not None:
+        lines += ["## Best against the baseline", "", comparison_line(best, baseline, calibration), ""]
+    if best is not None:
+        lines += [f"Chosen placement: trial {best.number} ({best.step}), `{best.spec.compact()}`, "
+                  f"written to `best.yaml`.", ""]
+    if summary.notes:
+        lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
+    lines += ["## Trials", "", "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
+              "mean ALS | s |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
+    for record in records:
+        flat = [a for row in (record.als or []) for a in row]
+        als = f"{sum(flat) / len(flat):.3f}" if flat else "-"
+        placement = record.spec.compact() + (" (soft)" if record.spec.is_soft else "")
+        state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
+        lines.append(f"| {record.number} | {record.step} | `{placement}` | {record.spec.num_masked} | {state} | "
+                     f"{_fmt(record.val_top1)} | {_fmt(record.test_top1)} | {als} | {record.seconds:.0f} |")
+    lines.append("")
+    if best is not None and best.als:
+        plots.als_heatmap(best.als, best.spec, store.path / "als.png",
+                          f"ALS of trial {best.number} ({best.step}), {store.name}")
+    if summary.problems:
+        lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
+    lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
+    return store.write_text("report.md", "\n".join(lines))
+
+
+FIGURES = {"als": "ALS per head of the chosen trial (red outline: hard-masked head)",
+           "placement": "the chosen placement", "accuracy": "validation top-1 over trials",
+           "pareto": "accuracy against attention cost", "similarity": "cross-layer attention similarity"}
+
+
+def figures_section(paths: dict) -> list[str]:
+    present = [(name, Path(path)) for name, path in paths.items() if Path(path).exists()]
+    if not present:
+        return []
+    lines = ["## Figures", ""]
+    for name, path in present:
+        lines += [f"{FIGURES.get(name, name)}:", "", f"![{name}]({path.name})", ""]
+    return lines
+
+
+def embed_figures(report: Path, figures: dict) -> None:
+    """Replace the Figures section of an existing report.md with every figure now present."""
+    from . import atomic
+
+    text = report.read_text(encoding="utf-8")
+    head = text.split("## Figures", 1)[0].rstrip() + "\n\n"
+    paths = {name: report.parent / f"{name}.png" for name in FIGURES}
+    paths.update(figures)
+    atomic.write_text(report, head + "\n".join(figures_section(paths)))

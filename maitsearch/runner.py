@@ -1,0 +1,366 @@
+"""The search loop: strategy -> engine -> run folder, with seeds, de-duplication and resume.
+
+Strategies only ask and tell. The runner trains every proposal with the configured seeds
+(in this process, or ``jobs`` processes at once), reuses earlier results of the same canonical
+placement, writes each finished trial atomically, and on a re-run replays the strategy against
+the trials already on disk, so nothing finished is trained twice. Each seed's result is also
+cached as soon as it finishes, so a crash loses at most the seeds in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from . import atomic
+from .config import SearchConfig, config_from_dict
+from .data import ImageData
+from .engine import TrialResult
+from .results import RunStore, TrialRecord
+from .search.base import Proposal, Strategy, make_strategy
+from .trainer import SerialTrainer, Unit, make_trainer
+
+EventFn = Callable[[dict], None]
+FAILED_STATES = ("failed", "oom", "nan_loss")
+# Settings that change how a run is executed, not what it computes: a resumed run may change them.
+EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints")
+
+
+class SearchError(RuntimeError):
+    """A search that cannot start or go on; ``str()`` is one line for the user."""
+
+
+@dataclass
+class RunSummary:
+    name: str
+    path: Path
+    records: list[TrialRecord]
+    best: TrialRecord | None
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    trained: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+
+
+def config_digest(config: SearchConfig) -> str:
+    data = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY}
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def default_run_name(config: SearchConfig) -> str:
+    """The same command gives the same name, so re-running it resumes the run."""
+    data = Path(config.proxy.data).name or "data"
+    return f"{config.strategy}-{data}-l{config.layers}h{config.heads}-{config_digest(config)}"
+
+
+def prepare_store(config: SearchConfig, results_root: str | Path, name: str | None) -> RunStore:
+    store = RunStore(results_root, name if name is not None else default_run_name(config))
+    if store.exists():
+        try:
+            previous = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+        except (ValueError, yaml.YAMLError) as err:
+            raise SearchError(f"run {store.name}: cannot read its search.yaml ({err}); pick another --name") from None
+        if config_digest(previous) != config_digest(config):
+            changed = _differences(previous.to_dict(), config.to_dict())
+            raise SearchError(f"run {store.name} exists with a different config ({', '.join(changed[:4])}); "
+                              f"re-run with --config {store.path / 'search.yaml'}, or pick another --name")
+    store.write_config(config.to_dict())
+    return store
+
+
+def redacted_config(config: SearchConfig) -> SearchConfig:
+    """The config as written and compared: storage passwords never reach a file."""
+    from .storage import redact
+
+    optuna = dataclasses.replace(config.optuna, storage=redact(config.optuna.storage))
+    return config.replace(optuna=optuna)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in EXECUTION_ONLY and not prefix:
+            continue
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out += _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.append(f"{prefix}{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return out
+
+
+class Runner:
+    def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
+                 on_event: EventFn | None = None, trainer=None):
+        self.config, self.store, self.strategy = config, store, strategy
+        self.emit = on_event or (lambda event: None)
+        # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
+        self.strategy.attach(store)
+        self.records, self.problems = store.load_trials()
+        self.replay = {(r.step, r.extra.get("key")): r for r in self.records}
+        self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
+        self.next_number = max((r.number for r in self.records), default=-1) + 1
+        self.trained = self.reused = 0
+        self.trainer = trainer or make_trainer(config.jobs, data, self.emit)
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        start = time.perf_counter()
+        self.store.write_trials_csv(self.records)  # whatever a crash left, the table matches the files
+        self.emit({"kind": "run_start", "name": self.store.name, "path": str(self.store.path),
+                   "strategy": self.strategy.name or self.config.strategy, "resumed": len(self.records)})
+        try:
+            while True:
+                proposals = self.strategy.ask()
+                if not proposals:
+                    break
+                for proposal, record, new in self._resolve(proposals):
+                    # tell before saving: with a storage, the storage is the truth and the file
+                    # can be rewritten from it; the other way round could not be undone
+                    self.strategy.tell(proposal, record)
+                    if new:
+                        self._save(record)
+                    self._check_failures()
+        finally:
+            self.trainer.close()
+        best = self.strategy.choose(self.records)
+        if best is not None:
+            self.store.write_best(best.to_spec(self.store.name, self.config.strategy, self.config.proxy.data))
+        self.store.write_trials_csv(self.records)
+        summary = RunSummary(self.store.name, self.store.path, sorted(self.records, key=lambda r: r.number), best,
+                             self.strategy.notes(), self.problems, self.trained, self.reused,
+                             time.perf_counter() - start)
+        self.emit({"kind": "run_end", "summary": summary})
+        return summary
+
+    def _resolve(self, proposals: list[Proposal]):
+        """(proposal, record, new) for a batch, each as soon as it is known: replayed from disk
+        (not new), reused from an equal placement, or trained. Equal placements within the batch
+        train once; the others reuse that result."""
+        to_train: list[tuple[Proposal, int]] = []
+        repeats: list[tuple[Proposal, int]] = []
+        first_of: dict[str, int] = {}
+        for index, proposal in enumerate(proposals):
+            key = proposal.key()
+            # Deterministic strategies replay their steps on resume; strategy-tracked trials
+            # (Optuna) are resumed by their own storage and only de-duplicated here.
+            replayed = self.replay.get((proposal.step, key)) if proposal.handle is None else None
+            earlier = self.original.get(key) or proposal.reuse
+            if replayed is not None:
+                yield proposal, replayed, False
+            elif earlier is not None:
+                yield proposal, self._duplicate(earlier, proposal), True
+            elif key in first_of:
+                repeats.append((proposal, first_of[key]))
+            else:
+                first_of[key] = index
+                to_train.append((proposal, index))
+        trained: dict[int, TrialRecord] = {}
+        for index, record in self._train(to_train):
+            trained[index] = record
+            yield proposals[index], record, True
+        for proposal, first in repeats:
+            yield proposal, self._duplicate(trained[first], proposal), True
+
+    def _duplicate(self, earlier: TrialRecord, proposal: Proposal) -> TrialRecord:
+        record = dataclasses.replace(earlier, number=self._take_number(proposal), step=proposal.step,
+                                     spec=proposal.spec, seconds=0.0, duplicate_of=earlier.number,
+                                     extra={**earlier.extra, "key": proposal.key()})
+        self.reused += 1
+        self.emit({"kind": "trial_reused", "record": record})
+        return record
+
+    def _train(self, batch: list[tuple[Proposal, int]]):
+        seeds = [self.config.proxy.seed + i for i in range(self.config.seeds)]
+        numbers = {index: self._take_number(proposal) for proposal, index in batch}
+        units, cached = [], {}
+        for proposal, index in batch:
+            self.emit({"kind": "trial_start", "number": numbers[index], "step": proposal.step,
+                       "placement": proposal.spec.compact(), "seeds": len(seeds)})
+            for seed_index, seed in enumerate(seeds):
+                hit = self._cached_seed(proposal, seed)
+                if hit is not None:
+                    cached[(index, seed_index)] = hit
+                    continue
+                proxy = self.config.proxy.replace(seed=seed, **proposal.proxy_changes)
+                checkpoint = (str(self.store.path / "checkpoints" / f"{numbers[index]}.pt")
+                              if self.config.keep_checkpoints and seed_index == 0 else None)
+                units.append(Unit(index, seed_index, proposal, proxy, numbers[index], checkpoint))
+        results = dict(cached)
+        pending = {index: len(seeds) for _, index in batch}
+        for _, index in batch:
+            pending[index] -= sum(1 for (i, _) in cached if i == index)
+        ready = [index for _, index in batch if pending[index] == 0]
+        for index in ready:
+            yield index, self._finish(batch, index, numbers[index], results, len(seeds))
+        for unit, result in self.trainer.run(units, self.strategy):
+            results[(unit.index, unit.seed_index)] = result
+            self._cache_seed(unit.proposal, unit.proxy.seed, result)
+            pending[unit.index] -= 1
+            if pending[unit.index] == 0:
+                yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds))
+
+    def _finish(self, batch, index: int, number: int, results: dict, num_seeds: int) -> TrialRecord:
+        proposal = next(p for p, i in batch if i == index)
+        per_seed: list[TrialResult] = [results[(index, s)] for s in range(num_seeds)]
+        record = aggregate(number, proposal, per_seed, [self.config.proxy.seed + s for s in range(num_seeds)])
+        self.trained += 1
+        if record.state == "complete":
+            self.original.setdefault(proposal.key(), record)
+        self.emit({"kind": "trial_end", "record": record})
+        return record
+
+    def _take_number(self, proposal: Proposal) -> int:
+        number = getattr(proposal.handle, "number", None)
+        if number is None:
+            number = self.next_number
+        self.next_number = max(self.next_number, number + 1)
+        return number
+
+    def _save(self, record: TrialRecord) -> None:
+        self.records = [r for r in self.records if r.number != record.number] + [record]
+        self.replay[(record.step, record.extra.get("key"))] = record
+        self.store.write_trial(record, self.config.strategy, self.config.proxy.data)
+        self.store.write_trials_csv(self.records)
+
+    def _check_failures(self) -> None:
+        failed = [r for r in self.records if r.state in FAILED_STATES]
+        if len(failed) > self.config.max_failures:
+            last = failed[-1]
+            raise SearchError(f"run {self.store.name}: {len(failed)} trials failed (more than --max-failures "
+                              f"{self.config.max_failures}); last: trial {last.number} {last.state}: {last.reason}")
+
+    # ---- per-seed cache --------------------------------------------------------------------
+    def _seed_path(self, proposal: Proposal, seed: int) -> Path:
+        digest = hashlib.sha1(proposal.key().encode()).hexdigest()[:16]
+        return self.store.path / "seeds" / f"{digest}-s{seed}.json"
+
+    def _cached_seed(self, proposal: Proposal, seed: int) -> TrialResult | None:
+        path = self._seed_path(proposal, seed)
+        try:
+            return TrialResult(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _cache_seed(self, proposal: Proposal, seed: int, result: TrialResult) -> None:
+        if result.status == "complete":
+            atomic.write_text(self._seed_path(proposal, seed), json.dumps(result.to_dict()))
+
+
+def aggregate(number: int, proposal: Proposal, results: list[TrialResult], seeds: list[int]) -> TrialRecord:
+    """One record from a proposal's per-seed results. The record's state is the first
+    non-complete state among the seeds; its metrics are the seeds' means."""
+    state = next((r.status for r in results if r.status != "complete"), "complete")
+    reason = next((r.reason for r in results if r.reason), "")
+    als = None
+    with_als = [r.als for r in results if r.als]
+    if with_als:
+        als = [[round(sum(a[l][h] for a in with_als) / len(with_als), 6) for h in range(len(with_als[0][0]))]
+               for l in range(len(with_als[0]))]
+    extra = {"key": proposal.key()}
+    if proposal.proxy_changes:
+        extra["proxy_changes"] = dict(proposal.proxy_changes)
+    spec = proposal.spec
+    learned = [r.alphas for r in results if r.alphas]
+    if learned:  # soft masks: the trial's spec carries the alphas its seeds learned, averaged
+        spec = learned_spec(spec, learned)
+    return TrialRecord(
+        number=number, step=proposal.step, spec=spec, state=state, seeds=list(seeds),
+        val_top1=[r.val_top1 for r in results if r.val_top1 is not None and r.status in ("complete", "pruned")],
+        test_top1=[r.test_top1 for r in results if r.test_top1 is not None],
+        loss=[r.val_loss for r in results if r.val_loss is not None and math.isfinite(r.val_loss)],
+        als=als, seconds=sum(r.seconds for r in results), epochs=max((r.epochs for r in results), default=0),
+        reason=reason, extra=extra)
+
+
+def learned_spec(spec, learned: list[list[list[float]]]):
+    """``spec`` with its soft heads' alphas replaced by the mean learned alphas. Hard heads stay
+    hard (alpha 0) and learned values are kept strictly above 0 so they stay soft."""
+    rows = []
+    for layer, initial in enumerate(spec.alphas()):
+        rows.append([0.0 if a == 0.0 else (1.0 if a == 1.0 else
+                     min(1.0, max(1e-6, round(sum(s[layer][h] for s in learned) / len(learned), 6))))
+                     for h, a in enumerate(initial)])
+    return dataclasses.replace(spec, soft=rows)
+
+
+def resolve_jobs(config: SearchConfig) -> int:
+    """``jobs: 0`` means one process per core; an Optuna study on SQLite takes one worker only."""
+    if config.jobs > 0:
+        return config.jobs
+    if config.strategy == "optuna":
+        from .storage import storage_url
+
+        if storage_url(config.optuna.storage, Path(".")).startswith("sqlite"):
+            return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_search(config: SearchConfig, *, results_root: str | Path = "results", name: str | None = None,
+               strategy: Strategy | None = None, data: ImageData | None = None,
+               on_event: EventFn | None = None) -> RunSummary:
+    """Run (or resume) a search and write its run folder. See the module docstring.
+
+    Optuna with ``jobs > 1`` starts ``jobs - 1`` more workers on this machine; like workers on
+    other machines, they share the study through its storage (so SQLite is refused)."""
+    public = redacted_config(config)
+    store = prepare_store(public, results_root, name)
+    jobs = resolve_jobs(config)
+    config = config.replace(jobs=jobs)
+    helpers = []
+    if config.strategy == "optuna" and strategy is None and jobs > 1:
+        helpers = start_optuna_workers(config, store, jobs - 1)
+        config = config.replace(jobs=1)
+    try:
+        runner = Runner(config, store, strategy or make_strategy(config), data, on_event)
+        summary = runner.run()
+    finally:
+        for helper in helpers:
+            helper.join()
+    if helpers:  # the other workers' trials are on disk now: report them all
+        summary.records, summary.problems = store.load_trials()
+        store.write_trials_csv(summary.records)
+    from .report import write_report
+
+    write_report(store, public, summary)
+    return summary
+
+
+def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> list:
+    """``count`` extra Optuna workers in spawned processes, one thread each, sharing the study."""
+    import multiprocessing
+
+    from .storage import StorageError, redact, storage_url
+
+    url = storage_url(config.optuna.storage, store.path)
+    if url.startswith("sqlite"):
+        raise StorageError(f"--jobs {count + 1}: several Optuna workers cannot share SQLite ({redact(url)}); "
+                           "use --storage journal:PATH (one host) or --storage postgresql://USER@HOST/DB")
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // (count + 1))
+    workers = [context.Process(target=_optuna_worker, args=(config.replace(jobs=1), str(store.path.parent),
+                                                            store.name, threads), daemon=False)
+               for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    store = RunStore(results_root, name)
+    Runner(config, store, make_strategy(config)).run()
+
+
+__all__ = ["Runner", "RunSummary", "SearchError", "run_search", "default_run_name", "aggregate", "SerialTrainer"]

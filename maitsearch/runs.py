@@ -1,0 +1,276 @@
+"""Reading runs back: ``load_run`` for one run, ``list_runs`` for a results folder.
+
+Reading needs no search code and survives damage: a folder that is not a run, a truncated
+YAML or a missing trials.csv is reported in ``Run.status`` / ``Run.problems`` instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .results import RunStore, TrialRecord, validate_run_name
+from .spec import MaskSpec, SpecError, load_spec
+from .stats import mean_std
+
+# Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
+TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64",
+                "bars": "string", "state": "string", "top1": "float64", "top1_std": "float64",
+                "test_top1": "float64", "test_top1_std": "float64", "loss": "float64", "als_mean": "float64",
+                "als_head0": "float64", "seeds": "int64", "seconds": "float64", "duplicate_of": "Int64",
+                "reason": "string"}
+RUN_DTYPES = {"name": "string", "strategy": "string", "dataset": "string", "shape": "string", "trials": "int64",
+              "complete": "int64", "failed": "int64", "pruned": "int64", "best_top1": "float64",
+              "best_top1_std": "float64", "baseline_top1": "float64", "baseline_top1_std": "float64",
+              "gain": "float64", "seconds": "float64", "status": "string"}
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def count_bars(spec: MaskSpec) -> str:
+    """Masked heads per layer as a sparkline: one character per layer, full block = all heads."""
+    return "".join(BARS[round(count / spec.heads * (len(BARS) - 1))] for count in spec.counts())
+
+
+@dataclass
+class Run:
+    """One run folder, read. ``status`` is ``ok`` or says what is wrong."""
+
+    path: Path
+    config: dict = field(default_factory=dict)
+    records: list[TrialRecord] = field(default_factory=list)
+    best: MaskSpec | None = None
+    calibration: dict | None = None
+    problems: list[str] = field(default_factory=list)
+    status: str = "ok"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def strategy(self) -> str:
+        return str(self.config.get("strategy", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str((self.config.get("proxy") or {}).get("data", "?"))
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        rows = []
+        for record in self.records:
+            als = record.als or []
+            flat = [a for row in als for a in row]
+            rows.append({"number": record.number, "step": record.step, "placement": record.spec.compact(),
+                         "masked": record.spec.num_masked, "bars": count_bars(record.spec), "state": record.state,
+                         "top1": record.top1, "top1_std": record.top1_std, "test_top1": record.test,
+                         "test_top1_std": mean_std(record.test_top1)[1] if record.test_top1 else None,
+                         "loss": mean_std(record.loss)[0] if record.loss else None,
+                         "als_mean": sum(flat) / len(flat) if flat else None,
+                         "als_head0": sum(row[0] for row in als) / len(als) if als else None,
+                         "seeds": len(record.seeds), "seconds": record.seconds,
+                         "duplicate_of": record.duplicate_of, "reason": record.reason or None})
+        return pd.DataFrame(rows, columns=list(TRIAL_DTYPES)).astype(TRIAL_DTYPES)
+
+    def record(self, number: int) -> TrialRecord:
+        for record in self.records:
+            if record.number == number:
+                return record
+        raise KeyError(f"run {self.name} has no trial {number}")
+
+    def best_record(self) -> TrialRecord | None:
+        """The record behind best.yaml (same placement, the first such trial)."""
+        if self.best is None:
+            return None
+        number = self.best.meta.get("trial")
+        for record in self.records:
+            if record.number == number:
+                return record
+        return None
+
+    def baseline_record(self) -> TrialRecord | None:
+        from .report import baseline_of
+
+        return baseline_of(self.records)
+
+    def summary(self) -> dict:
+        states = [r.state for r in self.records]
+        best, baseline = self.best_record(), self.baseline_record()
+        seconds = sum(r.seconds for r in self.records)
+        return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
+                "shape": f"{self.config.get('layers', '?')}x{self.config.get('heads', '?')}",
+                "trials": len(self.records), "complete": states.count("complete"),
+                "failed": sum(states.count(s) for s in ("failed", "oom", "nan_loss")), "pruned": states.count("pruned"),
+                "best_top1": best.top1 if best else None, "best_top1_std": best.top1_std if best else None,
+                "baseline_top1": baseline.top1 if baseline else None,
+                "baseline_top1_std": baseline.top1_std if baseline else None,
+                "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
+                "seconds": seconds, "status": self.status}
+
+    # ---- figures ---------------------------------------------------------------------------
+    def plot_als(self, path: str | Path | None = None) -> Path:
+        from . import plots
+
+        record = self.best_record() or next((r for r in reversed(self.records) if r.als), None)
+        if record is None or not record.als:
+            raise ValueError(f"run {self.name}: no trial with ALS to plot")
+        return plots.als_heatmap(record.als, record.spec, path or self.path / "als.png",
+                                 f"ALS per head, trial {record.number} ({record.step}) of {self.name}")
+
+    def plot_placement(self, path: str | Path | None = None) -> Path:
+        from . import plots
+
+        if self.best is None:
+            raise ValueError(f"run {self.name}: no best.yaml to plot")
+        return plots.placement_heatmap(self.best, path or self.path / "placement.png",
+                                       f"chosen placement {self.best.compact()} of {self.name}")
+
+    def plot_accuracy(self, path: str | Path | None = None) -> Path:
+        from . import plots
+
+        done = [r for r in self.records if r.top1 is not None]
+        if not done:
+            raise ValueError(f"run {self.name}: no trial with an accuracy to plot")
+        baseline = self.baseline_record()
+        return plots.accuracy_over_trials(
+            [r.number for r in done], [r.top1 for r in done], [r.top1_std or 0.0 for r in done],
+            [r.step if r.step not in ("optuna",) else r.spec.compact() for r in done],
+            baseline.top1 if baseline else None, path or self.path / "accuracy.png",
+            f"validation top-1 per trial, {self.name}")
+
+    def plot_pareto(self, path: str | Path | None = None) -> Path:
+        from . import plots
+        from .engine import ProxyConfig
+        from .locality import attention_cost
+
+        proxy = ProxyConfig(**{k: v for k, v in (self.config.get("proxy") or {}).items()
+                               if k in ProxyConfig.__dataclass_fields__})
+        done = [r for r in self.records if r.state == "complete" and r.top1 is not None]
+        if len(done) < 2:
+            raise ValueError(f"run {self.name}: a Pareto front needs at least two complete trials")
+        costs = [attention_cost(r.spec, proxy.grid, 1) for r in done]
+        accuracies = [r.top1 for r in done]
+        front = [not any((c2 <= c and a2 >= a) and (c2 < c or a2 > a) for c2, a2 in zip(costs, accuracies))
+                 for c, a in zip(costs, accuracies)]
+        return plots.pareto_front(costs, accuracies, front, path or self.path / "pareto.png",
+                                  f"accuracy against attention cost, {self.name}")
+
+    def plot_similarity(self, path: str | Path | None = None) -> Path:
+        """Cross-layer attention similarity (paper appendix A.3) of the best and the baseline
+        models, from checkpoints kept with ``--keep-checkpoints``."""
+        from . import plots
+        from .similarity import similarity_from_checkpoint
+
+        matrices = {}
+        for label, record in (("unmasked baseline", self.baseline_record()), ("best", self.best_record())):
+            if record is None:
+                continue
+            checkpoint = self.path / "checkpoints" / f"{record.duplicate_of if record.duplicate_of is not None else record.number}.pt"
+            if not checkpoint.exists():
+                raise ValueError(f"run {self.name}: no checkpoint for trial {record.number} "
+                                 "(re-run with --keep-checkpoints)")
+            matrices[f"{label} (trial {record.number})"] = similarity_from_checkpoint(checkpoint, record.spec,
+                                                                                      self.config)
+        if not matrices:
+            raise ValueError(f"run {self.name}: no baseline or best trial to compare")
+        return plots.similarity_heatmaps(matrices, path or self.path / "similarity.png",
+                                         f"cross-layer attention similarity, {self.name}")
+
+    def plot_all(self) -> dict[str, Path | str]:
+        """Every figure that the run's data allows; the value is the path, or why not."""
+        out: dict[str, Path | str] = {}
+        makers = {"als": self.plot_als, "placement": self.plot_placement, "accuracy": self.plot_accuracy}
+        if len((self.config.get("optuna") or {}).get("objectives", [])) > 1:
+            makers["pareto"] = self.plot_pareto
+        makers["similarity"] = self.plot_similarity
+        for name, make in makers.items():
+            try:
+                out[name] = make()
+            except (ValueError, FileNotFoundError) as err:
+                out[name] = str(err)
+        return out
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder (``results/<run>``). Never raises for damage: see ``Run.status``."""
+    path = Path(path)
+    run = Run(path)
+    if not path.is_dir():
+        run.status = "missing: no such folder"
+        return run
+    config_path = path / "search.yaml"
+    if not config_path.exists():
+        run.status = "not a run: no search.yaml"
+        return run
+    try:
+        run.config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        if not isinstance(run.config, dict):
+            raise ValueError("not a mapping")
+    except (yaml.YAMLError, ValueError, OSError) as err:
+        run.problems.append(f"{config_path}: unreadable ({str(err).splitlines()[0]})")
+        run.config = {}
+    store = RunStore(path.parent, path.name) if _valid_name(path.name) else None
+    if store is not None:
+        run.records, problems = store.load_trials()
+        run.problems += problems
+    if (path / "best.yaml").exists():
+        try:
+            run.best = load_spec(path / "best.yaml")
+        except SpecError as err:
+            run.problems.append(str(err))
+    if (path / "calibration.yaml").exists():
+        try:
+            run.calibration = yaml.safe_load((path / "calibration.yaml").read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            run.problems.append(f"{path / 'calibration.yaml'}: unreadable ({str(err).splitlines()[0]})")
+    missing_csv = run.records and not (path / "trials.csv").exists()
+    if run.problems:
+        run.status = f"damaged: {len(run.problems)} unreadable file(s)"
+    elif missing_csv:
+        run.status = "incomplete: no trials.csv"
+    elif not run.records:
+        run.status = "empty: no finished trials"
+    return run
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_run_name(name)
+        return True
+    except ValueError:
+        return False
+
+
+def list_runs(root: str | Path = "results") -> pd.DataFrame:
+    """One row per folder under ``root``, damaged ones included, with their status."""
+    root = Path(root)
+    rows = [load_run(folder).summary() for folder in sorted(root.iterdir()) if folder.is_dir()] if root.is_dir() else []
+    return pd.DataFrame(rows, columns=list(RUN_DTYPES)).astype(RUN_DTYPES)
+
+
+def run_from_storage(url: str, name: str) -> Run:
+    """A run read from its Optuna study alone (no shared run folder): every trial's record is in
+    the study's user attributes."""
+    import optuna
+
+    from .search.optuna import RECORD_ATTR, study_name
+    from .spec import parse_spec
+    from .storage import open_storage
+
+    storage = open_storage(url, heartbeat_interval=None, grace_period=None)
+    study = optuna.load_study(study_name=study_name(name), storage=storage)
+    run = Run(Path(name), config=dict(study.user_attrs.get("maitsearch:config") or {}))
+    for trial in study.trials:
+        text = trial.user_attrs.get(RECORD_ATTR)
+        if text:
+            run.records.append(TrialRecord.from_spec(parse_spec(text, source=f"trial {trial.number}")))
+    run.records.sort(key=lambda r: r.number)
+    best = max((r for r in run.records if r.state == "complete" and r.top1 is not None), key=lambda r: r.top1,
+               default=None)
+    if best is not None:
+        run.best = best.spec.with_meta(trial=best.number)
+    run.status = "ok (from storage)" if run.records else "empty: no finished trials in the study"
+    return run

@@ -1,0 +1,85 @@
+"""The strategy interface: a tiny ask/tell contract, one strategy per module.
+
+A strategy proposes placements (``ask``) and hears how they did (``tell``); the runner trains
+them, with seeds, de-duplication, resume and storage. Like Optuna's ``BaseSampler``, a strategy
+never trains anything itself, and every strategy passes the same contract test.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..config import SearchConfig
+from ..results import TrialRecord
+from ..spec import MaskSpec, preset
+
+STRATEGIES: dict[str, type["Strategy"]] = {}
+
+
+@dataclass
+class Proposal:
+    """A placement to train. ``proxy_changes`` adjusts the proxy for this trial only (a longer
+    budget, say); ``handle`` is the strategy's own bookkeeping (an Optuna trial, for one)."""
+
+    spec: MaskSpec
+    step: str
+    proxy_changes: dict = field(default_factory=dict)
+    handle: Any = None
+    reuse: TrialRecord | None = None  # an earlier result of the same placement the strategy found itself
+
+    def key(self) -> str:
+        """Same key, same experiment: the canonical placement and any proxy change."""
+        changes = ",".join(f"{k}={v}" for k, v in sorted(self.proxy_changes.items()))
+        return self.spec.key() + (f"|{changes}" if changes else "")
+
+
+class Strategy(abc.ABC):
+    name: ClassVar[str]
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "name", None):
+            STRATEGIES[cls.name] = cls
+
+    def attach(self, store) -> None:
+        """Called once with the run's ``RunStore`` before the first ``ask``."""
+
+    @abc.abstractmethod
+    def ask(self) -> list[Proposal]:
+        """The next placements to train, all independent of each other; [] when finished."""
+
+    def tell(self, proposal: Proposal, record: TrialRecord) -> None:
+        """The trained (or reused, or failed) result of a proposal."""
+
+    def on_epoch(self, proposal: Proposal, seed_index: int, epoch: int, metrics: dict) -> None:
+        """Per-epoch validation metrics of a trial; raise ``engine.Pruned`` to stop it."""
+
+    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
+        """The run's answer (best.yaml). Default: the highest mean validation top-1."""
+        done = [r for r in records if r.state == "complete" and r.top1 is not None]
+        return max(done, key=lambda r: r.top1, default=None)
+
+    def notes(self) -> list[str]:
+        """Lines for the report: what the strategy decided and why."""
+        return []
+
+    # helpers for subclasses
+    def spec_of(self, name: str) -> MaskSpec:
+        return preset(name, self.config.layers, self.config.heads, window=tuple(self.config.window),
+                      semantics=self.config.semantics)
+
+    def baselines(self) -> list[Proposal]:
+        return [Proposal(self.spec_of(name), "baseline") for name in self.config.baselines]
+
+
+def make_strategy(config: SearchConfig) -> Strategy:
+    from . import als, optuna, soft  # noqa: F401  (each module registers its strategy)
+
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"strategy: unknown strategy {config.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
+    return STRATEGIES[config.strategy](config)

@@ -1,0 +1,297 @@
+"""Optuna over placements, with pruning, several objectives and storages shared by many workers.
+
+Search spaces:
+- ``counts``: masked heads per layer (canonical), (H+1)^L placements. The default.
+- ``full``:   one boolean per (layer, head), 2^(L*H).
+- ``blocks``: a staircase of three boundaries b1 <= b2 <= b3: all heads masked below b1, H-1
+              below b2, one head below b3, none above; the paper's Sch.2 is one such shape.
+
+The study is warm-started with the ``warm_start`` presets. A placement equal (canonically) to
+an earlier trial's reuses its result. Every worker running the same command shares the study;
+the budget is ``trials`` non-failed trials over all of them. Each trial's full record is kept in
+the study's user attributes, so results can be read from the storage alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+from ..locality import attention_cost
+from ..results import TrialRecord
+from ..spec import MaskSpec, parse_spec
+from .base import Proposal, Strategy
+
+SPACES = ("counts", "full", "blocks")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+PRUNERS = ("median", "hyperband", "none")
+OBJECTIVES = ("accuracy", "attention_cost")
+RECORD_ATTR = "maitsearch:record"  # the trial's spec + metrics, as mask-spec YAML
+
+
+def study_name(run_name: str) -> str:
+    return f"maitsearch-{run_name}"
+
+
+class OptunaStrategy(Strategy):
+    name = "optuna"
+
+    def __init__(self, config):
+        super().__init__(config)
+        settings = config.optuna
+        for value, allowed, what in ((settings.space, SPACES, "space"), (settings.sampler, SAMPLERS, "sampler"),
+                                     (settings.pruner, PRUNERS, "pruner")):
+            if value not in allowed:
+                raise ValueError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+        unknown = [o for o in settings.objectives if o not in OBJECTIVES]
+        if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
+            raise ValueError(f"objectives: expected accuracy first, then optionally attention_cost; "
+                             f"got {','.join(settings.objectives)}")
+        self.study = None
+        self.storage_url = None
+        self.run_name = ""
+        self._lock = None
+        self._heartbeats: dict[int, tuple[threading.Thread, threading.Event]] = {}
+        self._reported: set[int] = set()
+
+    # ---- wiring ---------------------------------------------------------------------------
+    def attach(self, store) -> None:
+        import optuna
+
+        from ..storage import open_storage, storage_url
+
+        from ..storage import single_worker_lock
+
+        settings = self.config.optuna
+        self.run_name = store.name
+        self.storage_url = storage_url(settings.storage, store.path)
+        self._lock = single_worker_lock(self.storage_url)
+        storage = open_storage(self.storage_url, heartbeat_interval=settings.heartbeat_interval,
+                               grace_period=settings.grace_period)
+        directions = ["maximize"] + ["minimize"] * (len(settings.objectives) - 1)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(study_name=study_name(store.name), storage=storage, directions=directions,
+                                         sampler=self._sampler(), pruner=self._pruner(), load_if_exists=True)
+        from ..runner import redacted_config
+
+        self.study.set_user_attr("maitsearch:config", redacted_config(self.config).to_dict())
+        self._restore_trial_files(store)
+        if not self.study.user_attrs.get("maitsearch:warm_started"):
+            self.study.set_user_attr("maitsearch:warm_started", True)
+            for name in settings.warm_start[:self.config.trials]:
+                params = self.params_for(self.spec_of(name))
+                if params is not None:
+                    self.study.enqueue_trial(params, user_attrs={"maitsearch:preset": name}, skip_if_exists=True)
+
+    def _restore_trial_files(self, store) -> None:
+        """Write the YAML of every finished trial that the storage has and the folder lacks: a
+        worker killed between telling the study and writing the file, or a worker on another
+        machine without a shared folder."""
+        from .. import atomic
+
+        for trial in self.study.get_trials(deepcopy=False):
+            text = trial.user_attrs.get(RECORD_ATTR)
+            if text and trial.state.is_finished() and not store.trial_path(trial.number).exists():
+                atomic.write_text(store.trial_path(trial.number), text)
+
+    def _sampler(self):
+        import optuna
+
+        seed = self.config.proxy.seed
+        return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+                "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[self.config.optuna.sampler]()
+
+    def _pruner(self):
+        import optuna
+
+        epochs = self.config.proxy.epochs
+        if self.config.optuna.pruner == "none" or len(self.config.optuna.objectives) > 1:
+            return optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
+        if self.config.optuna.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 8), max_resource=epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
+
+    # ---- search space ---------------------------------------------------------------------
+    def suggest(self, trial) -> MaskSpec:
+        layers, heads = self.config.layers, self.config.heads
+        space = self.config.optuna.space
+        if space == "counts":
+            counts = [trial.suggest_int(f"l{layer}", 0, heads) for layer in range(layers)]
+        elif space == "full":
+            matrix = [[bool(trial.suggest_int(f"l{layer}h{head}", 0, 1)) for head in range(heads)]
+                      for layer in range(layers)]
+            return self._shaped(MaskSpec.from_matrix(matrix))
+        else:
+            b1 = trial.suggest_int("b1", 0, layers)
+            b2 = trial.suggest_int("b2", b1, layers)
+            b3 = trial.suggest_int("b3", b2, layers)
+            counts = staircase(layers, heads, b1, b2, b3)
+        return self._shaped(MaskSpec.from_counts(counts, heads))
+
+    def params_for(self, spec: MaskSpec) -> dict | None:
+        """The parameters that make ``suggest`` return ``spec`` (canonically), or None when the
+        space cannot express it."""
+        counts, layers, heads = spec.counts(), self.config.layers, self.config.heads
+        space = self.config.optuna.space
+        if space == "counts":
+            return {f"l{layer}": count for layer, count in enumerate(counts)}
+        if space == "full":
+            return {f"l{layer}h{head}": int(masked) for layer, row in enumerate(spec.canonical().matrix())
+                    for head, masked in enumerate(row)}
+        for b1 in range(layers + 1):
+            for b2 in range(b1, layers + 1):
+                for b3 in range(b2, layers + 1):
+                    if staircase(layers, heads, b1, b2, b3) == list(counts):
+                        return {"b1": b1, "b2": b2, "b3": b3}
+        return None
+
+    def _shaped(self, spec: MaskSpec) -> MaskSpec:
+        return MaskSpec(layers=spec.layers, heads=spec.heads, masks=spec.masks, window=tuple(self.config.window),
+                        semantics=self.config.semantics)
+
+    # ---- ask / tell -----------------------------------------------------------------------
+    def budget_left(self) -> int:
+        from optuna.trial import TrialState
+
+        alive = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                              TrialState.RUNNING, TrialState.WAITING))
+        return self.config.trials - len([t for t in alive if t.state != TrialState.WAITING])
+
+    def ask(self) -> list[Proposal]:
+        import optuna
+        from optuna.trial import TrialState
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        if self.budget_left() <= 0:
+            return []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize": we beat ourselves
+            trial = self.study.ask()
+        if self._rank(trial) > self.config.trials:  # another worker took the last slot meanwhile
+            trial.set_user_attr("maitsearch:reason", "surplus: the study already holds its trials")
+            self.study.tell(trial, state=TrialState.FAIL)
+            return []
+        self._start_heartbeat(trial)
+        spec = self.suggest(trial)
+        proposal = Proposal(spec, "optuna", handle=trial)
+        trial.set_user_attr("maitsearch:key", proposal.key())
+        proposal.reuse = self._earlier(proposal.key(), trial.number)
+        return [proposal]
+
+    def _rank(self, trial) -> int:
+        """1-based position of ``trial`` among the study's non-failed trials."""
+        from optuna.trial import TrialState
+
+        return sum(1 for t in self.study.get_trials(deepcopy=False)
+                   if t.number <= trial.number and t.state != TrialState.FAIL)
+
+    def _earlier(self, key: str, number: int) -> TrialRecord | None:
+        """A completed trial of the same placement, read back from the study itself."""
+        from optuna.trial import TrialState
+
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.number != number and t.user_attrs.get("maitsearch:key") == key and RECORD_ATTR in t.user_attrs:
+                if t.user_attrs.get("maitsearch:duplicate_of") is None:
+                    return TrialRecord.from_spec(parse_spec(t.user_attrs[RECORD_ATTR], source=f"trial {t.number}"))
+        return None
+
+    def on_epoch(self, proposal: Proposal, seed_index: int, epoch: int, metrics: dict) -> None:
+        from ..engine import Pruned
+
+        if seed_index != 0 or len(self.config.optuna.objectives) > 1:
+            return  # the first seed's curve feeds the pruner; the others must finish
+        trial = proposal.handle
+        trial.report(metrics["val_top1"], epoch)
+        if trial.should_prune():
+            raise Pruned(f"pruned by the {self.config.optuna.pruner} pruner after epoch {epoch}")
+
+    def tell(self, proposal: Proposal, record: TrialRecord) -> None:
+        from optuna.trial import TrialState
+
+        trial = proposal.handle
+        self._stop_heartbeat(trial)
+        trial.set_user_attr(RECORD_ATTR, record.to_spec(self.run_name, "optuna", self.config.proxy.data).to_yaml())
+        trial.set_user_attr("maitsearch:compact", record.spec.compact())
+        if record.duplicate_of is not None:
+            trial.set_user_attr("maitsearch:duplicate_of", record.duplicate_of)
+        if record.state == "complete":
+            self.study.tell(trial, self.values(record))
+        elif record.state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr("maitsearch:reason", f"{record.state}: {record.reason}")
+            self.study.tell(trial, state=TrialState.FAIL)
+
+    def values(self, record: TrialRecord) -> list[float]:
+        values = [record.top1]
+        if "attention_cost" in self.config.optuna.objectives:
+            values.append(attention_cost(record.spec, self.config.proxy.grid, num_prefix=1))
+        return values
+
+    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
+        """Highest mean validation top-1 (on a Pareto front, its most accurate point)."""
+        return super().choose(records)
+
+    def pareto_numbers(self) -> list[int]:
+        return [t.number for t in self.study.best_trials] if self.study is not None else []
+
+    def notes(self) -> list[str]:
+        if self.study is None:
+            return []
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        count = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
+        duplicates = sum(1 for t in trials if t.user_attrs.get("maitsearch:duplicate_of") is not None)
+        settings = self.config.optuna
+        lines = [f"study {self.study.study_name} on {redacted(self.storage_url)}: {count[TrialState.COMPLETE]} complete, "
+                 f"{count[TrialState.PRUNED]} pruned, {count[TrialState.FAIL]} failed; {duplicates} repeated an "
+                 f"earlier placement and reused its result.",
+                 f"space {settings.space}, sampler {settings.sampler}, pruner {settings.pruner}, objectives "
+                 f"{', '.join(settings.objectives)}; warm start: {', '.join(settings.warm_start) or 'none'}."]
+        if len(settings.objectives) > 1:
+            lines.append(f"Pareto front: trials {', '.join(map(str, self.pareto_numbers()))}.")
+        return lines
+
+    # ---- heartbeats -----------------------------------------------------------------------
+    def _start_heartbeat(self, trial) -> None:
+        storage = self.study._storage
+        interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        if not interval:
+            return
+        stop = threading.Event()
+
+        def beat():
+            while True:
+                try:
+                    storage.record_heartbeat(trial._trial_id)
+                except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+                    pass
+                if stop.wait(interval):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        self._heartbeats[trial.number] = (thread, stop)
+
+    def _stop_heartbeat(self, trial) -> None:
+        thread, stop = self._heartbeats.pop(trial.number, (None, None))
+        if stop is not None:
+            stop.set()
+            thread.join()
+
+
+def staircase(layers: int, heads: int, b1: int, b2: int, b3: int) -> list[int]:
+    """Masked-head counts: all heads below b1, H-1 (at least one) below b2, one below b3, then none."""
+    second = max(heads - 1, 1)
+    return [heads if l < b1 else second if l < b2 else 1 if l < b3 else 0 for l in range(layers)]
+
+
+def redacted(url: str | None) -> str:
+    from ..storage import redact
+
+    return redact(url) or "?"

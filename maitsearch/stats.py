@@ -1,0 +1,76 @@
+"""Small statistics for noisy proxy accuracies: seed noise, separation, rank agreement.
+
+Plain Python on purpose: the numbers are a handful per placement, and every formula here is
+checked against hand-worked values in ``tests/test_stats.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1); std is 0 for a single value."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean_std: no values")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def pooled_std(groups: Mapping[str, Sequence[float]]) -> float:
+    """The seed noise shared by all groups: sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1))."""
+    dof = sum(len(v) - 1 for v in groups.values() if len(v) > 1)
+    if dof == 0:
+        return float("nan")
+    squares = sum((len(v) - 1) * mean_std(v)[1] ** 2 for v in groups.values() if len(v) > 1)
+    return math.sqrt(squares / dof)
+
+
+def separation(groups: Mapping[str, Sequence[float]]) -> float:
+    """The largest gap between group means, in units of the pooled std."""
+    means = [mean_std(v)[0] for v in groups.values()]
+    noise = pooled_std(groups)
+    gap = max(means) - min(means)
+    if not noise or math.isnan(noise):
+        return float("inf") if gap > 0 else float("nan")
+    return gap / noise
+
+
+def resolvable_gap(noise: float, seeds: int, z: float = 2.0) -> float:
+    """The smallest difference between two placements' means (each over ``seeds`` seeds) that
+    stands ``z`` standard errors clear of seed noise: z * noise * sqrt(2 / seeds)."""
+    return z * noise * math.sqrt(2.0 / seeds)
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b between two score lists over the same items (ties handled)."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("kendall_tau: needs two lists of the same length >= 2")
+    concordant = discordant = ties_a = ties_b = 0
+    for i in range(len(a)):
+        for j in range(i + 1, len(a)):
+            da, db = a[i] - a[j], b[i] - b[j]
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif (da > 0) == (db > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return (concordant - discordant) / denominator if denominator else float("nan")
+
+
+def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    """``mean ± std`` (just the mean for a single value, which has no spread to show)."""
+    mean, std = mean_std(values)
+    if len(values) == 1:
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"

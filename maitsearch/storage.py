@@ -1,0 +1,157 @@
+"""Optuna storages for searches: SQLite (one worker), a journal file (processes on one host) and
+PostgreSQL (machines), all with heartbeats so a dead worker's trial is failed and retried.
+
+Storage URLs never leave this module with their password: ``redact`` is applied to everything
+that is printed or written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import random
+import re
+import time
+import warnings
+from pathlib import Path
+
+STORAGE_ENV = ("MAITSEARCH_STORAGE", "OPTUNA_STORAGE")
+_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.IGNORECASE)
+
+
+class StorageError(ValueError):
+    """A storage that cannot be used; ``str()`` is one redacted line."""
+
+
+def redact(url: str | None) -> str | None:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    if url is None:
+        return None
+    return _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def storage_url(requested: str | None, run_path: Path) -> str:
+    """The storage a run uses: the flag (or config), else $MAITSEARCH_STORAGE / $OPTUNA_STORAGE,
+    else the run's own SQLite file. A redacted password (``***``, as written in search.yaml)
+    is filled in from the environment's URL for the same place, or left to the driver
+    (PGPASSWORD, ~/.pgpass)."""
+    from_env = next((os.environ[name] for name in STORAGE_ENV if os.environ.get(name)), None)
+    if not requested:
+        return from_env or f"sqlite:///{run_path / 'study.db'}"
+    if ":***@" in requested:
+        if from_env and redact(from_env) == requested:
+            return from_env
+        return requested.replace(":***@", "@")
+    return requested
+
+
+def describe(url: str) -> str:
+    kind = "journal file" if url.startswith("journal:") else url.split(":", 1)[0]
+    return f"{kind} {redact(url)}"
+
+
+def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
+    """An Optuna storage for ``url`` with heartbeats and one retry of a dead worker's trial."""
+    import optuna
+    from optuna import storages
+
+    # Optuna 4.9 renamed the retry callback and its keyword; accept either generation.
+    retry_class = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = retry_class(max_retry=1)
+    callback_kw = ("heartbeat_stale_trial_callback" if hasattr(storages, "RetryHeartbeatStaleTrialCallback")
+                   else "failed_trial_callback")
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):]).expanduser()
+        if not path.parent.is_dir():
+            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
+        from optuna.storages.journal import JournalFileBackend
+
+        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval=heartbeat_interval,
+                                       grace_period=grace_period, failed_trial_callback=retry)
+    if not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
+        raise StorageError(f"--storage {redact(url)}: unsupported storage; use journal:PATH, "
+                           "sqlite:///PATH or postgresql://USER@HOST/DB")
+    engine_kwargs = {}
+    if url.startswith("postgresql"):
+        # an unreachable server must answer within seconds, not hang the worker
+        engine_kwargs = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
+    elif url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(8):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, since 2.9
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                                  **{callback_kw: retry})
+        except Exception as err:  # noqa: BLE001 - driver errors vary; the user needs one clear line
+            text = str(err)
+            # Workers started together race to create Optuna's tables; the losers just retry.
+            if attempt < 7 and any(s in text for s in ("already exists", "duplicate key", "UniqueViolation")):
+                time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+            raise StorageError(f"--storage {redact(url)}: cannot connect: {redact(first)}") from None
+
+
+def single_worker_lock(url: str):
+    """SQLite is for one worker: hold an exclusive lock beside the database for the run's
+    lifetime, and refuse a second worker with a pointer to the storages made for several."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path.with_suffix(path.suffix + ".lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StorageError(f"--storage {url}: another worker is already running on this SQLite study; "
+                           "several workers need --storage journal:PATH (one host) or "
+                           "--storage postgresql://USER@HOST/DB (several machines)") from None
+    return handle
+
+
+@functools.lru_cache(maxsize=1)
+def _heartbeat_journal_class():
+    from optuna.storages import JournalStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import TrialState
+
+    class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+        """Optuna's journal storage with heartbeats kept as trial system attributes, so stale
+        trials of dead workers are failed and retried as on RDB storages."""
+
+        KEY = "maitsearch:heartbeat"
+
+        def __init__(self, backend, *, heartbeat_interval, grace_period, failed_trial_callback):
+            super().__init__(backend)
+            self._heartbeat_interval = heartbeat_interval
+            self._grace_period = grace_period
+            self._failed_trial_callback = failed_trial_callback
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            self.set_trial_system_attr(trial_id, self.KEY, time.time())
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            deadline = time.time() - self._grace_period
+            return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                    if t.system_attrs.get(self.KEY, float("inf")) < deadline]
+
+        def get_heartbeat_interval(self) -> int | None:
+            return self._heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self):
+            return self._failed_trial_callback
+
+        def get_failed_trial_callback(self):
+            return self._failed_trial_callback
+
+    return _HeartbeatJournalStorage
+
+
+def HeartbeatJournalStorage(backend, **kwargs):  # noqa: N802 - a class made lazily, used like one
+    return _heartbeat_journal_class()(backend, **kwargs)

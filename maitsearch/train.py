@@ -1,0 +1,174 @@
+"""Full training of a real-size timm model with a mask spec applied: how a found placement is used.
+
+Checkpoints are written atomically after every epoch and load with ``weights_only=True``;
+``resume=True`` continues from the last one with the model, optimizer and RNG state restored, so
+an interrupted run ends bit-for-bit where an uninterrupted one would. Metrics go to
+``metrics.jsonl`` (``pandas.read_json(path, lines=True)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from . import atomic
+from .data import load_data
+from .engine import ProgressFn, epoch_seed, evaluate, resolve_device, train_one_epoch
+from .models import apply_mask_spec
+from .spec import MaskSpec
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Full training. Defaults follow DeiT's recipe, with its lr scaled to the batch size."""
+
+    model: str = "mait_tiny_patch16_224"
+    data: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    image_size: int | None = None  # None: the model's own (224 for the mait_/deit_ models)
+    depth: int | None = None  # mait_* models only: 12, 24 or 36 in the paper
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None  # None: DeiT's 5e-4 x batch / 512
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    drop_path: float = 0.1  # DeiT-tiny's value
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile on CUDA
+
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else 5e-4 * self.batch_size / 512
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ResumeError(ValueError):
+    pass
+
+
+def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
+    import timm
+
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans, "drop_path_rate": config.drop_path}
+    if config.image_size is not None:
+        kwargs["img_size"] = config.image_size
+    if config.depth is not None:
+        if not config.model.startswith("mait_"):
+            raise ValueError(f"--depth applies to mait_* models; {config.model} has a fixed depth")
+        kwargs["depth"] = config.depth
+    model = timm.create_model(config.model, **kwargs)
+    return apply_mask_spec(model, spec)
+
+
+def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool = False,
+          on_progress: ProgressFn | None = None) -> dict:
+    """Train and evaluate; returns the last epoch's metrics. See the module docstring."""
+    out = Path(out)
+    emit = on_progress or (lambda event: None)
+    checkpoint_path = out / CHECKPOINT
+    state = None
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        if state["config"] != json.loads(json.dumps(config.to_dict())) or state["spec"] != spec.to_yaml():
+            raise ResumeError(f"--resume: {checkpoint_path} was written with a different spec or settings; "
+                              "use the original flags or another --out")
+    elif checkpoint_path.exists():
+        raise ResumeError(f"--out {out} already holds a checkpoint: add --resume to continue it, or pick another --out")
+
+    image_size = config.image_size or _model_image_size(config.model)
+    data = load_data(config.data, image_size=image_size, data_dir=config.data_dir, download=config.download,
+                     seed=config.seed)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, spec, data.num_classes, data.in_chans).to(device)
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=config.resolved_lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
+    total = max(1, config.epochs * steps_per_epoch)
+    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=config.min_lr,
+                                  warmup_t=min(int(config.warmup_epochs * steps_per_epoch), total - 1),
+                                  warmup_lr_init=config.resolved_lr * 1e-3, t_in_epochs=False)
+    first_epoch, history = 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        first_epoch, history = state["epoch"], _read_metrics(out, state["epoch"])
+    scheduler.step_update(first_epoch * steps_per_epoch)
+    if state is None:
+        out.mkdir(parents=True, exist_ok=True)
+        spec.save(out / "spec.yaml")
+        atomic.write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    train_model = torch.compile(model) if (config.compile and device.type == "cuda") else model
+    autocast_dtype = torch.bfloat16 if (config.amp and device.type == "cuda") else None
+    emit({"kind": "phase", "phase": "train", "epochs": config.epochs, "first_epoch": first_epoch,
+          "steps_per_epoch": steps_per_epoch})
+    metrics: dict = history[-1] if history else {}
+    for epoch in range(first_epoch, config.epochs):
+        stats = train_one_epoch(
+            train_model, data.batches("train", config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch),
+                                      device=device),
+            optimizer, scheduler, device=device, label_smoothing=config.label_smoothing,
+            grad_clip=config.grad_clip, autocast_dtype=autocast_dtype, first_step=epoch * steps_per_epoch,
+            on_step=lambda event: emit({**event, "epoch": epoch}))
+        val = evaluate(train_model, data.batches("val", 256, device=device), autocast_dtype=autocast_dtype)
+        metrics = {"epoch": epoch, "train_loss": stats["loss"], "train_top1": stats["top1"],
+                   "val_loss": val["loss"], "val_top1": val["top1"], "lr": optimizer.param_groups[0]["lr"],
+                   "train_images_per_s": stats["images_per_s"]}
+        history.append(metrics)
+        save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, config, spec)
+        atomic.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+        emit({"kind": "epoch", **metrics})
+    return metrics
+
+
+def save_checkpoint(path: Path, model, optimizer, epoch: int, config: TrainConfig, spec: MaskSpec) -> None:
+    atomic.save_torch(path, {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+        "rng": torch.get_rng_state(), "config": json.loads(json.dumps(config.to_dict())), "spec": spec.to_yaml(),
+    })
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Tensors and plain containers only: anything else (a pickled object) is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError (and friends) for forbidden globals
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ResumeError(f"--resume: refusing {path}: it is not a plain tensor checkpoint ({first})") from None
+
+
+def _read_metrics(out: Path, epochs: int) -> list[dict]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[:epochs]
+
+
+def _model_image_size(name: str) -> int:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name) if hasattr(timm.models, "get_pretrained_cfg") else None
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else 224

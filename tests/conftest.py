@@ -1,0 +1,59 @@
+import dataclasses
+import os
+
+import pytest
+
+# Tests run many tiny models at once; one thread each keeps the two CI cores busy without
+# oversubscription, and makes timings irrelevant to results.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from maitsearch.data import load_data
+
+    return load_data("digits", image_size=16)
+
+
+@pytest.fixture(scope="session")
+def quick_config():
+    from maitsearch.config import load_config
+
+    return load_config("quick")
+
+
+@pytest.fixture(scope="session")
+def quick_results(tmp_path_factory, quick_config, digits):
+    """Real `quick` runs of every strategy in one results folder, shared by the contract test
+    and the results tests: {strategy: RunSummary}."""
+    from maitsearch.runner import run_search
+
+    root = tmp_path_factory.mktemp("results")
+    configs = {
+        "als": quick_config.replace(keep_checkpoints=True),
+        "optuna": quick_config.replace(strategy="optuna", trials=4, optuna=dataclasses.replace(
+            quick_config.optuna, pruner="none", objectives=["accuracy", "attention_cost"])),
+        "soft": quick_config.replace(strategy="soft"),
+    }
+    summaries = {name: run_search(config, results_root=root, name=f"quick-{name}", data=digits)
+                 for name, config in configs.items()}
+    return root, summaries
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on 127.0.0.1. Skips with a reason where the server binaries are
+    missing; CI sets MAITSEARCH_REQUIRE_POSTGRES=1, which turns that skip into a failure."""
+    from .postgres import Server
+
+    server = Server()
+    if not server.available:
+        reason = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        if os.environ.get("MAITSEARCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,97 @@
+"""Every bad input we know of, each answered with one line (and exit code 2 through the CLI)."""
+
+import os
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from maitsearch.cli import app
+from maitsearch.results import RunStore
+from maitsearch.spec import preset
+from maitsearch.train import ResumeError, load_checkpoint
+
+from .test_spec import BAD_SPECS, _expectation
+
+runner = CliRunner()
+
+
+def one_line_error(args, code=2):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.stem)
+def test_malformed_spec(path):
+    assert one_line_error(["spec", "check", path]).startswith(f"{path}:{_expectation(path)}")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "nul\x00byte", "x" * 300, ".", "..", ".hidden",
+                                  "spaces in name", ""])
+def test_bad_run_names(name, tmp_path):
+    line = one_line_error(["run", "--config", "quick", "--name", name, "--results", tmp_path])
+    assert line.startswith("error: --name ") and "a run name is 1-100 letters" in line
+    assert not any(tmp_path.iterdir()), "nothing was written"
+    with pytest.raises(ValueError):
+        RunStore(tmp_path, name)
+
+
+@pytest.mark.parametrize("storage,expected", [
+    ("mongodb://user:pw@db/x", "--storage mongodb://user:***@db/x: unsupported storage; use journal:PATH"),
+    ("journal:/no/such/folder/study.log", "--storage journal:/no/such/folder/study.log: folder /no/such/folder does not exist"),
+    ("postgresql://user:pw@127.0.0.1:1/db", "--storage postgresql://user:***@127.0.0.1:1/db: cannot connect: "),
+])
+def test_bad_storage_urls(storage, expected, tmp_path):
+    line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--storage", storage,
+                           "--results", tmp_path, "--name", "s"])
+    assert line.startswith(f"error: {expected}") and ":pw@" not in line
+
+
+def test_unreachable_database_answers_within_ten_seconds(tmp_path):
+    start = time.monotonic()
+    line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--results", tmp_path, "--name", "u",
+                           "--storage", "postgresql://user:hunter2@10.255.255.1:5432/db"])
+    assert time.monotonic() - start < 10
+    assert "cannot connect" in line and "hunter2" not in line and "user:***@" in line
+
+
+def test_storage_flag_needs_the_optuna_strategy(tmp_path):
+    line = one_line_error(["run", "--config", "quick", "--storage", "journal:x.log", "--results", tmp_path])
+    assert line == "error: --storage: only the optuna strategy keeps a study; this run uses als"
+
+
+@pytest.mark.parametrize("data", ["nonexistent-set", "/no/such/path", "EMPTY"])
+def test_bad_data(tmp_path, data):
+    if data == "EMPTY":
+        data = str(tmp_path / "empty")
+        (tmp_path / "empty").mkdir()
+    spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
+    assert one_line_error(["train", "--spec", spec, "--data", data, "--out", tmp_path / "o"]).startswith("error: --data")
+    assert one_line_error(["run", "--config", "quick", "--data", data, "--results", tmp_path]).startswith("error: --data")
+
+
+def test_bad_config_preset(tmp_path):
+    line = one_line_error(["run", "--config", "no-such-preset", "--results", tmp_path])
+    assert line.startswith("error: --config no-such-preset: no such file or preset (presets: ")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy: als\nprox: {}\n")
+    assert "unknown field(s) prox" in one_line_error(["run", "--config", bad, "--results", tmp_path])
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": {}, "epoch": 1, "evil": Payload()}, path)
+    with pytest.raises(ResumeError, match="refusing .*checkpoint.pt: it is not a plain tensor checkpoint"):
+        load_checkpoint(path)
+    spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
+    line = one_line_error(["train", "--spec", spec, "--out", tmp_path, "--resume"])
+    assert line.startswith("error: --resume: refusing ") and "pwned" not in line

@@ -1,0 +1,93 @@
+"""The proxy engine: it learns, it is deterministic, and it stops cleanly on NaN or pruning."""
+
+import math
+
+import pytest
+import torch
+
+from maitsearch.data import load_data
+from maitsearch.engine import ProxyConfig, Pruned, epoch_seed, fit
+from maitsearch.spec import preset
+
+TINY = ProxyConfig(layers=2, heads=3, width=48, epochs=4, batch_size=32, lr=2e-3, warmup_epochs=0.5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", image_size=16)
+
+
+def test_tiny_proxy_beats_chance_and_is_deterministic(digits, capsys):
+    first = fit(preset("sch1", 2, 3), TINY, digits)
+    second = fit(preset("sch1", 2, 3), TINY, digits)
+    assert first.status == "complete" and first.epochs == 4
+    assert first.val_top1 > 0.5 and first.test_top1 > 0.5, "chance is 0.1"
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "train_images_per_s"} for row in rows]  # noqa: E731
+    assert strip(first.history) == strip(second.history)
+    assert (first.val_top1, first.test_top1, first.als) == (second.val_top1, second.test_top1, second.als)
+    assert capsys.readouterr().out == "", "library code prints nothing"
+
+
+def test_als_of_local_heads_is_one(digits):
+    result = fit(preset("sch1", 2, 3, semantics="local"), TINY.replace(epochs=1), digits)
+    assert [row[0] for row in result.als] == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert all(0 < a < 1 for row in result.als for a in row[1:])
+
+
+class PoisonedDigits:
+    """Digits whose second epoch carries a NaN image in its third batch."""
+
+    def __init__(self, data, seed):
+        self.data, self.seed = data, seed
+
+    def __getattr__(self, name):
+        return getattr(self.data, name)
+
+    def batches(self, split, batch_size, *, shuffle=False, seed=0, device="cpu"):
+        for index, (x, y) in enumerate(self.data.batches(split, batch_size, shuffle=shuffle, seed=seed,
+                                                         device=device)):
+            if shuffle and seed == epoch_seed(self.seed, 1) and index == 2:
+                x = x.clone()
+                x[0, 0, 0, 0] = float("nan")
+            yield x, y
+
+
+def test_nan_loss_stops_the_trial_at_its_step(digits):
+    result = fit(preset("none", 2, 3), TINY, PoisonedDigits(digits, TINY.seed))
+    steps_per_epoch = math.ceil(digits.size("train") / TINY.batch_size)
+    assert result.status == "nan_loss"
+    assert result.steps == steps_per_epoch + 3
+    assert f"at step {steps_per_epoch + 3}" in result.reason
+    assert result.epochs == 1 and result.test_top1 is None
+
+
+def test_on_epoch_can_prune(digits):
+    def prune_after_second(epoch, metrics):
+        assert 0 <= metrics["val_top1"] <= 1
+        if epoch == 1:
+            raise Pruned("val top-1 below the median")
+
+    result = fit(preset("none", 2, 3), TINY, digits, on_epoch=prune_after_second)
+    assert result.status == "pruned" and result.epochs == 2 and result.reason == "val top-1 below the median"
+    assert result.als is not None and len(result.history) == 2
+
+
+def test_progress_events(digits):
+    events = []
+    fit(preset("none", 2, 3), TINY.replace(epochs=1), digits, on_progress=events.append)
+    kinds = [event["kind"] for event in events]
+    steps = math.ceil(digits.size("train") / TINY.batch_size)
+    assert kinds[0] == "phase" and kinds.count("step") == steps and kinds.count("epoch") == 1
+    assert events[0]["steps_per_epoch"] == steps
+
+
+def test_keep_model_returns_the_trained_model(digits):
+    result = fit(preset("sch2", 2, 3), TINY.replace(epochs=1), digits, keep_model=True)
+    assert isinstance(result.model, torch.nn.Module)
+    assert result.model.mask_spec.counts() == preset("sch2", 2, 3).counts()
+    assert "model" not in result.to_dict()
+
+
+def test_spec_must_fit_the_proxy(digits):
+    with pytest.raises(ValueError, match="spec is 3x3 but the proxy is 2x3"):
+        fit(preset("none", 3, 3), TINY, digits)

@@ -1,0 +1,140 @@
+"""Browsing results: tables from real quick runs, round-trips, damage, figures, export."""
+
+import io
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from maitsearch.cli import app
+from maitsearch.runs import RUN_DTYPES, TRIAL_DTYPES, list_runs, load_run
+from maitsearch.spec import load_spec
+
+runner = CliRunner()
+
+
+def cli(*args):
+    result = runner.invoke(app, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_run_list_is_built_from_the_real_runs(quick_results):
+    root, summaries = quick_results
+    frame = list_runs(root)
+    ours = frame[frame["name"].str.startswith("quick-")].set_index("name")
+    assert set(ours.index) >= {"quick-als", "quick-optuna", "quick-soft"}
+    assert ours.loc["quick-als", "strategy"] == "als" and ours.loc["quick-optuna", "dataset"] == "digits"
+    assert ours.loc["quick-als", "trials"] == len(summaries["als"].records)
+    assert ours.loc["quick-optuna", "status"] == "ok"
+    table = cli("results", "--results", root, "--strategy", "als").stdout
+    assert "quick-als" in table and "quick-optuna" not in table
+
+
+def test_trials_table_matches_the_run(quick_results):
+    root, summaries = quick_results
+    run = load_run(root / "quick-als")
+    assert list(run.trials["number"]) == [r.number for r in summaries["als"].records]
+    assert run.best is not None and run.best.masks == summaries["als"].best.spec.masks
+    output = cli("results", "quick-als", "--results", root).stdout
+    assert "ALS, trial" in output and "placement" in output
+
+
+@pytest.mark.parametrize("listing", [False, True])
+def test_csv_and_json_round_trip_with_dtypes(quick_results, listing):
+    root, _ = quick_results
+    args = ["results", "--results", root] + ([] if listing else ["quick-optuna"])
+    dtypes = RUN_DTYPES if listing else TRIAL_DTYPES
+    expected = list_runs(root) if listing else load_run(root / "quick-optuna").trials
+    from_csv = pd.read_csv(io.StringIO(cli(*args, "--format", "csv").stdout), dtype=dtypes, keep_default_na=True)
+    pd.testing.assert_frame_equal(from_csv, expected, check_exact=False, rtol=1e-9)
+    from_json = pd.read_json(io.StringIO(cli(*args, "--format", "json").stdout), orient="table")
+    assert dict(from_json.dtypes.astype(str)) == dict(expected.dtypes.astype(str))
+    pd.testing.assert_frame_equal(from_json, expected, check_exact=False, rtol=1e-9)
+    markdown = cli(*args, "--format", "markdown").stdout
+    assert markdown.splitlines()[0].startswith("| ") and len(markdown.splitlines()) == len(expected) + 2
+
+
+def test_damaged_folders_are_listed_with_what_is_wrong(quick_results, tmp_path):
+    root, _ = quick_results
+    for name in ("truncated", "no-csv"):
+        shutil.copytree(root / "quick-als", tmp_path / name)
+    trial = tmp_path / "truncated" / "trials" / "0.yaml"
+    trial.write_text(trial.read_text()[:40])
+    (tmp_path / "no-csv" / "trials.csv").unlink()
+    (tmp_path / "holiday-photos").mkdir()
+    (tmp_path / "holiday-photos" / "beach.jpg").write_bytes(b"\xff\xd8")
+    statuses = list_runs(tmp_path).set_index("name")["status"]
+    assert statuses["truncated"] == "damaged: 1 unreadable file(s)"
+    assert statuses["no-csv"] == "incomplete: no trials.csv"
+    assert statuses["holiday-photos"] == "not a run: no search.yaml"
+    listing = cli("results", "--results", tmp_path).stdout
+    assert "damaged" in listing and "not a run" in listing
+    shown = runner.invoke(app, ["results", "truncated", "--results", str(tmp_path)])
+    assert shown.exit_code == 0 and "warning: " in shown.stderr and "0.yaml" in shown.stderr
+
+
+def test_every_figure_is_a_real_image(quick_results, tmp_path):
+    root, _ = quick_results
+    made = {}
+    for run_name in ("quick-als", "quick-optuna"):
+        copy = tmp_path / run_name
+        shutil.copytree(root / run_name, copy)
+        figures = load_run(copy).plot_all()
+        made.update({f"{run_name}/{k}": v for k, v in figures.items() if not isinstance(v, str)})
+    expected = {"quick-als/als", "quick-als/placement", "quick-als/accuracy", "quick-als/similarity",
+                "quick-optuna/pareto"}
+    assert expected <= set(made)
+    for name, path in made.items():
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.width >= 300 and image.height >= 200, name
+        assert path.stat().st_size > 10_000, name
+
+
+def test_plot_flag_embeds_figures_in_the_report(quick_results, tmp_path):
+    root, _ = quick_results
+    shutil.copytree(root / "quick-als", tmp_path / "quick-als")
+    output = cli("results", "quick-als", "--results", tmp_path, "--plot").stdout
+    assert "accuracy: " in output and "similarity: " in output
+    report = (tmp_path / "quick-als" / "report.md").read_text()
+    for name in ("als", "placement", "accuracy", "similarity"):
+        assert f"]({name}.png)" in report
+
+
+def test_export_and_spec_show(quick_results, tmp_path):
+    root, summaries = quick_results
+    out = tmp_path / "best.yaml"
+    cli("export", "quick-als", "--results", root, "-o", out)
+    assert load_spec(out).masks == summaries["als"].best.spec.masks
+    first = summaries["als"].records[0]
+    cli("export", "quick-als", "--trial", first.number, "--results", root, "-o", tmp_path / "t.yaml")
+    assert load_spec(tmp_path / "t.yaml").meta["trial"] == first.number
+    shown = cli("spec", "show", out).stdout
+    assert "placement" in shown and "layers x heads" in shown
+    missing = runner.invoke(app, ["export", "quick-als", "--trial", "99", "--results", str(root), "-o", str(out)])
+    assert missing.exit_code == 2 and "no trial 99" in missing.stderr
+
+
+def test_comparing_runs_warns_when_they_differ(quick_results):
+    root, _ = quick_results
+    result = cli("results", "quick-als", "quick-optuna", "--results", root)
+    assert "quick-als" in result.stdout and "quick-optuna" in result.stdout
+    assert "warning" not in result.stderr  # same data, proxy and seeds
+    frame = pd.read_json(io.StringIO(cli("results", "quick-als", "quick-soft", "--results", root, "--format",
+                                         "json").stdout), orient="table")
+    assert list(frame["name"]) == ["quick-als", "quick-soft"]
+
+
+def test_comparison_warnings_name_the_difference(quick_results, tmp_path):
+    root, _ = quick_results
+    shutil.copytree(root / "quick-als", tmp_path / "other")
+    config = tmp_path / "other" / "search.yaml"
+    config.write_text(config.read_text().replace("epochs: 3", "epochs: 5"))
+    shutil.copytree(root / "quick-als", tmp_path / "quick-als")
+    result = runner.invoke(app, ["results", "quick-als", "other", "--results", str(tmp_path)])
+    assert result.exit_code == 0 and "differ in proxy" in result.stderr

@@ -1,0 +1,222 @@
+"""Strategies and the runner: one contract test for all, then each strategy's own rules."""
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+from maitsearch.config import OptunaSettings, SearchConfig
+from maitsearch.engine import ProxyConfig
+from maitsearch.results import RunStore, TrialRecord
+from maitsearch.runner import run_search
+from maitsearch.search.als import AlsStrategy
+from maitsearch.search.optuna import OptunaStrategy, staircase, study_name
+from maitsearch.search.soft import derive
+from maitsearch.spec import MaskSpec, load_spec, preset
+
+
+@pytest.mark.parametrize("strategy", ["als", "optuna", "soft"])
+def test_strategy_contract(strategy, quick_results):
+    root, summaries = quick_results
+    summary = summaries[strategy]
+    store = RunStore(root, f"quick-{strategy}")
+    assert summary.records, "every strategy trains something"
+    for record in summary.records:  # each trial's YAML is a valid spec that loads back equal
+        loaded = load_spec(store.trial_path(record.number))
+        assert loaded == record.to_spec(store.name, strategy, "digits")
+        assert TrialRecord.from_spec(loaded).val_top1 == pytest.approx(record.val_top1, abs=1e-6)
+    table = pd.read_csv(store.path / "trials.csv", dtype={"placement": str})
+    assert list(table["number"]) == [r.number for r in summary.records]
+    assert list(table["state"]) == [r.state for r in summary.records]
+    assert list(table["placement"]) == [r.spec.compact() for r in summary.records]
+    best = load_spec(store.path / "best.yaml")
+    assert summary.best is not None and best.masks == summary.best.spec.masks
+    assert (store.path / "report.md").read_text().startswith(f"# {store.name}")
+    assert (store.path / "search.yaml").exists()
+
+
+def fake_record(number, step, spec, als, state="complete"):
+    return TrialRecord(number=number, step=step, spec=spec, state=state, seeds=[0], val_top1=[0.5],
+                       test_top1=[0.5], als=als)
+
+
+def drive_als(config, als_init, als_assign=None):
+    """Run the ALS strategy with injected ALS values instead of training."""
+    strategy = AlsStrategy(config)
+    first = strategy.ask()
+    assert [p.step for p in first] == ["baseline", "baseline", "init"]
+    init = first[-1]
+    assert init.spec.counts() == (1,) * config.layers, "init masks head 0 in every layer"
+    strategy.tell(init, fake_record(2, "init", init.spec, als_init))
+    (assign,) = strategy.ask()
+    strategy.tell(assign, fake_record(3, "assign", assign.spec, als_assign or als_init))
+    (calibrate,) = strategy.ask()
+    strategy.tell(calibrate, fake_record(4, "calibrate", calibrate.spec, als_assign or als_init))
+    assert strategy.ask() == []
+    return strategy, assign.spec, calibrate.spec
+
+
+def test_als_follows_the_three_rules():
+    config = SearchConfig(layers=4, heads=3)
+    als_init = [[0.95, 0.3, 0.2], [0.5, 0.3, 0.3], [0.05, 0.3, 0.3], [0.85, 0.4, 0.4]]
+    als_assign = [[0.95, 0.6, 0.1], [0.5, 0.3, 0.3], [0.0, 0.0, 0.0], [0.9, 0.05, 0.9]]
+    strategy, assign, calibrate = drive_als(config, als_init, als_assign)
+    assert assign.masks == ((0, 1, 2), (0,), (), (0, 1, 2))  # promote >= 0.8, keep ~0.5, remove <= 0.2
+    assert calibrate.masks == ((0, 1), (0,), (), (0, 2))  # promoted layers lose heads with ALS <= 0.2
+    assert strategy.choose([]).step == "calibrate"
+    assert any("promoted to all heads masked: 0, 3" in note for note in strategy.notes())
+
+
+def test_als_edge_cases_are_reported_not_crashed_on():
+    config = SearchConfig(layers=3, heads=3)
+    _, assign, calibrate = drive_als(config, [[0.5, 0.1, 0.1]] * 3)
+    assert assign.counts() == (1, 1, 1) and calibrate == assign  # nothing promoted: step 3 repeats step 2
+    strategy, assign, calibrate = drive_als(config, [[0.1, 0.1, 0.1]] * 3)
+    assert assign.num_masked == 0 and calibrate.num_masked == 0
+    assert any("removed every mask" in note for note in strategy.notes())
+
+
+def test_als_stops_when_init_fails():
+    strategy = AlsStrategy(SearchConfig(layers=2, heads=3))
+    init = strategy.ask()[-1]
+    strategy.tell(init, fake_record(2, "init", init.spec, None, state="nan_loss"))
+    assert strategy.ask() == []
+    assert any("stopped early" in note for note in strategy.notes())
+
+
+def optuna_strategy(config, tmp_path, name="study"):
+    strategy = OptunaStrategy(config)
+    strategy.attach(RunStore(tmp_path, name))
+    return strategy
+
+
+def test_counts_space_maps_to_canonical_placements(tmp_path):
+    config = SearchConfig(strategy="optuna", layers=3, heads=3)
+    strategy = optuna_strategy(config, tmp_path)
+    spec = strategy.suggest(optuna.trial.FixedTrial({"l0": 2, "l1": 0, "l2": 3}))
+    assert spec.masks == ((0, 1), (), (0, 1, 2)) and spec == spec.canonical()
+    for name in ("sch1", "sch2", "none", "all"):
+        preset_spec = preset(name, 3, 3)
+        assert strategy.suggest(optuna.trial.FixedTrial(strategy.params_for(preset_spec))).counts() == preset_spec.counts()
+
+
+def test_full_and_blocks_spaces(tmp_path):
+    full = optuna_strategy(SearchConfig(strategy="optuna", layers=2, heads=2, optuna=OptunaSettings(space="full")), tmp_path, "f")
+    spec = full.suggest(optuna.trial.FixedTrial({"l0h0": 0, "l0h1": 1, "l1h0": 1, "l1h1": 1}))
+    assert spec.masks == ((1,), (0, 1))
+    assert staircase(6, 3, 1, 3, 5) == [3, 2, 2, 1, 1, 0]
+    blocks = optuna_strategy(SearchConfig(strategy="optuna", layers=24, heads=3,
+                                                optuna=OptunaSettings(space="blocks")), tmp_path, "b")
+    assert blocks.params_for(preset("sch2", 24, 3)) == {"b1": 0, "b2": 8, "b3": 20}
+
+
+def test_optuna_runs_presets_first_and_reuses_duplicates(quick_config, digits, tmp_path):
+    config = quick_config.replace(strategy="optuna", trials=4,
+                                  optuna=dataclasses.replace(quick_config.optuna, pruner="none",
+                                                             warm_start=["sch1", "sch2", "none"]))
+    strategy = OptunaStrategy(config)
+    real_attach = strategy.attach
+
+    def attach_and_repeat(store):  # a 4th trial that asks for sch1 again
+        real_attach(store)
+        strategy.study.enqueue_trial(strategy.params_for(preset("sch1", 4, 3)))
+
+    strategy.attach = attach_and_repeat
+    summary = run_search(config, results_root=tmp_path, name="dup", data=digits, strategy=strategy)
+    placements = [r.spec.counts() for r in summary.records]
+    assert placements[:3] == [preset(n, 4, 3).counts() for n in ("sch1", "sch2", "none")]
+    assert summary.records[3].duplicate_of == 0 and summary.records[3].val_top1 == summary.records[0].val_top1
+    assert summary.trained == 3 and summary.reused == 1
+    study = optuna.load_study(study_name="maitsearch-dup", storage=f"sqlite:///{tmp_path / 'dup' / 'study.db'}")
+    assert study.trials[3].value == study.trials[0].value
+
+
+def test_pruner_prunes_a_trial_made_bad(quick_config, digits, tmp_path):
+    config = quick_config.replace(strategy="optuna", trials=5, proxy=quick_config.proxy.replace(epochs=4),
+                                  optuna=dataclasses.replace(quick_config.optuna, pruner="median", warm_start=[]))
+    strategy = OptunaStrategy(config)
+    real_on_epoch = strategy.on_epoch
+
+    def sabotage(proposal, seed_index, epoch, metrics):  # trial 4 reports chance accuracy
+        if proposal.handle.number == 4:
+            metrics = {**metrics, "val_top1": 0.0}
+        real_on_epoch(proposal, seed_index, epoch, metrics)
+
+    strategy.on_epoch = sabotage
+    summary = run_search(config, results_root=tmp_path, name="prune", data=digits, strategy=strategy)
+    assert summary.records[4].state == "pruned" and summary.records[4].epochs < 4
+    assert all(r.state == "complete" for r in summary.records[:3])
+
+
+def test_soft_derivation_follows_thresholds():
+    settings = SearchConfig().soft
+    learned = MaskSpec(layers=2, heads=3, masks=[[], []], soft=[[0.05, 0.5, 0.95], [0.1, 0.9, 0.3]])
+    derived = derive(learned, settings)
+    assert derived.masks == ((0,), (0,))
+    assert derived.soft == ((0.0, 0.5, 1.0), (0.0, 1.0, 0.3))
+    rounded = derive(learned, dataclasses.replace(settings, round=True))
+    assert rounded.masks == ((0,), (0, 2)) and rounded.soft is None
+
+
+def test_soft_alphas_are_learned(quick_config, digits, tmp_path):
+    config = quick_config.replace(strategy="soft", baselines=[])
+    summary = run_search(config, results_root=tmp_path, name="soft", data=digits)
+    soft = next(r for r in summary.records if r.step == "soft")
+    alphas = [a for row in soft.spec.soft for a in row]
+    assert all(0 < a < 1 for a in alphas)
+    assert max(abs(a - 0.5) for a in alphas) > 1e-3, "alphas moved from their init"
+    derived = next(r for r in summary.records if r.step == "derived")
+    expected = derive(soft.spec, config.soft)
+    assert derived.spec.masks == expected.masks  # the hard part; its soft heads learn on in training
+    assert [[a == 1.0 for a in row] for row in derived.spec.alphas()] == [[a == 1.0 for a in row] for row in expected.alphas()]
+
+
+def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
+    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path),
+               "--name", "killed"]
+    trials = tmp_path / "killed" / "trials"
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (trials / "0.yaml").exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside trial 1's training
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivors = {p.name: p.read_bytes() for p in trials.glob("*.yaml")}
+    assert "0.yaml" in survivors and len(survivors) < 5
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming with {len(survivors)} finished trial(s)" in result.stdout
+    for name, content in survivors.items():
+        assert (trials / name).read_bytes() == content, f"{name} was rewritten"
+    numbers = sorted(int(p.stem) for p in trials.glob("*.yaml"))
+    assert numbers == list(range(len(numbers))) and len(numbers) == 5
+    assert not list((tmp_path / "killed").rglob("*.tmp"))
+
+
+def test_two_workers_share_one_journal_study(tmp_path):
+    journal = tmp_path / "study.log"
+    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--strategy", "optuna",
+               "--trials", "6", "--storage", f"journal:{journal}", "--name", "shared", "--results", str(tmp_path)]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+    from maitsearch.storage import open_storage
+
+    study = optuna.load_study(study_name=study_name("shared"),
+                              storage=open_storage(f"journal:{journal}", heartbeat_interval=20, grace_period=60))
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 6
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    surplus = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all("surplus" in t.user_attrs.get("maitsearch:reason", "") for t in surplus)
+    yamls = sorted((tmp_path / "shared" / "trials").glob("*.yaml"))
+    assert sorted(int(p.stem) for p in yamls) == sorted(t.number for t in finished)

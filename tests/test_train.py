@@ -1,0 +1,69 @@
+"""maitsearch train: checkpoints every epoch, exact resume after a kill, safe checkpoint loading."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from maitsearch.spec import preset
+from maitsearch.train import ResumeError, TrainConfig, load_checkpoint, train
+
+TRAIN_ARGS = ["--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--batch-size", "128",
+              "--epochs", "4", "--device", "cpu"]
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "maitsearch", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def checkpoint_epoch(folder: Path) -> int:
+    metrics = folder / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+def test_killed_run_resumes_to_the_identical_model(tmp_path):
+    spec = preset("sch2", 2, 3).save(tmp_path / "spec.yaml")
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    uninterrupted = run_cli("--spec", str(spec), "--out", str(whole), *TRAIN_ARGS)
+    victim = run_cli("--spec", str(spec), "--out", str(broken), *TRAIN_ARGS)
+    deadline = time.time() + 600
+    while checkpoint_epoch(broken) < 1 and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = checkpoint_epoch(broken)
+    assert 1 <= killed_at < 4, "the kill landed mid-run"
+    assert uninterrupted.wait(timeout=600) == 0, uninterrupted.stderr.read()
+
+    resumed = run_cli("--spec", str(spec), "--out", str(broken), "--resume", *TRAIN_ARGS)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+
+    a, b = load_checkpoint(whole / "checkpoint.pt"), load_checkpoint(broken / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        for key in state_a:
+            assert torch.equal(torch.as_tensor(state_a[key]), torch.as_tensor(state_b[key])), key
+    metrics = pd.read_json(broken / "metrics.jsonl", lines=True)
+    assert list(metrics["epoch"]) == [0, 1, 2, 3]
+    assert metrics["val_top1"].dtype == float
+    assert not list(broken.glob(".*.tmp")), "no temp files left behind"
+
+
+def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
+    config = TrainConfig(model="mait_tiny_patch16_224", depth=2, image_size=32, epochs=1, batch_size=256,
+                         device="cpu")
+    spec = preset("sch1", 2, 3)
+    train(spec, config, tmp_path)
+    with pytest.raises(ResumeError, match="already holds a checkpoint: add --resume"):
+        train(spec, config, tmp_path)
+    with pytest.raises(ResumeError, match="different spec or settings"):
+        train(preset("all", 2, 3), config, tmp_path, resume=True)
