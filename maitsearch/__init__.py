@@ -11,7 +11,17 @@ from .spec import MaskSpec, SpecError, load_spec, parse_spec, preset
 
 __version__ = "0.1.0"
 
+
+def load_run(path):
+    """Read a run folder: ``.trials`` (DataFrame), ``.best`` (MaskSpec), ``.config``, ``.plot_*()``.
+    (pandas is imported on first use, not with the package.)"""
+    from .runs import load_run as _load_run
+
+    return _load_run(path)
+
+
 __all__ = [
     "MaskSpec", "SpecError", "load_spec", "parse_spec", "preset", "resolve_spec",
     "MaskedAttention", "attention_probs", "apply_mask_spec", "measure_als", "attention_cost", "window_matrix",
+    "load_run",
 ]

@@ -150,7 +150,7 @@ class MaskedAttention(Attention):
         groups = self.groups.get(x.device.type, self.groups["cpu"])
         parts = qkv.split([size for _, _, size in groups], dim=3)
         outs = []
-        for (path, first, size), part in zip(groups, parts):
+        for (path, first, _), part in zip(groups, parts):
             q, k, v = part.permute(2, 0, 3, 1, 4).unbind(0)  # (B, size, T, d) each
             outs.append(self._attend(path, first, self.q_norm(q), self.k_norm(k), v).transpose(1, 2))
         x = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]  # (B, T, H, d), masked heads first

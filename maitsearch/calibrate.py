@@ -17,7 +17,7 @@ from .config import SearchConfig
 from .results import TrialRecord
 from .runner import RunSummary, config_digest, run_search
 from .search.base import Proposal, Strategy
-from .stats import kendall_tau, mean_std, pooled_std, resolvable_gap, separation
+from .stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
 
 REFERENCES = ("none", "sch1", "sch2", "all", "random")
 
@@ -40,7 +40,7 @@ class CalibrationPlan(Strategy):
         for budget in self.budgets:
             changes = {} if budget == 1 else {"epochs": self.config.proxy.epochs * budget}
             for name in self.placements:
-                proposals.append(Proposal(self.spec_of(name).with_meta(preset=name), f"{name}@{budget}x",
+                proposals.append(Proposal(self.spec_of(name), f"{name}@{budget}x",
                                           proxy_changes=changes))
         return proposals
 
@@ -53,7 +53,7 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
     by_budget: dict[int, dict[str, list[float]]] = {b: {} for b in budgets}
     seconds = []
     for record in records:
-        name, _, budget = record.step.partition("@")
+        name, _, budget = record.step.rpartition("@")
         budget = int(budget.rstrip("x"))
         if record.state == "complete" and record.val_top1 and budget in by_budget:
             by_budget[budget][name] = list(record.val_top1)
@@ -74,6 +74,9 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
     means = {name: mean_std(v)[0] for name, v in groups.items()}
     gap = max(means.values()) - min(means.values())
     resolvable = resolvable_gap(noise, seeds) if noise == noise else float("nan")
+    paired = paired_noise(groups, "none") if "none" in groups else float("nan")
+    differences = paired_differences(groups, "none") if "none" in groups else {}
+    paired_gaps = {n: mean_std(d)[0] for n, d in differences.items()}
     tau = None
     if long != short and by_budget[long]:
         common = [n for n in groups if n in by_budget[long]]
@@ -85,7 +88,12 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
         "seeds": [config.proxy.seed + i for i in range(seeds)], "budgets": list(budgets), "metric": "val_top1",
         "placements": table,
         "noise": round(noise, 5), "separation": round(separation(groups), 3), "largest_gap": round(gap, 5),
-        "resolvable_gap": round(resolvable, 5), "kendall_tau": None if tau is None else round(tau, 3),
+        "resolvable_gap": round(resolvable, 5),
+        # the same seeds share initial weights and data order: differences from "none" per seed
+        "paired_noise": round(paired, 5),
+        "paired_gaps": {n: round(g, 5) for n, g in paired_gaps.items()},
+        "paired_resolvable_gap": round(resolvable_gap(paired, seeds, paired=True), 5) if paired == paired else None,
+        "kendall_tau": None if tau is None else round(tau, 3),
         "seconds_per_trial": round(sum(seconds) / len(seconds), 1) if seconds else None,
     }
     result["verdict"] = verdict(result)
@@ -93,17 +101,23 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
 
 
 def verdict(result: dict) -> str:
-    """One line: can this proxy rank placements, and of what size?"""
+    """One line: can this proxy rank placements, and of what size? Judged on paired differences
+    (how searches compare placements: same seeds), with the budgets' rank agreement."""
     seeds = len(result["seeds"])
-    gap, resolvable = result["largest_gap"] * 100, result["resolvable_gap"] * 100
+    resolvable = result.get("paired_resolvable_gap")
+    if resolvable is None:  # no unmasked reference: fall back to the unpaired noise
+        resolvable = result["resolvable_gap"]
+    resolvable *= 100
+    gaps = result.get("paired_gaps") or {}
+    gap = max((abs(g) for g in gaps.values()), default=result["largest_gap"]) * 100
     tau = result["kendall_tau"]
     stable = "" if tau is None else (f"; rankings agree across budgets (tau {tau:+.2f})" if tau >= 0.6
                                      else f"; rankings change with the budget (tau {tau:+.2f})")
     if resolvable == resolvable and gap > resolvable and (tau is None or tau >= 0.6):
-        return (f"this proxy can rank placements of about {resolvable:.1f} points with {seeds} seeds "
-                f"(reference placements span {gap:.1f} points, separation {result['separation']:.1f}){stable}")
-    return (f"this proxy cannot rank placements of about {max(gap, 0.1):.1f} points: with {seeds} seeds only gaps "
-            f"above {resolvable:.1f} points stand clear of seed noise{stable}")
+        return (f"this proxy can rank placements of about {resolvable:.1f} points with {seeds} paired seeds "
+                f"(the largest gap to the unmasked baseline is {gap:.1f} points){stable}")
+    return (f"this proxy cannot rank placements of about {max(gap, 0.1):.1f} points: with {seeds} paired seeds only "
+            f"gaps above {resolvable:.1f} points stand clear of seed noise{stable}")
 
 
 @dataclasses.dataclass

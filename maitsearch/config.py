@@ -52,14 +52,15 @@ class SoftSettings:
 
 @dataclass
 class SearchConfig:
-    strategy: str = "als"  # als | optuna | soft
+    strategy: str = "als"  # als | optuna | soft | presets (train the baselines only)
     layers: int = 24
     heads: int = 3
     window: list[int] = field(default_factory=lambda: [3, 3])
     semantics: str = "paper"
     seeds: int = 3  # every placement is trained with seeds 0..seeds-1 and ranked by the mean
     trials: int = 20  # optuna: trials in the study, counted over all workers
-    baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])  # presets trained alongside
+    # presets trained alongside, with the same seeds; name@RxC sets a preset's own window
+    baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])
     jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (see trainer.py)
     max_failures: int = 3  # failed trials tolerated before the search stops
     keep_checkpoints: bool = False  # save each trial's first-seed weights (for similarity plots)
@@ -83,29 +84,29 @@ class SearchConfig:
 _SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings, "soft": SoftSettings}
 
 
+def _build(cls, data, where: str):
+    """``cls(**data)`` for a dataclass, refusing keys it does not have with one clear line."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of fields")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
 def config_from_dict(data: dict, where: str = "config") -> SearchConfig:
     """Strict: unknown keys are errors that name the file and the key."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: a search config is a mapping of fields")
-    known = {f.name for f in dataclasses.fields(SearchConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values = dict(data)
     for section, cls in _SECTIONS.items():
         if section in values:
-            sub = values[section] or {}
-            if not isinstance(sub, dict):
-                raise ValueError(f"{where}: {section}: expected a mapping")
-            names = {f.name for f in dataclasses.fields(cls)}
-            bad = sorted(set(sub) - names)
-            if bad:
-                raise ValueError(f"{where}: {section}: unknown field(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
-            values[section] = cls(**sub)
-    try:
-        return SearchConfig(**values)
-    except TypeError as err:
-        raise ValueError(f"{where}: {err}") from None
+            values[section] = _build(cls, values[section] or {}, f"{where}: {section}")
+    return _build(SearchConfig, values, where)
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

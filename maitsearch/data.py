@@ -205,49 +205,91 @@ def resize_uint8(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Te
 
 
 # ---- ImageFolder ---------------------------------------------------------------------------
-def load_folder_data(path: str | Path, *, image_size: int, seed: int = 0, max_in_memory: int = 20000) -> ImageData:
+def load_folder_data(path: str | Path, *, image_size: int, max_in_memory: int = 20000):
     """An ImageFolder tree: ``train/<class>/*`` and ``val/<class>/*`` (and ``test/`` if present,
-    else val doubles as test). Decoded into memory at ``image_size``; trees larger than
-    ``max_in_memory`` images belong in ``maitsearch train``'s streaming loader instead."""
+    else val doubles as test). Small trees are decoded into memory at ``image_size``; larger ones
+    (ImageNet) stream from disk through a DataLoader (``StreamingFolderData``)."""
     from torchvision.datasets import ImageFolder
-    from torchvision.transforms import functional as TF
 
     root = Path(path)
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise DataError(f"--data {root}: expected an ImageFolder tree with {split}/<class>/ images "
                             f"(ImageNet layout), but {root / split} is missing")
-    loaded = {}
-    classes = None
+    folders = {}
     for split in ("train", "val", "test"):
         if not (root / split).is_dir():
             continue
         try:
-            folder = ImageFolder(str(root / split))
+            folders[split] = ImageFolder(str(root / split))
         except (FileNotFoundError, RuntimeError) as err:
             raise DataError(f"--data {root}: no images under {root / split}: {str(err).splitlines()[0]}") from None
-        if classes is None:
-            classes = folder.classes
-        elif folder.classes != classes:
-            raise DataError(f"--data {root}: {split}/ has classes {folder.classes[:5]}... but train/ has "
-                            f"{classes[:5]}...; every split needs the same class folders")
-        if len(folder) > max_in_memory:
-            raise DataError(f"--data {root}: {split}/ holds {len(folder)} images, more than a proxy keeps in "
-                            f"memory ({max_in_memory}); use a subset for searches")
-        images, labels = [], []
-        for file, label in folder.samples:
-            try:
-                img = folder.loader(file).convert("RGB")
-            except OSError as err:
-                raise DataError(f"--data {root}: cannot read image {file}: {err}") from None
-            img = TF.resize(img, [image_size, image_size], antialias=True)
-            images.append(TF.pil_to_tensor(img))
-            labels.append(label)
-        loaded[split] = (torch.stack(images), torch.tensor(labels, dtype=torch.long))
-    loaded.setdefault("test", loaded["val"])
+        if folders[split].classes != folders["train"].classes:
+            raise DataError(f"--data {root}: {split}/ and train/ have different class folders; every split "
+                            "needs the same classes")
+    folders.setdefault("test", folders["val"])
+    if sum(len(folder) for folder in folders.values()) > max_in_memory:
+        return StreamingFolderData(root, folders, image_size)
+    loaded = {split: _decode(root, folder, image_size) for split, folder in folders.items()}
     mean, std = channel_stats(loaded["train"][0])
-    return ImageData(root.name, len(classes), 3, image_size, loaded, mean, std,
+    return ImageData(root.name, len(folders["train"].classes), 3, image_size, loaded, mean, std,
                      crop_padding=max(1, image_size // 8), flip=True, description=f"ImageFolder {root}")
+
+
+def _decode(root: Path, folder, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.transforms import functional as TF
+
+    images = []
+    for file, _ in folder.samples:
+        try:
+            image = folder.loader(file).convert("RGB")
+        except OSError as err:
+            raise DataError(f"--data {root}: cannot read image {file}: {err}") from None
+        images.append(TF.pil_to_tensor(TF.resize(image, [image_size, image_size], antialias=True)))
+    return torch.stack(images), torch.tensor(folder.targets, dtype=torch.long)
+
+
+class StreamingFolderData:
+    """An ImageFolder tree read from disk batch by batch, with DeiT's transforms scaled to
+    ``image_size``: random-resized crops and flips for training, resize and centre crop
+    otherwise. Offers ``ImageData``'s ``size`` and ``batches``."""
+
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's
+
+    def __init__(self, root: Path, folders: dict, image_size: int):
+        from torchvision import transforms as T
+
+        self.name, self.folders, self.image_size = root.name, folders, image_size
+        self.num_classes, self.in_chans = len(folders["train"].classes), 3
+        self.mean, self.std = self.MEAN, self.STD
+        normalise = [T.ToTensor(), T.Normalize(self.MEAN, self.STD)]
+        self.train_transform = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *normalise])
+        self.eval_transform = T.Compose([T.Resize(int(image_size / 0.875)), T.CenterCrop(image_size), *normalise])
+
+    def size(self, split: str) -> int:
+        return len(self.folders[split])
+
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import copy
+        import os
+
+        from torch.utils.data import DataLoader
+
+        dataset = copy.copy(self.folders[split])
+        dataset.transform = self.train_transform if shuffle else self.eval_transform
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                            generator=torch.Generator().manual_seed(seed), num_workers=min(8, os.cpu_count() or 1),
+                            worker_init_fn=_seed_worker(seed), persistent_workers=False)
+        for images, labels in loader:
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+def _seed_worker(seed: int):
+    def init(worker_id: int) -> None:
+        torch.manual_seed(seed * 1000 + worker_id)  # augmentation draws from torch's RNG
+
+    return init
 
 
 # ---- entry point ---------------------------------------------------------------------------
@@ -266,7 +308,7 @@ def load_data(name: str = "digits", *, image_size: int | None = None, data_dir: 
     if path.is_dir():
         if not any(path.iterdir()):
             raise DataError(f"--data {path}: the folder is empty (expected train/<class>/ and val/<class>/ images)")
-        return load_folder_data(path, image_size=image_size or 32, seed=seed)
+        return load_folder_data(path, image_size=image_size or 32)
     known = ", ".join(["digits", *tasks.TASKS, *TORCHVISION_SETS])
     if path.exists() or "/" in name or name.startswith("."):
         raise DataError(f"--data {name}: not a folder (expected an ImageFolder tree, or one of {known})")

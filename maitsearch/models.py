@@ -63,11 +63,6 @@ def apply_mask_spec(model: VisionTransformer, spec: MaskSpec | str | Path, *, ke
     return model
 
 
-def masked_attentions(model) -> list[MaskedAttention | Attention]:
-    """The attention module of every block, in layer order."""
-    return [block.attn for block in model.blocks]
-
-
 # ---- registered timm models --------------------------------------------------------------
 # Widths and heads of the paper's Table 1. Depth is a kwarg (12, 24 and 36 in the paper).
 MAIT_SIZES = {"xtiny": (144, 3), "tiny": (192, 3), "xsmall": (288, 3), "small": (384, 6)}

@@ -25,49 +25,47 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str | Path, title: str) -> Path:
-    """ALS per (layer, head), layers down, like the paper's Figure 3. Hard-masked heads are
-    outlined; the value is written in each cell."""
-    values = np.asarray(als, dtype=float)
+def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text, title: str):
+    """A layers-down, heads-across heatmap with a text in every cell."""
     layers, heads = values.shape
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
-    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     for layer in range(layers):
         for head in range(heads):
-            value = values[layer, head]
-            ax.text(head, layer, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if value > 0.6 else "white")
-            if spec is not None and head in spec.masks[layer]:
-                ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+            text, colour = cell_text(values[layer, head])
+            ax.text(head, layer, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
     ax.set_yticks(range(layers))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label="attention locality score", fraction=0.08)
+    fig.colorbar(image, ax=ax, label=colour_label, fraction=0.08)
+    return fig, ax
+
+
+def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str | Path, title: str) -> Path:
+    """ALS per (layer, head), layers down, like the paper's Figure 3. Hard-masked heads are
+    outlined; the value is written in each cell."""
+    values = np.asarray(als, dtype=float)
+    fig, ax = _layer_head_grid(values, "viridis", "attention locality score",
+                               lambda v: (f"{v:.2f}", "black" if v > 0.6 else "white"), title)
     if spec is not None:
+        for layer, heads in enumerate(spec.masks):
+            for head in heads:
+                ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
         ax.plot([], [], "s", markerfacecolor="none", markeredgecolor="red", label="hard-masked head")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.3 / max(layers, 1)), fontsize=7, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.3 / max(len(values), 1)), fontsize=7,
+                  frameon=False)
     return _save(fig, path)
 
 
 def placement_heatmap(spec: MaskSpec, path: str | Path, title: str) -> Path:
     """The placement: 0 = hard mask, alpha for soft masks, 1 = unmasked head."""
-    values = np.asarray(spec.alphas(), dtype=float)
-    layers, heads = values.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
-    image = ax.imshow(values, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
-    for layer in range(layers):
-        for head in range(heads):
-            alpha = values[layer, head]
-            label = "hard" if alpha == 0 else ("" if alpha == 1 else f"{alpha:.2f}")
-            ax.text(head, layer, label, ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
-    ax.set_yticks(range(layers))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label="alpha (0 = hard mask, 1 = unmasked)", fraction=0.08)
+    def text(alpha):
+        return ("hard" if alpha == 0 else "" if alpha == 1 else f"{alpha:.2f}"), "black"
+
+    fig, _ = _layer_head_grid(np.asarray(spec.alphas(), dtype=float), "RdYlGn", "alpha (0 = hard mask, 1 = unmasked)",
+                              text, title)
     return _save(fig, path)
 
 

@@ -40,19 +40,33 @@ def baseline_of(records: list[TrialRecord]) -> TrialRecord | None:
 
 
 def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict | None) -> str:
+    """Best against the unmasked baseline, judged on per-seed differences (the same seeds share
+    initial weights and data order), with the calibration's paired noise when there is one."""
     gain = best.top1 - baseline.top1
-    seeds = max(1, min(len(best.val_top1), len(baseline.val_top1)))
-    if calibration and calibration.get("noise") is not None:
-        noise, source = float(calibration["noise"]), f"the calibration in {calibration['path']}"
+    seeds = min(len(best.val_top1), len(baseline.val_top1))
+    same_seeds = best.seeds == baseline.seeds and seeds >= 1
+    if calibration and calibration.get("paired_noise") is not None:
+        noise, source = float(calibration["paired_noise"]), f"the calibration in {calibration['path']}"
+    elif same_seeds and seeds >= 2:
+        noise = mean_std([a - b for a, b in zip(best.val_top1, baseline.val_top1)])[1]
+        source = "this run's paired seeds"
     else:
-        noise = math.sqrt(((best.top1_std or 0) ** 2 + (baseline.top1_std or 0) ** 2) / 2)
-        source = "this run's own seeds"
-    gap = resolvable_gap(noise, seeds) if noise > 0 else float("nan")
-    verdict = ("within the measured seed noise" if not gap or math.isnan(gap) or abs(gain) < gap
-               else ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise")
+        noise, source = float("nan"), "nowhere (one seed and no calibration)"
+    gap = resolvable_gap(noise, max(seeds, 1), paired=True)
+    if math.isnan(gap):
+        verdict = "with one seed and no calibration, its noise is unknown"
+    elif abs(gain) < gap:
+        verdict = "within the measured seed noise"
+    else:
+        verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
+    detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source})"
     return (f"best (trial {best.number}) {_fmt(best.val_top1)} vs unmasked baseline (trial {baseline.number}) "
-            f"{_fmt(baseline.val_top1)} validation top-1: {gain * 100:+.2f} points, {verdict} "
-            f"(resolvable gap {gap * 100:.2f} points with {seeds} seed(s), noise from {source}).")
+            f"{_fmt(baseline.val_top1)} validation top-1: {gain * 100:+.2f} points over {seeds} paired seed(s), "
+            f"{verdict}{detail}.")
+
+
+def _points(fraction) -> str:
+    return "-" if fraction is None else f"{fraction * 100:.2f}"
 
 
 def calibration_section(result: dict) -> list[str]:
@@ -65,7 +79,10 @@ def calibration_section(result: dict) -> list[str]:
         row = [f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-" for b in budgets]
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     tau = result.get("kendall_tau")
+    paired, paired_gap = _points(result.get("paired_noise")), _points(result.get("paired_resolvable_gap"))
     lines += ["", f"- seed noise (pooled std over {len(result['seeds'])} seeds): {result['noise'] * 100:.2f} points",
+              f"- paired noise (pooled std of per-seed differences from none): {paired} points; "
+              f"resolvable paired gap {paired_gap} points",
               f"- separation (largest gap / noise): {result['separation']:.2f}; largest gap "
               f"{result['largest_gap'] * 100:.2f} points; resolvable gap {result['resolvable_gap'] * 100:.2f} points",
               f"- Kendall tau, shortest vs longest budget: {'-' if tau is None else f'{tau:+.2f}'}",

@@ -27,7 +27,7 @@ from .data import ImageData
 from .engine import TrialResult
 from .results import RunStore, TrialRecord
 from .search.base import Proposal, Strategy, make_strategy
-from .trainer import SerialTrainer, Unit, make_trainer
+from .trainer import Unit, make_trainer
 
 EventFn = Callable[[dict], None]
 FAILED_STATES = ("failed", "oom", "nan_loss")
@@ -363,4 +363,4 @@ def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: 
     Runner(config, store, make_strategy(config)).run()
 
 
-__all__ = ["Runner", "RunSummary", "SearchError", "run_search", "default_run_name", "aggregate", "SerialTrainer"]
+__all__ = ["Runner", "RunSummary", "SearchError", "run_search", "default_run_name", "aggregate"]

@@ -40,10 +40,24 @@ def separation(groups: Mapping[str, Sequence[float]]) -> float:
     return gap / noise
 
 
-def resolvable_gap(noise: float, seeds: int, z: float = 2.0) -> float:
-    """The smallest difference between two placements' means (each over ``seeds`` seeds) that
-    stands ``z`` standard errors clear of seed noise: z * noise * sqrt(2 / seeds)."""
-    return z * noise * math.sqrt(2.0 / seeds)
+def resolvable_gap(noise: float, seeds: int, z: float = 2.0, paired: bool = False) -> float:
+    """The smallest difference between two placements' means over ``seeds`` seeds that stands
+    ``z`` standard errors clear of the noise: z * noise * sqrt(2 / seeds) for independent runs,
+    z * noise / sqrt(seeds) when ``noise`` is already the std of per-seed differences."""
+    return z * noise * math.sqrt((1.0 if paired else 2.0) / seeds)
+
+
+def paired_differences(values: Mapping[str, Sequence[float]], baseline: str) -> dict[str, list[float]]:
+    """Per-seed differences from the baseline. Placements trained with the same seed share their
+    initial weights and data order, so a seed's luck largely cancels in the difference."""
+    base = values[baseline]
+    return {name: [a - b for a, b in zip(v, base)] for name, v in values.items()
+            if name != baseline and len(v) == len(base)}
+
+
+def paired_noise(values: Mapping[str, Sequence[float]], baseline: str) -> float:
+    """Pooled std of the per-seed differences from the baseline: the noise of a comparison."""
+    return pooled_std(paired_differences(values, baseline))
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:

@@ -26,7 +26,8 @@ class CanvasTask:
     digit: int = 12  # digit side after upsampling from 8x8
     clutter: int = 0  # fragments of other digits per image
     fragment: int = 4  # fragment side in pixels
-    copies: int = 1  # images per source digit, each at its own position
+    copies: int = 1  # training images per source digit, each at its own position
+    eval_copies: int = 1  # validation/test images per source digit: more positions, less measurement noise
     split: dict = field(default_factory=lambda: {"train": 0.5, "val": 0.2, "test": 0.3})
     description: str = ""
 
@@ -40,13 +41,13 @@ class CanvasTask:
         index = stratified_split(labels, self.split, seed=seed)
         splits = {}
         for name, members in index.items():
-            sources = members.repeat(self.copies)
+            sources = members.repeat(self.copies if name == "train" else self.eval_copies)
             images = to_uint8(self._compose(digits, sources, generator))
             splits[name] = (images, labels[sources])
         mean, std = channel_stats(splits["train"][0])
         return ImageData(self.name, 10, 1, self.canvas, splits, mean, std, description=self.description,
                          info={"canvas": self.canvas, "digit": self.digit, "clutter": self.clutter,
-                               "copies": self.copies, "split": dict(self.split)})
+                               "copies": self.copies, "eval_copies": self.eval_copies, "split": dict(self.split)})
 
     def _compose(self, digits: torch.Tensor, sources: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, c, d, f = len(sources), self.canvas, self.digit, self.fragment
@@ -73,8 +74,9 @@ TASK_SPECS = {
         "digits-small", canvas=16, digit=16, split=SMALL_TRAIN,
         description="plain digits upsampled to 16x16, trained on 30% and measured on 35% + 35%"),
     "digits-shift": CanvasTask(
-        "digits-shift", canvas=24, digit=16, split=SMALL_TRAIN,
-        description="a 16x16 digit at a random spot of a 24x24 canvas, trained on 30%"),
+        "digits-shift", canvas=24, digit=16, split=SMALL_TRAIN, eval_copies=3,
+        description="a 16x16 digit at a random spot of a 24x24 canvas; trained on 30% of the digits, "
+                    "measured on the other 70%, each at 3 spots"),
     "digits-canvas": CanvasTask(
         "digits-canvas", canvas=24, digit=12, clutter=4, copies=1,
         description="a 12x12 digit at a random spot of a 24x24 canvas among 4 fragments of other digits"),

@@ -130,7 +130,7 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
                                       device=device),
             optimizer, scheduler, device=device, label_smoothing=config.label_smoothing,
             grad_clip=config.grad_clip, autocast_dtype=autocast_dtype, first_step=epoch * steps_per_epoch,
-            on_step=lambda event: emit({**event, "epoch": epoch}))
+            on_step=lambda event, epoch=epoch: emit({**event, "epoch": epoch}))
         val = evaluate(train_model, data.batches("val", 256, device=device), autocast_dtype=autocast_dtype)
         metrics = {"epoch": epoch, "train_loss": stats["loss"], "train_top1": stats["top1"],
                    "val_loss": val["loss"], "val_top1": val["top1"], "lr": optimizer.param_groups[0]["lr"],

@@ -34,6 +34,7 @@ def quick_results(tmp_path_factory, quick_config, digits):
         "optuna": quick_config.replace(strategy="optuna", trials=4, optuna=dataclasses.replace(
             quick_config.optuna, pruner="none", objectives=["accuracy", "attention_cost"])),
         "soft": quick_config.replace(strategy="soft"),
+        "presets": quick_config.replace(strategy="presets", baselines=["none", "sch1", "all@3x5"]),
     }
     summaries = {name: run_search(config, results_root=root, name=f"quick-{name}", data=digits)
                  for name, config in configs.items()}

@@ -56,7 +56,7 @@ def check_forward_backward(masked, modes, x, allowed_per_head, atol=1e-5):
     grads = torch.autograd.grad((out * upstream).sum(), params)
     expected_grads = torch.autograd.grad((expected * upstream).sum(), params)
     for name, got, want in zip(["x", "qkv.weight", "qkv.bias", "proj.weight", "soft_logit"], grads, expected_grads):
-        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5, msg=lambda m: f"grad of {name}: {m}")
+        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5, msg=lambda m, name=name: f"grad of {name}: {m}")
 
 
 @pytest.mark.parametrize("mix", HEAD_MIXES)

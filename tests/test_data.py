@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from maitsearch.data import DataError, ImageData, load_data, random_crop, stratified_split
+from maitsearch.data import DataError, load_data, random_crop, stratified_split
 from maitsearch.tasks import CanvasTask
 
 
@@ -145,3 +145,22 @@ def test_canvas_clutter_adds_ink_from_other_digits():
     clean = CanvasTask("t", canvas=20, digit=10, clutter=0).build()
     cluttered = CanvasTask("t", canvas=20, digit=10, clutter=3).build()
     assert cluttered.splits["train"][0].float().sum() > clean.splits["train"][0].float().sum()
+
+
+def test_large_image_folder_streams_from_disk(tmp_path):
+    from maitsearch.data import StreamingFolderData, load_folder_data
+
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 5), ("val", 2)):
+        for cls in ("a", "b", "c"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    data = load_folder_data(tmp_path, image_size=24, max_in_memory=10)
+    assert isinstance(data, StreamingFolderData)
+    assert (data.size("train"), data.size("val"), data.num_classes) == (15, 6, 3)
+    first = [y for _, y in data.batches("train", 4, shuffle=True, seed=1)]
+    again = [y for _, y in data.batches("train", 4, shuffle=True, seed=1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again)), "the order depends on the seed only"
+    x, y = next(data.batches("val", 6))
+    assert x.shape == (6, 3, 24, 24) and y.tolist() == [0, 0, 1, 1, 2, 2]

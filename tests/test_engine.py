@@ -9,7 +9,8 @@ from maitsearch.data import load_data
 from maitsearch.engine import ProxyConfig, Pruned, epoch_seed, fit
 from maitsearch.spec import preset
 
-TINY = ProxyConfig(layers=2, heads=3, width=48, epochs=4, batch_size=32, lr=2e-3, warmup_epochs=0.5)
+TINY = ProxyConfig(layers=2, heads=3, width=48, data="digits", image_size=16, patch_size=2, epochs=4, batch_size=32,
+                   lr=2e-3, warmup_epochs=0.5, eval_every=1)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,12 @@ def test_keep_model_returns_the_trained_model(digits):
 def test_spec_must_fit_the_proxy(digits):
     with pytest.raises(ValueError, match="spec is 3x3 but the proxy is 2x3"):
         fit(preset("none", 3, 3), TINY, digits)
+
+
+def test_eval_every_skips_validation_but_always_measures_the_end(digits):
+    seen = []
+    result = fit(preset("none", 2, 3), TINY.replace(epochs=5, eval_every=2), digits,
+                 on_epoch=lambda epoch, metrics: seen.append(epoch))
+    assert seen == [1, 3, 4], "validated after epochs 2, 4 and the last"
+    assert [row["val_top1"] is None for row in result.history] == [True, False, True, False, False]
+    assert result.val_top1 == result.history[-1]["val_top1"]

@@ -1,7 +1,6 @@
 """Browsing results: tables from real quick runs, round-trips, damage, figures, export."""
 
 import io
-import json
 import shutil
 
 import pandas as pd
@@ -138,3 +137,12 @@ def test_comparison_warnings_name_the_difference(quick_results, tmp_path):
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")
     result = runner.invoke(app, ["results", "quick-als", "other", "--results", str(tmp_path)])
     assert result.exit_code == 0 and "differ in proxy" in result.stderr
+
+
+def test_python_api_load_run(quick_results):
+    import maitsearch
+
+    root, summaries = quick_results
+    run = maitsearch.load_run(root / "quick-soft")
+    assert run.config["strategy"] == "soft" and len(run.trials) == len(summaries["soft"].records)
+    assert run.best is not None and callable(run.plot_als)

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from maitsearch.config import OptunaSettings, SearchConfig
-from maitsearch.engine import ProxyConfig
 from maitsearch.results import RunStore, TrialRecord
 from maitsearch.runner import run_search
 from maitsearch.search.als import AlsStrategy
@@ -20,7 +19,7 @@ from maitsearch.search.soft import derive
 from maitsearch.spec import MaskSpec, load_spec, preset
 
 
-@pytest.mark.parametrize("strategy", ["als", "optuna", "soft"])
+@pytest.mark.parametrize("strategy", ["als", "optuna", "soft", "presets"])
 def test_strategy_contract(strategy, quick_results):
     root, summaries = quick_results
     summary = summaries[strategy]
@@ -220,3 +219,15 @@ def test_two_workers_share_one_journal_study(tmp_path):
     assert all("surplus" in t.user_attrs.get("maitsearch:reason", "") for t in surplus)
     yamls = sorted((tmp_path / "shared" / "trials").glob("*.yaml"))
     assert sorted(int(p.stem) for p in yamls) == sorted(t.number for t in finished)
+
+
+def test_presets_strategy_trains_named_placements_with_their_own_windows():
+    from maitsearch.search.base import PresetsStrategy
+
+    config = SearchConfig(strategy="presets", layers=12, heads=3, baselines=["none", "sch1@3x3", "sch1@3x5", "sch1@5x5"])
+    proposals = PresetsStrategy(config).ask()
+    assert [p.spec.window for p in proposals] == [(3, 3), (3, 3), (3, 5), (5, 5)]
+    assert [p.step for p in proposals] == ["none", "sch1@3x3", "sch1@3x5", "sch1@5x5"]
+    assert len({p.key() for p in proposals}) == 4, "windows make different experiments"
+    with pytest.raises(ValueError, match="expected a window such as @3x5"):
+        PresetsStrategy(config.replace(baselines=["sch1@wide"])).ask()

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from maitsearch.stats import kendall_tau, mean_std, pooled_std, resolvable_gap, separation
+from maitsearch.stats import (kendall_tau, mean_std, paired_differences, paired_noise, pooled_std,
+                              resolvable_gap, separation)
 
 
 def test_mean_std_by_hand():
@@ -30,6 +31,7 @@ def test_resolvable_gap():
     # noise 0.01 over 2 seeds: 2 * 0.01 * sqrt(2 / 2) = 0.02
     assert resolvable_gap(0.01, 2) == pytest.approx(0.02)
     assert resolvable_gap(0.01, 8) == pytest.approx(0.01)
+    assert resolvable_gap(0.01, 4, paired=True) == pytest.approx(0.01)  # 2 * 0.01 / sqrt(4)
 
 
 def test_kendall_tau_known_values():
@@ -41,3 +43,14 @@ def test_kendall_tau_known_values():
     assert kendall_tau([1, 2, 3, 4], [1, 1, 3, 4]) == pytest.approx(5 / math.sqrt(30))
     with pytest.raises(ValueError):
         kendall_tau([1], [1])
+
+
+def test_paired_noise_cancels_shared_seed_luck():
+    # seed 1 is unlucky for every placement; the differences from none barely vary
+    values = {"none": [0.90, 0.80, 0.85], "all": [0.92, 0.82, 0.88], "sch1": [0.91, 0.80, 0.86]}
+    diffs = paired_differences(values, "none")
+    assert diffs["all"] == pytest.approx([0.02, 0.02, 0.03]) and diffs["sch1"] == pytest.approx([0.01, 0.0, 0.01])
+    # each difference list has std 1/sqrt(3) hundredths... pooled over both: sqrt((2*a + 2*b) / 4)
+    expected = math.sqrt((mean_std(diffs["all"])[1] ** 2 + mean_std(diffs["sch1"])[1] ** 2) / 2)
+    assert paired_noise(values, "none") == pytest.approx(expected)
+    assert paired_noise(values, "none") < pooled_std(values) / 5

@@ -41,7 +41,8 @@ class TrainingBars:
             self.progress.update(self.steps, status=f"loss {event['loss']:.3f}")
         elif kind == "epoch" and self.epochs is not None:
             self.progress.advance(self.epochs)
-            self.progress.update(self.epochs, status=f"val top-1 {event['val_top1']:.3f}")
+            if event.get("val_top1") is not None:
+                self.progress.update(self.epochs, status=f"val top-1 {event['val_top1']:.3f}")
             self.progress.reset(self.steps)
         elif kind == "phase" and event["phase"] == "measure" and self.steps is not None:
             self.progress.update(self.steps, status="measuring ALS")

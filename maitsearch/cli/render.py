@@ -76,12 +76,17 @@ def calibration_table(result: dict) -> Table:
     table.add_column("placement")
     for budget in budgets:
         table.add_column(f"{budget} ({int(budget[:-1]) * result['proxy']['epochs']} ep)", justify="right")
+    table.add_column(f"paired gap to none at {budgets[0]}", justify="right")
+    gaps = result.get("paired_gaps") or {}
     for name, cells in result["placements"].items():
+        gap = f"{gaps[name] * 100:+.2f}" if name in gaps else "-"
         table.add_row(name, *[f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-"
-                              for b in budgets])
+                              for b in budgets], gap)
     tau = result.get("kendall_tau")
-    table.caption = (f"noise {result['noise'] * 100:.2f} · separation {result['separation']:.2f} · "
-                     f"resolvable gap {result['resolvable_gap'] * 100:.2f} · tau {'-' if tau is None else f'{tau:+.2f}'}"
+    paired = result.get("paired_noise")
+    table.caption = (f"noise {result['noise'] * 100:.2f} (paired {'-' if paired is None else f'{paired * 100:.2f}'})"
+                     f" · separation {result['separation']:.2f} · resolvable gap {result['resolvable_gap'] * 100:.2f} "
+                     f"(paired {_pct(result.get('paired_resolvable_gap'))}) · tau {'-' if tau is None else f'{tau:+.2f}'}"
                      f" · {result.get('seconds_per_trial')} s/trial")
     return table
 

@@ -70,15 +70,40 @@ class Strategy(abc.ABC):
 
     # helpers for subclasses
     def spec_of(self, name: str) -> MaskSpec:
-        return preset(name, self.config.layers, self.config.heads, window=tuple(self.config.window),
-                      semantics=self.config.semantics)
+        """A preset by name; ``sch1@3x5`` gives it its own window instead of the run's."""
+        name, _, window = name.partition("@")
+        if window:
+            try:
+                window = tuple(int(part) for part in window.lower().split("x"))
+            except ValueError:
+                raise ValueError(f"placement {name}@{window}: expected a window such as @3x5") from None
+        return preset(name, self.config.layers, self.config.heads, window=window or tuple(self.config.window),
+                      semantics=self.config.semantics).with_meta(preset=f"{name}@{window[0]}x{window[1]}"
+                                                                 if window else name)
 
     def baselines(self) -> list[Proposal]:
         return [Proposal(self.spec_of(name), "baseline") for name in self.config.baselines]
 
 
+class PresetsStrategy(Strategy):
+    """No search: train the named placements in ``baselines`` (the paper's tables are such
+    comparisons) and answer with the most accurate."""
+
+    name = "presets"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.asked = False
+
+    def ask(self) -> list[Proposal]:
+        if self.asked:
+            return []
+        self.asked = True
+        return [Proposal(self.spec_of(name), name) for name in self.config.baselines]
+
+
 def make_strategy(config: SearchConfig) -> Strategy:
-    from . import als, optuna, soft  # noqa: F401  (each module registers its strategy)
+    from . import als, optuna, soft  # noqa: F401  (each module registers its strategy; presets is here)
 
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy: unknown strategy {config.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")

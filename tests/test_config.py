@@ -1,0 +1,60 @@
+"""Search configs: presets, defaults, strict keys, flags over presets, reproducible search.yaml."""
+
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from maitsearch.cli.run import build_config
+from maitsearch.config import SEARCHES_DIR, SearchConfig, config_from_dict, load_config
+
+
+def test_default_preset_is_the_built_in_default():
+    assert load_config("default").replace(description="") == SearchConfig()
+
+
+@pytest.mark.parametrize("path", sorted(SEARCHES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_preset_loads_and_says_what_it_is(path):
+    config = load_config(path)
+    assert config.description, "each preset describes itself"
+    assert config.proxy.layers == config.layers and config.proxy.heads == config.heads
+    assert path.read_text().startswith("#"), "each preset records its proxy and calibration in a comment"
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    config = build_config("quick", 6, None, "optuna", None, 9, 2, 5, None, "journal:x.log", "accuracy,attention_cost",
+                          "blocks", "gp", "hyperband", True, "local", "3x5", 7)
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    assert load_config(path) == config
+    assert (config.layers, config.proxy.layers, config.trials, config.seeds, config.proxy.epochs) == (6, 6, 9, 2, 5)
+    assert config.optuna.objectives == ["accuracy", "attention_cost"] and config.soft.round
+    assert config.window == [3, 5] and config.max_failures == 7
+    assert config.proxy.width == load_config("quick").proxy.width, "flags change only what they name"
+
+
+def test_a_task_brings_its_own_image_and_patch_size():
+    config = build_config(None, None, None, None, "digits", None, None, None, None, None, None, None, None, None,
+                          False, None, None, None)
+    assert (config.proxy.image_size, config.proxy.patch_size) == (16, 2)
+    shifted = build_config("quick", None, None, None, "digits-shift", None, None, None, None, None, None, None, None,
+                           None, False, None, None, None)
+    assert (shifted.proxy.image_size, shifted.proxy.patch_size) == (24, 3)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"strategy": "als", "colour": 1}, "unknown field(s) colour"),
+    ({"proxy": {"widht": 48}}, "proxy: unknown field(s) widht"),
+    ({"optuna": "tpe"}, "optuna: expected a mapping"),
+    (["als"], "a search config is a mapping"),
+])
+def test_unknown_or_misshapen_keys_are_refused(data, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_dict(data, where="x.yaml")
+
+
+def test_proxy_follows_the_search_shape():
+    config = SearchConfig(layers=6, heads=2)
+    assert (config.proxy.layers, config.proxy.heads) == (6, 2)
+    assert dataclasses.replace(config, layers=9).proxy.layers == 9
