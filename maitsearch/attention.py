@@ -89,10 +89,11 @@ class MaskedAttention(Attention):
             self.soft_logit = nn.Parameter(torch.log(initial) - torch.log1p(-initial))  # sigmoid^-1(alpha)
 
         dropout = self.attn_drop.p
-        self.kernels = {device: kernels.resolve_kernel(kernel, device_type=device, num_tokens=self.num_tokens,
-                                                       pattern=pattern, attn_dropout=dropout)
-                        for device in ("cpu", "cuda")}
-        self.groups = {device: self._head_groups(name) for device, name in self.kernels.items()}
+        # chosen once per device type, like timm's fused_attn
+        self.kernels = {kind: kernels.resolve_kernel(kernel, device_type=kind, num_tokens=self.num_tokens,
+                                                     pattern=pattern, attn_dropout=dropout)
+                        for kind in ("cpu", "cuda")}
+        self.groups = {kind: self._head_groups(name) for kind, name in self.kernels.items()}
         strict = (semantics == "local",) * len(hard) + (False,) * len(soft)
         self._flex = FlexMasks(self.grid_size, self.window, num_prefix_tokens, strict) if self.num_masked else None
 

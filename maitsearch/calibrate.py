@@ -48,69 +48,75 @@ class CalibrationPlan(Strategy):
         return None  # calibration has no answer placement
 
 
+def budget_stats(groups: dict[str, list[float]], seeds: int) -> dict:
+    """Noise, separation and paired gaps of the placements trained at one budget."""
+    noise = pooled_std(groups)
+    means = {name: mean_std(v)[0] for name, v in groups.items()}
+    paired = paired_noise(groups, "none") if "none" in groups else float("nan")
+    differences = paired_differences(groups, "none") if "none" in groups else {}
+    return {
+        "noise": round(noise, 5), "separation": round(separation(groups), 3),
+        "largest_gap": round(max(means.values()) - min(means.values()), 5),
+        "resolvable_gap": round(resolvable_gap(noise, seeds), 5) if noise == noise else None,
+        # the same seeds share initial weights and data order: differences from "none" per seed
+        "paired_noise": round(paired, 5) if paired == paired else None,
+        "paired_gaps": {n: round(mean_std(d)[0], 5) for n, d in differences.items()},
+        "paired_resolvable_gap": round(resolvable_gap(paired, seeds, paired=True), 5) if paired == paired else None,
+    }
+
+
 def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int, ...]) -> dict:
-    """The calibration numbers from the trained records (see the module docstring)."""
+    """The calibration numbers from the trained records (see the module docstring). The
+    top-level numbers are those of the proxy's own budget (1x); ``by_budget`` has every budget,
+    so a run of the same proxy at a longer budget finds its noise too."""
     by_budget: dict[int, dict[str, list[float]]] = {b: {} for b in budgets}
-    seconds = []
+    seconds: dict[int, list[float]] = {b: [] for b in budgets}
     for record in records:
         name, _, budget = record.step.rpartition("@")
         budget = int(budget.rstrip("x"))
         if record.state == "complete" and record.val_top1 and budget in by_budget:
             by_budget[budget][name] = list(record.val_top1)
-            if budget == budgets[0] and record.seeds and record.seconds:
-                seconds.append(record.seconds / len(record.seeds))
+            if record.seeds and record.seconds:
+                seconds[budget].append(record.seconds / len(record.seeds))
     short, long = budgets[0], budgets[-1]
-    seeds = config.seeds
+    if len(by_budget[short]) < 2:
+        raise ValueError("calibrate: fewer than two reference placements finished; nothing to compare")
     table = {}
     for budget, groups in by_budget.items():
         for name, values in groups.items():
             mean, std = mean_std(values)
             table.setdefault(name, {})[f"{budget}x"] = {"mean": round(mean, 5), "std": round(std, 5),
                                                          "values": [round(v, 5) for v in values]}
-    groups = by_budget[short]
-    if len(groups) < 2:
-        raise ValueError("calibrate: fewer than two reference placements finished; nothing to compare")
-    noise = pooled_std(groups)
-    means = {name: mean_std(v)[0] for name, v in groups.items()}
-    gap = max(means.values()) - min(means.values())
-    resolvable = resolvable_gap(noise, seeds) if noise == noise else float("nan")
-    paired = paired_noise(groups, "none") if "none" in groups else float("nan")
-    differences = paired_differences(groups, "none") if "none" in groups else {}
-    paired_gaps = {n: mean_std(d)[0] for n, d in differences.items()}
     tau = None
     if long != short and by_budget[long]:
-        common = [n for n in groups if n in by_budget[long]]
+        common = [n for n in by_budget[short] if n in by_budget[long]]
         if len(common) >= 2:
-            tau = kendall_tau([means[n] for n in common], [mean_std(by_budget[long][n])[0] for n in common])
-            tau = None if tau != tau else tau  # all tied: no ranking to compare
-    result = {
-        "layers": config.layers, "heads": config.heads, "proxy": config.proxy.to_dict(),
-        "seeds": [config.proxy.seed + i for i in range(seeds)], "budgets": list(budgets), "metric": "val_top1",
-        "placements": table,
-        "noise": round(noise, 5), "separation": round(separation(groups), 3), "largest_gap": round(gap, 5),
-        "resolvable_gap": round(resolvable, 5),
-        # the same seeds share initial weights and data order: differences from "none" per seed
-        "paired_noise": round(paired, 5),
-        "paired_gaps": {n: round(g, 5) for n, g in paired_gaps.items()},
-        "paired_resolvable_gap": round(resolvable_gap(paired, seeds, paired=True), 5) if paired == paired else None,
-        "kendall_tau": None if tau is None else round(tau, 3),
-        "seconds_per_trial": round(sum(seconds) / len(seconds), 1) if seconds else None,
-    }
-    result["verdict"] = verdict(result)
-    return result
+            tau = kendall_tau([mean_std(by_budget[short][n])[0] for n in common],
+                              [mean_std(by_budget[long][n])[0] for n in common])
+            tau = None if tau != tau else round(tau, 3)  # all tied: no ranking to compare
+    per_budget = {}
+    for budget, groups in by_budget.items():
+        if len(groups) >= 2:
+            stats = budget_stats(groups, config.seeds)
+            stats["epochs"] = int(round(config.proxy.epochs * budget))
+            stats["seconds_per_trial"] = round(sum(seconds[budget]) / len(seconds[budget]), 1) if seconds[budget] else None
+            stats["verdict"] = verdict(stats, config.seeds, tau)
+            per_budget[f"{budget}x"] = stats
+    return {"layers": config.layers, "heads": config.heads, "proxy": config.proxy.to_dict(),
+            "seeds": [config.proxy.seed + i for i in range(config.seeds)], "budgets": list(budgets),
+            "metric": "val_top1", "placements": table, "kendall_tau": tau, **per_budget[f"{short}x"],
+            "by_budget": per_budget}
 
 
-def verdict(result: dict) -> str:
+def verdict(stats: dict, seeds: int, tau: float | None) -> str:
     """One line: can this proxy rank placements, and of what size? Judged on paired differences
     (how searches compare placements: same seeds), with the budgets' rank agreement."""
-    seeds = len(result["seeds"])
-    resolvable = result.get("paired_resolvable_gap")
+    resolvable = stats.get("paired_resolvable_gap")
     if resolvable is None:  # no unmasked reference: fall back to the unpaired noise
-        resolvable = result["resolvable_gap"]
+        resolvable = stats["resolvable_gap"] if stats["resolvable_gap"] is not None else float("nan")
     resolvable *= 100
-    gaps = result.get("paired_gaps") or {}
-    gap = max((abs(g) for g in gaps.values()), default=result["largest_gap"]) * 100
-    tau = result["kendall_tau"]
+    gaps = stats.get("paired_gaps") or {}
+    gap = max((abs(g) for g in gaps.values()), default=stats["largest_gap"]) * 100
     stable = "" if tau is None else (f"; rankings agree across budgets (tau {tau:+.2f})" if tau >= 0.6
                                      else f"; rankings change with the budget (tau {tau:+.2f})")
     if resolvable == resolvable and gap > resolvable and (tau is None or tau >= 0.6):

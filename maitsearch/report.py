@@ -13,16 +13,21 @@ from .stats import mean_std, resolvable_gap
 
 
 def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
-    """A calibration of the same proxy (any seed) and the same layers and heads, if one exists."""
-    wanted = {k: v for k, v in config.proxy.to_dict().items() if k not in ("seed", "device")}
+    """A calibration of the same proxy (any seed) and shape, at the budget whose epochs equal
+    this run's: its numbers for that budget, with its path."""
+    ignore = ("seed", "device", "epochs")
+    wanted = {k: v for k, v in config.proxy.to_dict().items() if k not in ignore}
     for path in sorted(Path(results_root).glob("*/calibration.yaml")):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        proxy = {k: v for k, v in (data.get("proxy") or {}).items() if k not in ("seed", "device")}
-        if proxy == wanted:
-            return {**data, "path": str(path)}
+        proxy = {k: v for k, v in (data.get("proxy") or {}).items() if k not in ignore}
+        if proxy != wanted or (data.get("layers"), data.get("heads")) != (config.layers, config.heads):
+            continue
+        for budget, stats in (data.get("by_budget") or {}).items():
+            if stats.get("epochs") == config.proxy.epochs:
+                return {**data, **stats, "budget": budget, "path": str(path)}
     return None
 
 
@@ -71,22 +76,29 @@ def _points(fraction) -> str:
 
 def calibration_section(result: dict) -> list[str]:
     budgets = [f"{b}x" for b in result["budgets"]]
-    epochs = result["proxy"]["epochs"]
-    lines = ["## Calibration", "", f"**Verdict: {result['verdict']}.**", "",
-             "| placement | " + " | ".join(f"val top-1 (%) at {b} ({int(b[:-1]) * epochs} epochs)" for b in budgets)
-             + " |", "|---|" + "---:|" * len(budgets)]
+    by_budget = result.get("by_budget") or {}
+    lines = ["## Calibration", "",
+             "| placement | " + " | ".join(f"val top-1 (%) at {by_budget.get(b, {}).get('epochs', b)} epochs"
+                                         for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
     for name, cells in result["placements"].items():
         row = [f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-" for b in budgets]
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     tau = result.get("kendall_tau")
-    paired, paired_gap = _points(result.get("paired_noise")), _points(result.get("paired_resolvable_gap"))
-    lines += ["", f"- seed noise (pooled std over {len(result['seeds'])} seeds): {result['noise'] * 100:.2f} points",
-              f"- paired noise (pooled std of per-seed differences from none): {paired} points; "
-              f"resolvable paired gap {paired_gap} points",
-              f"- separation (largest gap / noise): {result['separation']:.2f}; largest gap "
-              f"{result['largest_gap'] * 100:.2f} points; resolvable gap {result['resolvable_gap'] * 100:.2f} points",
-              f"- Kendall tau, shortest vs longest budget: {'-' if tau is None else f'{tau:+.2f}'}",
-              f"- seconds per trial (one seed, shortest budget): {result.get('seconds_per_trial')}", ""]
+    lines += ["", f"Kendall tau between the rankings at the shortest and the longest budget: "
+                  f"{'-' if tau is None else f'{tau:+.2f}'}.", ""]
+    for budget in budgets:
+        stats = by_budget.get(budget)
+        if not stats:
+            continue
+        gaps = ", ".join(f"{n} {g * 100:+.2f}" for n, g in stats["paired_gaps"].items()) or "-"
+        lines += [f"**{stats['epochs']} epochs: {stats['verdict']}.**", "",
+                  f"- seed noise (pooled std over {len(result['seeds'])} seeds): {stats['noise'] * 100:.2f} points; "
+                  f"separation (largest gap / noise) {stats['separation']:.2f}; resolvable gap "
+                  f"{_points(stats['resolvable_gap'])} points",
+                  f"- paired noise (pooled std of per-seed differences from none): {_points(stats['paired_noise'])} "
+                  f"points; resolvable paired gap {_points(stats['paired_resolvable_gap'])} points",
+                  f"- paired gaps to none: {gaps}",
+                  f"- seconds per trial (one seed): {stats.get('seconds_per_trial')}", ""]
     return lines
 
 
@@ -109,7 +121,8 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         lines += calibration_section(yaml.safe_load(own.read_text(encoding="utf-8")))
     calibration = find_calibration(store.path.parent, config)
     if calibration and not own.exists():
-        lines += [f"Calibration of this proxy ({calibration['path']}): {calibration.get('verdict', '')}", ""]
+        lines += [f"Calibration of this proxy at {calibration['epochs']} epochs ({calibration['path']}): "
+                  f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
     baseline = baseline_of(records)

@@ -53,7 +53,18 @@ class RunSummary:
 
 
 def config_digest(config: SearchConfig) -> str:
-    data = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY}
+    """Identity of what a run computes. Numbers are compared as values: a YAML's ``2`` and ``2.0``
+    are the same setting."""
+    def normal(value):
+        if isinstance(value, dict):
+            return {k: normal(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [normal(v) for v in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 

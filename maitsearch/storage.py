@@ -46,11 +46,6 @@ def storage_url(requested: str | None, run_path: Path) -> str:
     return requested
 
 
-def describe(url: str) -> str:
-    kind = "journal file" if url.startswith("journal:") else url.split(":", 1)[0]
-    return f"{kind} {redact(url)}"
-
-
 def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
     """An Optuna storage for ``url`` with heartbeats and one retry of a dead worker's trial."""
     import optuna

@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile on CUDA
+    kernel: str = "auto"  # masked heads' kernel: auto (by token count and device), dense, local or flex
 
     @property
     def resolved_lr(self) -> float:
@@ -74,7 +75,7 @@ def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans:
             raise ValueError(f"--depth applies to mait_* models; {config.model} has a fixed depth")
         kwargs["depth"] = config.depth
     model = timm.create_model(config.model, **kwargs)
-    return apply_mask_spec(model, spec)
+    return apply_mask_spec(model, spec, kernel=config.kernel)
 
 
 def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool = False,

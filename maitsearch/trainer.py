@@ -94,17 +94,24 @@ class SerialTrainer:
 
 
 _WORKER_DATA: DataCache | None = None
+_WORKER_EVENTS = None
 
 
-def _init_worker(threads: int) -> None:
-    global _WORKER_DATA
+def _init_worker(threads: int, events) -> None:
+    global _WORKER_DATA, _WORKER_EVENTS
     torch.set_num_threads(threads)
-    _WORKER_DATA = DataCache()
+    _WORKER_DATA, _WORKER_EVENTS = DataCache(), events
 
 
-def _train_in_worker(spec_dict: dict, proxy_dict: dict, checkpoint: str | None) -> dict:
+def _train_in_worker(spec_dict: dict, proxy_dict: dict, checkpoint: str | None, number: int) -> dict:
     proxy = ProxyConfig(**proxy_dict)
-    return train_unit(MaskSpec.from_dict(spec_dict), proxy, _WORKER_DATA.get(proxy), checkpoint=checkpoint).to_dict()
+
+    def forward(event: dict) -> None:  # epochs only: steps would flood the queue
+        if event.get("kind") == "epoch":
+            _WORKER_EVENTS.put({**event, "number": number, "seed": proxy.seed})
+
+    return train_unit(MaskSpec.from_dict(spec_dict), proxy, _WORKER_DATA.get(proxy), on_progress=forward,
+                      checkpoint=checkpoint).to_dict()
 
 
 class PoolTrainer:
@@ -116,20 +123,23 @@ class PoolTrainer:
 
         self.emit = emit or (lambda event: None)
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(threads,))
+        context = multiprocessing.get_context("spawn")
+        self.events = context.Manager().Queue()  # workers' epoch events, for the live view
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                                        initargs=(threads, self.events))
 
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         futures = {}
         for unit in units:
             future = self.pool.submit(_train_in_worker, unit.proposal.spec.to_dict(), unit.proxy.to_dict(),
-                                      unit.checkpoint)
+                                      unit.checkpoint, unit.number)
             futures[future] = unit
             self.emit({"kind": "seed_start", "number": unit.number, "seed": unit.proxy.seed,
                        "seed_index": unit.seed_index})
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            self._forward_events()
             for future in done:
                 unit = futures[future]
                 try:
@@ -139,6 +149,16 @@ class PoolTrainer:
                 self.emit({"kind": "seed_end", "number": unit.number, "seed": unit.proxy.seed,
                            "status": result.status, "val_top1": result.val_top1})
                 yield unit, result
+
+    def _forward_events(self) -> None:
+        import queue
+
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.emit({**event, "kind": "worker_epoch"})
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

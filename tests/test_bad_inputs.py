@@ -95,3 +95,22 @@ def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
     spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
     line = one_line_error(["train", "--spec", spec, "--out", tmp_path, "--resume"])
     assert line.startswith("error: --resume: refusing ") and "pwned" not in line
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://alice:s3cr3t@db.example:5432/x", "postgresql://alice:***@db.example:5432/x"),
+    ("postgresql+psycopg://bob:p%40ss@10.0.0.1/x", "postgresql+psycopg://bob:***@10.0.0.1/x"),
+    ("journal:/tmp/study.log", "journal:/tmp/study.log"),
+    ("sqlite:///results/x/study.db", "sqlite:///results/x/study.db"),
+])
+def test_storage_urls_are_redacted(url, shown, monkeypatch, tmp_path):
+    from maitsearch.storage import STORAGE_ENV, redact, storage_url
+
+    assert redact(url) == shown
+    for name in STORAGE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    # search.yaml holds the redacted URL: the password comes back from the environment only,
+    # and without it the driver's own sources (PGPASSWORD, ~/.pgpass) are left to supply it
+    assert storage_url(shown, tmp_path) == shown.replace(":***@", "@")
+    monkeypatch.setenv("MAITSEARCH_STORAGE", url)
+    assert storage_url(shown, tmp_path) == url

@@ -58,3 +58,13 @@ def test_proxy_follows_the_search_shape():
     config = SearchConfig(layers=6, heads=2)
     assert (config.proxy.layers, config.proxy.heads) == (6, 2)
     assert dataclasses.replace(config, layers=9).proxy.layers == 9
+
+
+def test_run_identity_ignores_how_numbers_are_spelled():
+    from maitsearch.runner import config_digest
+
+    config = SearchConfig()
+    spelled = config.replace(proxy=config.proxy.replace(warmup_epochs=2, lr=0.001))  # int 2 for 2.0
+    assert config_digest(spelled) == config_digest(config)
+    assert config_digest(config.replace(seeds=5)) != config_digest(config)
+    assert config_digest(config.replace(jobs=7)) == config_digest(config), "execution settings do not count"

@@ -147,3 +147,24 @@ def test_three_postgres_workers_share_one_study(postgres, tmp_path):
     # without the shared folder, the storage alone holds every trial
     from_storage = run_from_storage(url, "pg")
     assert sorted(r.number for r in from_storage.records) == sorted(t.number for t in finished)
+
+
+def test_journal_storage_fails_and_retries_a_silent_trial(tmp_path):
+    """Optuna's journal storage has no heartbeat of its own; ours keeps one in system attributes."""
+    from maitsearch.storage import open_storage
+
+    storage = open_storage(f"journal:{tmp_path / 'j.log'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name="s")
+    alive, silent = study.ask(), study.ask()
+    for trial in (alive, silent):
+        trial.suggest_int("l0", 0, 3)
+        storage.record_heartbeat(trial._trial_id)
+    time.sleep(1.5)
+    storage.record_heartbeat(alive._trial_id)  # only one worker is still beating
+    optuna.storages.fail_stale_trials(study)
+    states = {t.number: t.state for t in study.trials}
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING
+    assert states[silent.number] == optuna.trial.TrialState.FAIL
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == silent.number]
+    assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.WAITING
+    assert retry[0].params == silent.params

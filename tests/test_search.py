@@ -231,3 +231,17 @@ def test_presets_strategy_trains_named_placements_with_their_own_windows():
     assert len({p.key() for p in proposals}) == 4, "windows make different experiments"
     with pytest.raises(ValueError, match="expected a window such as @3x5"):
         PresetsStrategy(config.replace(baselines=["sch1@wide"])).ask()
+
+
+def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
+    """Two worker processes, one thread each: the same per-seed numbers as training in-process
+    (each unit is deterministic for its seed), with the workers' epochs reaching the live view."""
+    config = quick_config.replace(strategy="presets", baselines=["none", "sch1"], seeds=2,
+                                  proxy=quick_config.proxy.replace(epochs=1))
+    serial = run_search(config.replace(jobs=1), results_root=tmp_path, name="serial", data=digits)
+    events = []
+    parallel = run_search(config.replace(jobs=2), results_root=tmp_path, name="parallel", on_event=events.append)
+    flat = lambda summary: [v for r in summary.records for v in r.val_top1]  # noqa: E731
+    assert flat(parallel) == pytest.approx(flat(serial), abs=1e-9)
+    assert [r.spec.compact() for r in parallel.records] == [r.spec.compact() for r in serial.records]
+    assert {(e["number"], e["seed"]) for e in events if e["kind"] == "worker_epoch"} == {(0, 0), (0, 1), (1, 0), (1, 1)}

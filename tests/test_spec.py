@@ -41,7 +41,7 @@ def test_compact_form_uses_two_digits_for_wide_layers():
     assert MaskSpec.from_compact("2110", heads=6) == spec
 
 
-@pytest.mark.parametrize("text", ["", "3g", "8", "33 "[:-1] + "x"])
+@pytest.mark.parametrize("text", ["", "3g", "8", "33x"])
 def test_compact_form_rejects_garbage(text):
     with pytest.raises(ValueError, match="compact"):
         MaskSpec.from_compact(text, heads=3)

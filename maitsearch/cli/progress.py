@@ -87,6 +87,10 @@ class RunView:
             self.progress.update(self.trial_task, status=f"seed {event['seed']} | {self._best()}")
         elif kind == "seed_end" and self.trial_task is not None:
             self.progress.advance(self.trial_task)
+        elif kind == "worker_epoch" and self.trial_task is not None:
+            top1 = "" if event.get("val_top1") is None else f", val {event['val_top1'] * 100:.1f}"
+            self.progress.update(self.trial_task, status=f"trial {event['number']} seed {event['seed']}: epoch "
+                                                         f"{event['epoch'] + 1}{top1} | {self._best()}")
         elif kind in ("phase", "step", "epoch"):
             self.bars(event)
             if kind == "phase" and event["phase"] == "measure" and self.trial_task is not None:

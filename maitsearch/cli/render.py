@@ -72,22 +72,28 @@ def trials_table(records, best=None) -> Table:
 
 def calibration_table(result: dict) -> Table:
     budgets = [f"{b}x" for b in result["budgets"]]
-    table = Table(title=f"calibration: validation top-1 (%), mean ± std over {len(result['seeds'])} seeds")
+    by_budget = result.get("by_budget") or {}
+    table = Table(title=f"calibration: validation top-1 (%), mean ± std over {len(result['seeds'])} seeds; "
+                        "paired gap to none in brackets")
     table.add_column("placement")
     for budget in budgets:
-        table.add_column(f"{budget} ({int(budget[:-1]) * result['proxy']['epochs']} ep)", justify="right")
-    table.add_column(f"paired gap to none at {budgets[0]}", justify="right")
-    gaps = result.get("paired_gaps") or {}
+        table.add_column(f"{by_budget.get(budget, {}).get('epochs', budget)} epochs", justify="right")
     for name, cells in result["placements"].items():
-        gap = f"{gaps[name] * 100:+.2f}" if name in gaps else "-"
-        table.add_row(name, *[f"{cells[b]['mean'] * 100:.2f} ± {cells[b]['std'] * 100:.2f}" if b in cells else "-"
-                              for b in budgets], gap)
+        row = []
+        for budget in budgets:
+            gap = (by_budget.get(budget, {}).get("paired_gaps") or {}).get(name)
+            cell = f"{cells[budget]['mean'] * 100:.2f} ± {cells[budget]['std'] * 100:.2f}" if budget in cells else "-"
+            row.append(cell + (f" ({gap * 100:+.2f})" if gap is not None else ""))
+        table.add_row(name, *row)
     tau = result.get("kendall_tau")
-    paired = result.get("paired_noise")
-    table.caption = (f"noise {result['noise'] * 100:.2f} (paired {'-' if paired is None else f'{paired * 100:.2f}'})"
-                     f" · separation {result['separation']:.2f} · resolvable gap {result['resolvable_gap'] * 100:.2f} "
-                     f"(paired {_pct(result.get('paired_resolvable_gap'))}) · tau {'-' if tau is None else f'{tau:+.2f}'}"
-                     f" · {result.get('seconds_per_trial')} s/trial")
+    captions = [f"tau {'-' if tau is None else f'{tau:+.2f}'}"]
+    for budget in budgets:
+        stats = by_budget.get(budget)
+        if stats:
+            captions.append(f"{stats['epochs']} ep: noise {_pct(stats['noise'])} (paired {_pct(stats['paired_noise'])}),"
+                            f" resolvable paired gap {_pct(stats['paired_resolvable_gap'])}, "
+                            f"{stats['seconds_per_trial']} s/trial")
+    table.caption = "\n".join(captions)
     return table
 
 

@@ -12,7 +12,8 @@ from .app import app, console, fail, parse_window
 
 
 def build_config(config: Optional[str], layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
-                 objectives, space, sampler, pruner, round_, semantics, window, max_failures, keep_checkpoints=None):
+                 objectives, space, sampler, pruner, round_, semantics, window, max_failures, keep_checkpoints=None,
+                 baselines=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top."""
     from ..config import SearchConfig, load_config
 
@@ -22,6 +23,8 @@ def build_config(config: Optional[str], layers, heads, strategy, data, trials, s
                                   keep_checkpoints=keep_checkpoints).items() if v is not None}
     if window is not None:
         top["window"] = list(parse_window(window))
+    if baselines is not None:
+        top["baselines"] = [name.strip() for name in baselines.split(",") if name.strip()]
     proxy = {k: v for k, v in dict(data=data, epochs=epochs).items() if v is not None}
     if data is not None:  # a derived task comes with its own canvas and patch grid
         from ..data import proxy_shape
@@ -60,6 +63,7 @@ def run_command(
         max_failures: Optional[int] = typer.Option(None, min=0, help="Failed trials tolerated."),
         keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="Save each trial's "
                                                         "first-seed weights (for similarity plots)."),
+        baselines: Optional[str] = typer.Option(None, help="Presets trained alongside, e.g. none,sch1 ('' for none)."),
         results: Path = typer.Option(Path("results"), help="Where run folders live."),
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
@@ -76,7 +80,7 @@ def run_command(
             validate_run_name(name)
         search = build_config(config, layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
                               objectives, space, sampler, pruner, round_, semantics, window, max_failures,
-                              keep_checkpoints)
+                              keep_checkpoints, baselines)
         if search.optuna.storage and search.strategy != "optuna":
             raise ValueError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
         dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
@@ -137,5 +141,6 @@ def calibrate_command(
     except (ValueError, DataError, RunNameError, SearchError) as err:
         fail(f"error: {err}")
     console.print(calibration_table(outcome.result))
-    console.print(f"verdict: {outcome.result['verdict']}", markup=False)
+    for stats in outcome.result["by_budget"].values():
+        console.print(f"verdict at {stats['epochs']} epochs: {stats['verdict']}", markup=False)
     console.print(f"calibration: {outcome.path}", markup=False)

@@ -24,6 +24,7 @@ def train_command(
         depth: Optional[int] = typer.Option(None, help="Depth of a mait_* model (12, 24, 36)."),
         seed: int = typer.Option(0),
         device: str = typer.Option("auto", help="auto, cpu or cuda."),
+        kernel: str = typer.Option("auto", help="Masked heads' kernel: auto, dense, local (O(N*k)) or flex (CUDA)."),
         out: Optional[Path] = typer.Option(None, help="Output folder. Default: results/train/<model>-<spec name>."),
         resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
 ) -> None:
@@ -36,7 +37,7 @@ def train_command(
     out = out or Path("results") / "train" / f"{model}-{spec.stem}"
     config = TrainConfig(model=model, data=data, data_dir=str(data_dir) if data_dir else None, download=download,
                          image_size=img_size, depth=depth, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         device=device)
+                         device=device, kernel=kernel)
     try:
         with training_bars(console, label=f"train {model}") as bars:
             metrics = train(mask_spec, config, out, resume=resume, on_progress=bars)

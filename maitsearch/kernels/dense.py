@@ -14,24 +14,28 @@ from torch import nn
 
 class _MultiplicativeAttention(torch.autograd.Function):
     """softmax((Q K^T) * factor) V as one autograd node that keeps only the probabilities for
-    backward: fewer kernels and half the saved memory of the op-by-op graph. ``factor`` already
-    holds the 1/sqrt(d) scale."""
+    backward (and, when the factor is learned, the raw logits its gradient needs): fewer kernels
+    and less saved memory than the op-by-op graph. ``factor`` already holds the 1/sqrt(d) scale."""
 
     @staticmethod
     def forward(ctx, q, k, v, factor):
-        probs = torch.matmul(q, k.transpose(-2, -1)).mul_(factor).softmax(dim=-1)  # (B, h, T, T)
-        ctx.save_for_backward(q, k, v, probs, factor)
+        raw = torch.matmul(q, k.transpose(-2, -1))  # (B, h, T, T)
+        if ctx.needs_input_grad[3]:  # soft masks: d factor needs the raw logits; keep them
+            probs = (raw * factor).softmax(dim=-1)
+            ctx.save_for_backward(q, k, v, probs, factor, raw)
+        else:
+            probs = raw.mul_(factor).softmax(dim=-1)
+            ctx.save_for_backward(q, k, v, probs, factor)
         return probs @ v
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, probs, factor = ctx.saved_tensors
+        q, k, v, probs, factor, *raw = ctx.saved_tensors
         grad_v = probs.transpose(-2, -1) @ grad_out
         grad_logits = torch._softmax_backward_data(grad_out @ v.transpose(-2, -1), probs, -1, probs.dtype)
         grad_factor = None
-        if ctx.needs_input_grad[3]:  # soft masks: d factor = d logits * (Q K^T), summed over the batch
-            grad_factor = (grad_logits * (q @ k.transpose(-2, -1))).sum(0)
-            grad_factor = grad_factor.sum_to_size(factor.shape)
+        if raw:  # d factor = d logits * raw logits, summed over the batch
+            grad_factor = (grad_logits * raw[0]).sum(0).sum_to_size(factor.shape)
         grad_scores = grad_logits.mul_(factor)
         return grad_scores @ k, grad_scores.transpose(-2, -1) @ q, grad_v, grad_factor
 

@@ -52,15 +52,13 @@ class OptunaStrategy(Strategy):
         self.run_name = ""
         self._lock = None
         self._heartbeats: dict[int, tuple[threading.Thread, threading.Event]] = {}
-        self._reported: set[int] = set()
 
     # ---- wiring ---------------------------------------------------------------------------
     def attach(self, store) -> None:
         import optuna
 
-        from ..storage import open_storage, storage_url
-
-        from ..storage import single_worker_lock
+        from ..runner import redacted_config
+        from ..storage import open_storage, single_worker_lock, storage_url
 
         settings = self.config.optuna
         self.run_name = store.name
@@ -72,8 +70,6 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(study_name=study_name(store.name), storage=storage, directions=directions,
                                          sampler=self._sampler(), pruner=self._pruner(), load_if_exists=True)
-        from ..runner import redacted_config
-
         self.study.set_user_attr("maitsearch:config", redacted_config(self.config).to_dict())
         self._restore_trial_files(store)
         if not self.study.user_attrs.get("maitsearch:warm_started"):
@@ -97,7 +93,9 @@ class OptunaStrategy(Strategy):
     def _sampler(self):
         import optuna
 
-        seed = self.config.proxy.seed
+        # One worker (SQLite) samples reproducibly; workers sharing a study must not move in
+        # lockstep, or they would propose the same placements at the same time.
+        seed = self.config.proxy.seed if self.storage_url.startswith("sqlite") else None
         return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed),
@@ -231,10 +229,6 @@ class OptunaStrategy(Strategy):
         if "attention_cost" in self.config.optuna.objectives:
             values.append(attention_cost(record.spec, self.config.proxy.grid, num_prefix=1))
         return values
-
-    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
-        """Highest mean validation top-1 (on a Pareto front, its most accurate point)."""
-        return super().choose(records)
 
     def pareto_numbers(self) -> list[int]:
         return [t.number for t in self.study.best_trials] if self.study is not None else []
