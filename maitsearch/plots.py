@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -83,6 +84,7 @@ def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: S
     for x, y, label in zip(numbers, means_pct, labels):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

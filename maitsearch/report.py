@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,21 @@ def _fmt(values: list[float]) -> str:
     return f"{mean * 100:.2f} ± {std * 100:.2f}" if len(values) > 1 else f"{mean * 100:.2f}"
 
 
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to where they are, when it is below."""
+    return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+
+
+def reproduce_command(store: RunStore, config: SearchConfig) -> str:
+    """The command that re-runs this run folder as it is (it resumes when the folder exists)."""
+    where = f"--config {_shown(store.path / 'search.yaml')} --name {store.name} --results {_shown(store.path.parent)}"
+    if config.strategy == "calibrate":
+        calibration = store.path / "calibration.yaml"
+        budgets = yaml.safe_load(calibration.read_text(encoding="utf-8"))["budgets"] if calibration.exists() else [1]
+        return f"maitsearch calibrate {where} --budgets {','.join(map(str, budgets))}"
+    return f"maitsearch run {where}"
+
+
 def baseline_of(records: list[TrialRecord]) -> TrialRecord | None:
     """The unmasked placement's record (trained as a baseline, or by a strategy)."""
     candidates = [r for r in records if r.state == "complete" and r.spec.num_masked == 0 and not r.spec.is_soft]
@@ -51,7 +67,7 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     seeds = min(len(best.val_top1), len(baseline.val_top1))
     same_seeds = best.seeds == baseline.seeds and seeds >= 1
     if calibration and calibration.get("paired_noise") is not None:
-        noise, source = float(calibration["paired_noise"]), f"the calibration in {calibration['path']}"
+        noise, source = float(calibration["paired_noise"]), f"the calibration in {_shown(Path(calibration['path']))}"
     elif same_seeds and seeds >= 2:
         noise = mean_std([a - b for a, b in zip(best.val_top1, baseline.val_top1)])[1]
         source = "this run's paired seeds"
@@ -115,13 +131,13 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
              f"{config.proxy.lr}, layer scale {config.proxy.layer_scale}",
              f"- seeds per placement: {config.seeds} (base seed {config.proxy.seed}); trials: {len(records)} "
              f"({summary.trained} trained this session, {summary.reused} reused)",
-             f"- reproduce: `maitsearch run --config {store.path / 'search.yaml'}`", ""]
+             f"- reproduce: `{reproduce_command(store, config)}`", ""]
     own = store.path / "calibration.yaml"
     if own.exists():
         lines += calibration_section(yaml.safe_load(own.read_text(encoding="utf-8")))
     calibration = find_calibration(store.path.parent, config)
     if calibration and not own.exists():
-        lines += [f"Calibration of this proxy at {calibration['epochs']} epochs ({calibration['path']}): "
+        lines += [f"Calibration of this proxy at {calibration['epochs']} epochs ({_shown(Path(calibration['path']))}): "
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
@@ -131,6 +147,11 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     if best is not None:
         lines += [f"Chosen placement: trial {best.number} ({best.step}), `{best.spec.compact()}`, "
                   f"written to `best.yaml`.", ""]
+        top = max((r for r in records if r.state == "complete" and r.top1 is not None), key=lambda r: r.top1)
+        if best.top1 is not None and top.top1 > best.top1 and top.spec.key() != best.spec.key():
+            lines += [f"The most accurate trial of the run is not the strategy's answer: trial {top.number} "
+                      f"({top.label}, `{top.spec.compact()}`) scored {_fmt(top.val_top1)}. "
+                      f"`maitsearch export {store.name} --trial {top.number} -o FILE` writes its spec.", ""]
     if summary.notes:
         lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
     lines += ["## Trials", "", "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
@@ -140,7 +161,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         als = f"{sum(flat) / len(flat):.3f}" if flat else "-"
         placement = record.spec.compact() + (" (soft)" if record.spec.is_soft else "")
         state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
-        lines.append(f"| {record.number} | {record.step} | `{placement}` | {record.spec.num_masked} | {state} | "
+        lines.append(f"| {record.number} | {record.label} | `{placement}` | {record.spec.num_masked} | {state} | "
                      f"{_fmt(record.val_top1)} | {_fmt(record.test_top1)} | {als} | {record.seconds:.0f} |")
     lines.append("")
     if best is not None and best.als:

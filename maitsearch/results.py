@@ -73,6 +73,12 @@ class TrialRecord:
     extra: dict = field(default_factory=dict)  # strategy-specific provenance (optuna params, budget...)
 
     @property
+    def label(self) -> str:
+        """The step, with the preset's name for baselines (``baseline sch1``)."""
+        preset = self.spec.meta.get("preset")
+        return f"{self.step} {preset}" if self.step == "baseline" and preset else self.step
+
+    @property
     def top1(self) -> float | None:
         return mean_std(self.val_top1)[0] if self.val_top1 else None
 

@@ -137,7 +137,7 @@ class Run:
         baseline = self.baseline_record()
         return plots.accuracy_over_trials(
             [r.number for r in done], [r.top1 for r in done], [r.top1_std or 0.0 for r in done],
-            [r.step if r.step not in ("optuna",) else r.spec.compact() for r in done],
+            [r.spec.compact() if r.step == "optuna" else r.label for r in done],
             baseline.top1 if baseline else None, path or self.path / "accuracy.png",
             f"validation top-1 per trial, {self.name}")
 

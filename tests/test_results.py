@@ -146,3 +146,20 @@ def test_python_api_load_run(quick_results):
     run = maitsearch.load_run(root / "quick-soft")
     assert run.config["strategy"] == "soft" and len(run.trials) == len(summaries["soft"].records)
     assert run.best is not None and callable(run.plot_als)
+
+
+def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results, tmp_path):
+    import shlex
+
+    root, _ = quick_results
+    shutil.copytree(root / "quick-als", tmp_path / "quick-als")
+    report = (tmp_path / "quick-als" / "report.md").read_text()
+    assert "| baseline sch1 |" in report and "| baseline none |" in report
+    command = next(line for line in report.splitlines() if line.startswith("- reproduce: "))
+    # The command names the folder it was written in; the copy is where this test may write.
+    args = shlex.split(command.removeprefix("- reproduce: ").strip("`").replace(str(root), str(tmp_path)))
+    assert args[:2] == ["maitsearch", "run"]
+    cli(*args[1:])
+    rerun = next(line for line in (tmp_path / "quick-als" / "report.md").read_text().splitlines()
+                 if "trained this session" in line)
+    assert "(0 trained this session" in rerun, rerun

@@ -10,8 +10,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 spec_app = typer.Typer(no_args_is_help=True, help="Check, show and create mask spec YAML files.")
 app.add_typer(spec_app, name="spec")
 
-# Piped output gets 120 columns rather than rich's 80, so tables of 24-layer placements fit.
-console = Console(soft_wrap=True, width=None if Console().is_terminal else 120)
+# Piped output gets 160 columns rather than rich's 80, so tables of 24-layer placements fit.
+console = Console(soft_wrap=True, width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
