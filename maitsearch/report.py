@@ -178,13 +178,23 @@ FIGURES = {"als": "ALS per head of the chosen trial (red outline: hard-masked he
            "pareto": "accuracy against attention cost", "similarity": "cross-layer attention similarity"}
 
 
+def _caption(name: str) -> str:
+    """The run's figures have fixed captions; a trial's (``als-trial3``) say which trial."""
+    kind, _, trial = name.partition("-trial")
+    if trial.isdigit() and kind == "als":
+        return f"ALS per head of trial {trial} (red outline: hard-masked head)"
+    if trial.isdigit() and kind == "similarity":
+        return f"cross-layer attention similarity of trial {trial} and the unmasked baseline"
+    return FIGURES.get(name, name)
+
+
 def figures_section(paths: dict) -> list[str]:
     present = [(name, Path(path)) for name, path in paths.items() if Path(path).exists()]
     if not present:
         return []
     lines = ["## Figures", ""]
     for name, path in present:
-        lines += [f"{FIGURES.get(name, name)}:", "", f"![{name}]({path.name})", ""]
+        lines += [f"{_caption(name)}:", "", f"![{name}]({path.name})", ""]
     return lines
 
 
@@ -195,5 +205,6 @@ def embed_figures(report: Path, figures: dict) -> None:
     text = report.read_text(encoding="utf-8")
     head = text.split("## Figures", 1)[0].rstrip() + "\n\n"
     paths = {name: report.parent / f"{name}.png" for name in FIGURES}
+    paths.update({path.stem: path for path in sorted(report.parent.glob("*.png"))})  # trials' figures too
     paths.update(figures)
     atomic.write_text(report, head + "\n".join(figures_section(paths)))

@@ -111,14 +111,18 @@ class Run:
                 "seconds": seconds, "status": self.status}
 
     # ---- figures ---------------------------------------------------------------------------
-    def plot_als(self, path: str | Path | None = None) -> Path:
+    def plot_als(self, path: str | Path | None = None, trial: int | None = None) -> Path:
+        """ALS per (layer, head) of a trial (default: the best), like the paper's Figure 3."""
         from . import plots
 
-        record = self.best_record() or next((r for r in reversed(self.records) if r.als), None)
+        if trial is not None:
+            record = self.record(trial)
+        else:
+            record = self.best_record() or next((r for r in reversed(self.records) if r.als), None)
         if record is None or not record.als:
-            raise ValueError(f"run {self.name}: no trial with ALS to plot")
-        return plots.als_heatmap(record.als, record.spec, path or self.path / "als.png",
-                                 f"ALS per head, trial {record.number} ({record.step}) of {self.name}")
+            raise ValueError(f"run {self.name}: no {'trial' if trial is None else f'ALS for trial {trial}'} to plot")
+        return plots.als_heatmap(record.als, record.spec, path or self.path / _figure_name("als", trial),
+                                 f"ALS per head, trial {record.number} ({record.label}) of {self.name}")
 
     def plot_placement(self, path: str | Path | None = None) -> Path:
         from . import plots
@@ -158,14 +162,15 @@ class Run:
         return plots.pareto_front(costs, accuracies, front, path or self.path / "pareto.png",
                                   f"accuracy against attention cost, {self.name}")
 
-    def plot_similarity(self, path: str | Path | None = None) -> Path:
-        """Cross-layer attention similarity (paper appendix A.3) of the best and the baseline
-        models, from checkpoints kept with ``--keep-checkpoints``."""
+    def plot_similarity(self, path: str | Path | None = None, trial: int | None = None) -> Path:
+        """Cross-layer attention similarity (paper appendix A.3) of a trial (default: the best)
+        and the baseline models, from checkpoints kept with ``--keep-checkpoints``."""
         from . import plots
         from .similarity import similarity_from_checkpoint
 
+        compared = ("best", self.best_record()) if trial is None else (self.record(trial).label, self.record(trial))
         matrices = {}
-        for label, record in (("unmasked baseline", self.baseline_record()), ("best", self.best_record())):
+        for label, record in (("unmasked baseline", self.baseline_record()), compared):
             if record is None:
                 continue
             checkpoint = self.path / "checkpoints" / f"{record.duplicate_of if record.duplicate_of is not None else record.number}.pt"
@@ -176,22 +181,32 @@ class Run:
                                                                                       self.config)
         if not matrices:
             raise ValueError(f"run {self.name}: no baseline or best trial to compare")
-        return plots.similarity_heatmaps(matrices, path or self.path / "similarity.png",
+        return plots.similarity_heatmaps(matrices, path or self.path / _figure_name("similarity", trial),
                                          f"cross-layer attention similarity, {self.name}")
 
-    def plot_all(self) -> dict[str, Path | str]:
-        """Every figure that the run's data allows; the value is the path, or why not."""
+    def plot_all(self, trial: int | None = None) -> dict[str, Path | str]:
+        """Every figure that the run's data allows; the value is the path, or why not. With a
+        trial, its own figures (ALS, similarity to the baseline) beside the run's."""
         out: dict[str, Path | str] = {}
-        makers = {"als": self.plot_als, "placement": self.plot_placement, "accuracy": self.plot_accuracy}
-        if len((self.config.get("optuna") or {}).get("objectives", [])) > 1:
-            makers["pareto"] = self.plot_pareto
-        makers["similarity"] = self.plot_similarity
+        if trial is not None:
+            self.record(trial)  # an unknown trial is the caller's error, not a skipped figure
+            makers = {_figure_name("als", trial)[:-4]: lambda: self.plot_als(trial=trial),
+                      _figure_name("similarity", trial)[:-4]: lambda: self.plot_similarity(trial=trial)}
+        else:
+            makers = {"als": self.plot_als, "placement": self.plot_placement, "accuracy": self.plot_accuracy}
+            if len((self.config.get("optuna") or {}).get("objectives", [])) > 1:
+                makers["pareto"] = self.plot_pareto
+            makers["similarity"] = self.plot_similarity
         for name, make in makers.items():
             try:
                 out[name] = make()
             except (ValueError, FileNotFoundError) as err:
                 out[name] = str(err)
         return out
+
+
+def _figure_name(kind: str, trial: int | None) -> str:
+    return f"{kind}.png" if trial is None else f"{kind}-trial{trial}.png"
 
 
 def load_run(path: str | Path) -> Run:

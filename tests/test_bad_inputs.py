@@ -82,6 +82,14 @@ def test_bad_config_preset(tmp_path):
     assert "unknown field(s) prox" in one_line_error(["run", "--config", bad, "--results", tmp_path])
 
 
+def test_bad_baseline_placements(tmp_path):
+    line = one_line_error(["run", "--config", "quick", "--baselines", "none,sch9", "--results", tmp_path])
+    assert line == "error: preset: unknown preset 'sch9'; choose one of none, sch1, sch2, all, random"
+    missing = tmp_path / "gone.yaml"
+    line = one_line_error(["run", "--config", "quick", "--baselines", missing, "--results", tmp_path])
+    assert line == f"error: {missing}: file: no such file"
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

@@ -163,3 +163,22 @@ def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results,
     rerun = next(line for line in (tmp_path / "quick-als" / "report.md").read_text().splitlines()
                  if "trained this session" in line)
     assert "(0 trained this session" in rerun, rerun
+
+
+def test_a_trials_own_figures(quick_results, tmp_path):
+    root, summaries = quick_results
+    shutil.copytree(root / "quick-als", tmp_path / "quick-als")
+    sch1 = next(r for r in summaries["als"].records if r.spec.meta.get("preset") == "sch1")
+    cli("results", "quick-als", "--results", tmp_path, "--plot")
+    output = cli("results", "quick-als", "--results", tmp_path, "--plot", "--trial", sch1.number).stdout
+    assert f"ALS, trial {sch1.number}" in output
+    for name in (f"als-trial{sch1.number}", f"similarity-trial{sch1.number}"):
+        path = tmp_path / "quick-als" / f"{name}.png"
+        with Image.open(path) as image:
+            assert image.size[0] > 300 and path.stat().st_size > 10_000, name
+    report = (tmp_path / "quick-als" / "report.md").read_text()
+    for name in ("als", "accuracy", "similarity", f"als-trial{sch1.number}", f"similarity-trial{sch1.number}"):
+        assert f"]({name}.png)" in report, name  # the trial's figures join the run's, not replace them
+    assert f"ALS per head of trial {sch1.number}" in report
+    missing = runner.invoke(app, ["results", "quick-als", "--results", str(tmp_path), "--trial", "99"])
+    assert missing.exit_code == 2 and missing.stderr.strip() == "error: run quick-als has no trial 99"

@@ -233,6 +233,19 @@ def test_presets_strategy_trains_named_placements_with_their_own_windows():
         PresetsStrategy(config.replace(baselines=["sch1@wide"])).ask()
 
 
+def test_presets_strategy_retrains_a_spec_file_with_the_runs_seeds(tmp_path):
+    from maitsearch.search.base import PresetsStrategy
+    from maitsearch.spec import MaskSpec
+
+    found = MaskSpec.from_counts([2, 0, 1, 3], 3, window=(3, 5)).save(tmp_path / "other-run" / "best.yaml")
+    config = SearchConfig(strategy="presets", layers=4, heads=3, baselines=["none", str(found)])
+    none, from_file = PresetsStrategy(config).ask()
+    assert from_file.step == "other-run/best" and from_file.spec.window == (3, 5)
+    assert from_file.spec.masks == ((0, 1), (), (0,), (0, 1, 2)) and from_file.key() != none.key()
+    with pytest.raises(ValueError, match=r"best.yaml: the spec is 4 layers x 3 heads, the run 6 x 3"):
+        PresetsStrategy(config.replace(layers=6)).ask()
+
+
 def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     """Two worker processes, one thread each: the same per-seed numbers as training in-process
     (each unit is deterministic for its seed), with the workers' epochs reaching the live view."""

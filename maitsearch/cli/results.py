@@ -60,6 +60,8 @@ def results_command(
         dataset: Optional[str] = typer.Option(None, help="Only runs on this dataset."),
         fmt: str = typer.Option("table", "--format", "-f", help="table, csv, markdown or json."),
         plot: bool = typer.Option(False, help="Write the run's figures as PNGs and embed them in report.md."),
+        trial: Optional[int] = typer.Option(None, help="Show (and with --plot, draw) this trial's ALS and "
+                                                         "similarity instead of the best's."),
         storage: Optional[str] = typer.Option(None, help="Read a run from its Optuna storage (no shared folder)."),
 ) -> None:
     """Browse runs: a list of runs, one run's trials, or several runs side by side."""
@@ -86,41 +88,47 @@ def results_command(
         else:
             emit_frame(frame, fmt, f"runs in {results}")
         return
+    if trial is not None and len(runs) != 1:
+        fail("error: --trial: name exactly one run")
     opened = [open_run(name, results, storage) for name in runs]
     if len(opened) == 1:
-        show_run(opened[0], fmt, plot)
+        show_run(opened[0], fmt, plot, trial)
     else:
         compare_runs(opened, fmt)
 
 
-def show_run(run, fmt: str, plot: bool) -> None:
+def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
     from .render import als_heatmap_table, placement_grid, run_header
 
+    try:
+        shown = run.best_record() if trial is None else run.record(trial)
+    except KeyError as err:
+        fail(f"error: {err.args[0]}")
     if fmt != "table":
         emit_frame(run.trials, fmt, run.name)
         return
     from .render import trials_table
 
     console.print(run_header(run))
-    record = run.best_record()
-    console.print(trials_table(run.records, record))
-    if run.best is not None:
+    console.print(trials_table(run.records, run.best_record()))
+    spec = run.best if trial is None else shown.spec
+    if spec is not None:
         from rich.columns import Columns
 
-        panels = [placement_grid(run.best)]
-        if record is not None and record.als:
-            panels.insert(0, als_heatmap_table(record.als, run.best, f"ALS, trial {record.number}"))
+        panels = [placement_grid(spec)]
+        if shown is not None and shown.als:
+            panels.insert(0, als_heatmap_table(shown.als, spec, f"ALS, trial {shown.number}"))
         console.print(Columns(panels, padding=(0, 4)))
     for problem in run.problems:
         err_console.print(f"warning: {problem}", markup=False)
     if plot:
-        write_plots(run)
+        write_plots(run, trial)
 
 
-def write_plots(run) -> None:
+def write_plots(run, trial: int | None = None) -> None:
     from ..report import embed_figures
 
-    figures = run.plot_all()
+    figures = run.plot_all(trial)
     made = {name: path for name, path in figures.items() if isinstance(path, Path)}
     for name, outcome in figures.items():
         console.print(f"{name}: {outcome}" if isinstance(outcome, Path) else f"{name}: skipped ({outcome})",

@@ -63,7 +63,7 @@ def run_command(
         max_failures: Optional[int] = typer.Option(None, min=0, help="Failed trials tolerated."),
         keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="Save each trial's "
                                                         "first-seed weights (for similarity plots)."),
-        baselines: Optional[str] = typer.Option(None, help="Presets trained alongside, e.g. none,sch1 ('' for none)."),
+        baselines: Optional[str] = typer.Option(None, help="Placements trained alongside: presets (none,sch1,sch2@3x5) or spec YAML files ('' for none)."),
         results: Path = typer.Option(Path("results"), help="Where run folders live."),
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import SearchConfig
 from ..results import TrialRecord
-from ..spec import MaskSpec, preset
+from ..spec import MaskSpec, load_spec, preset
 
 STRATEGIES: dict[str, type["Strategy"]] = {}
 
@@ -70,7 +71,10 @@ class Strategy(abc.ABC):
 
     # helpers for subclasses
     def spec_of(self, name: str) -> MaskSpec:
-        """A preset by name; ``sch1@3x5`` gives it its own window instead of the run's."""
+        """A preset by name (``sch1@3x5`` gives it its own window instead of the run's), or a mask
+        spec YAML file, such as another run's ``best.yaml``, to train it with this run's seeds."""
+        if name.endswith((".yaml", ".yml")):
+            return self._spec_file(Path(name))
         name, _, window = name.partition("@")
         if window:
             try:
@@ -81,13 +85,21 @@ class Strategy(abc.ABC):
                       semantics=self.config.semantics).with_meta(preset=f"{name}@{window[0]}x{window[1]}"
                                                                  if window else name)
 
+    def _spec_file(self, path: Path) -> MaskSpec:
+        spec = load_spec(path)
+        if (spec.layers, spec.heads) != (self.config.layers, self.config.heads):
+            raise ValueError(f"placement {path}: the spec is {spec.layers} layers x {spec.heads} heads, "
+                             f"the run {self.config.layers} x {self.config.heads}")
+        # Named by its folder too: every run's answer is called best.yaml.
+        return spec.with_meta(preset=f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem)
+
     def baselines(self) -> list[Proposal]:
         return [Proposal(self.spec_of(name), "baseline") for name in self.config.baselines]
 
 
 class PresetsStrategy(Strategy):
-    """No search: train the named placements in ``baselines`` (the paper's tables are such
-    comparisons) and answer with the most accurate."""
+    """No search: train the placements in ``baselines`` (presets or spec files; the paper's tables
+    are such comparisons) and answer with the most accurate."""
 
     name = "presets"
 
@@ -99,7 +111,8 @@ class PresetsStrategy(Strategy):
         if self.asked:
             return []
         self.asked = True
-        return [Proposal(self.spec_of(name), name) for name in self.config.baselines]
+        specs = [self.spec_of(name) for name in self.config.baselines]
+        return [Proposal(spec, spec.meta["preset"]) for spec in specs]
 
 
 def make_strategy(config: SearchConfig) -> Strategy:

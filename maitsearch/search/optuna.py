@@ -96,7 +96,10 @@ class OptunaStrategy(Strategy):
         # One worker (SQLite) samples reproducibly; workers sharing a study must not move in
         # lockstep, or they would propose the same placements at the same time.
         seed = self.config.proxy.seed if self.storage_url.startswith("sqlite") else None
-        return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+        # TPE samples at random for its first 10 trials by default, which is a whole budget of
+        # expensive proxy trials; the warm start and half the budget are enough to model.
+        startup = min(10, max(len(self.config.optuna.warm_start) + 1, self.config.trials // 2))
+        return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup),
                 "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[self.config.optuna.sampler]()
