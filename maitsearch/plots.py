@@ -111,7 +111,9 @@ def similarity_heatmaps(models: dict[str, np.ndarray], path: str | Path, title: 
     """Cross-layer attention similarity (paper appendix A.3): one row per model, one panel per
     head, layers on both axes."""
     heads = max(matrix.shape[0] for matrix in models.values())
-    fig, axes = plt.subplots(len(models), heads, figsize=(2.9 * heads + 1, 2.8 * len(models)), squeeze=False)
+    # Constrained layout keeps one row's axis labels off the next row's titles.
+    fig, axes = plt.subplots(len(models), heads, figsize=(2.9 * heads + 1, 3.0 * len(models)), squeeze=False,
+                             layout="constrained")
     image = None
     for row, (label, matrices) in enumerate(models.items()):
         for head in range(heads):

@@ -327,14 +327,20 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
     store = prepare_store(public, results_root, name)
     jobs = resolve_jobs(config)
     config = config.replace(jobs=jobs)
-    helpers = []
+    import torch
+
+    helpers, threads = [], torch.get_num_threads()
     if config.strategy == "optuna" and strategy is None and jobs > 1:
         helpers = start_optuna_workers(config, store, jobs - 1)
         config = config.replace(jobs=1)
+        # This process is a worker too: it takes the same share of the cores as the helpers,
+        # or its default threads and theirs oversubscribe the machine.
+        torch.set_num_threads(worker_threads(jobs))
     try:
         runner = Runner(config, store, strategy or make_strategy(config), data, on_event)
         summary = runner.run()
     finally:
+        torch.set_num_threads(threads)
         for helper in helpers:
             helper.join()
     if helpers:  # the other workers' trials are on disk now: report them all
@@ -357,13 +363,16 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
         raise StorageError(f"--jobs {count + 1}: several Optuna workers cannot share SQLite ({redact(url)}); "
                            "use --storage journal:PATH (one host) or --storage postgresql://USER@HOST/DB")
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // (count + 1))
     workers = [context.Process(target=_optuna_worker, args=(config.replace(jobs=1), str(store.path.parent),
-                                                            store.name, threads), daemon=False)
+                                                            store.name, worker_threads(count + 1)), daemon=False)
                for _ in range(count)]
     for worker in workers:
         worker.start()
     return workers
+
+
+def worker_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: int) -> None:

@@ -258,3 +258,20 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     assert flat(parallel) == pytest.approx(flat(serial), abs=1e-9)
     assert [r.spec.compact() for r in parallel.records] == [r.spec.compact() for r in serial.records]
     assert {(e["number"], e["seed"]) for e in events if e["kind"] == "worker_epoch"} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path):
+    """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study;
+    the report holds both workers' trials, and this process's torch threads are restored."""
+    import torch
+
+    from maitsearch.runner import run_search
+
+    threads = torch.get_num_threads()
+    config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),
+                                  optuna=dataclasses.replace(quick_config.optuna, pruner="none",
+                                                             storage=f"journal:{tmp_path / 'study.journal'}"))
+    summary = run_search(config, results_root=tmp_path, name="helpers", data=digits)
+    assert torch.get_num_threads() == threads
+    assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
+    assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]
