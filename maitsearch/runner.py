@@ -143,15 +143,25 @@ class Runner:
                     self._check_failures()
         finally:
             self.trainer.close()
+        summary = self.finish(time.perf_counter() - start)
+        self.emit({"kind": "run_end", "summary": summary})
+        return summary
+
+    def finish(self, seconds: float = 0.0) -> RunSummary:
+        """Choose the answer from every trial on disk (other workers' too) and write best.yaml
+        and trials.csv. Called again once helper workers have finished theirs."""
+        self.records = self._all_records()
         best = self.strategy.choose(self.records)
         if best is not None:
             self.store.write_best(best.to_spec(self.store.name, self.config.strategy, self.config.proxy.data))
         self.store.write_trials_csv(self.records)
-        summary = RunSummary(self.store.name, self.store.path, sorted(self.records, key=lambda r: r.number), best,
-                             self.strategy.notes(), self.problems, self.trained, self.reused,
-                             time.perf_counter() - start)
-        self.emit({"kind": "run_end", "summary": summary})
-        return summary
+        return RunSummary(self.store.name, self.store.path, self.records, best, self.strategy.notes(),
+                          self.problems, self.trained, self.reused, seconds)
+
+    def _all_records(self) -> list[TrialRecord]:
+        """This process's records, and those other workers on the study wrote to the folder."""
+        on_disk = {r.number: r for r in self.store.load_trials()[0]}
+        return sorted({**on_disk, **{r.number: r for r in self.records}}.values(), key=lambda r: r.number)
 
     def _resolve(self, proposals: list[Proposal]):
         """(proposal, record, new) for a batch, each as soon as it is known: replayed from disk
@@ -241,7 +251,9 @@ class Runner:
         self.records = [r for r in self.records if r.number != record.number] + [record]
         self.replay[(record.step, record.extra.get("key"))] = record
         self.store.write_trial(record, self.config.strategy, self.config.proxy.data)
-        self.store.write_trials_csv(self.records)
+        # Other workers on the study write their trials into the same folder: the table holds
+        # every trial on disk, not just this process's, so it is whole whoever writes last.
+        self.store.write_trials_csv(self._all_records())
 
     def _check_failures(self) -> None:
         failed = [r for r in self.records if r.state in FAILED_STATES]
@@ -343,9 +355,8 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         torch.set_num_threads(threads)
         for helper in helpers:
             helper.join()
-    if helpers:  # the other workers' trials are on disk now: report them all
-        summary.records, summary.problems = store.load_trials()
-        store.write_trials_csv(summary.records)
+    if helpers:  # the helpers' last trials are on disk now: choose and report from them all
+        summary = runner.finish(summary.seconds)
     from .report import write_report
 
     write_report(store, public, summary)

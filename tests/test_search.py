@@ -219,6 +219,11 @@ def test_two_workers_share_one_journal_study(tmp_path):
     assert all("surplus" in t.user_attrs.get("maitsearch:reason", "") for t in surplus)
     yamls = sorted((tmp_path / "shared" / "trials").glob("*.yaml"))
     assert sorted(int(p.stem) for p in yamls) == sorted(t.number for t in finished)
+    table = pd.read_csv(tmp_path / "shared" / "trials.csv")
+    assert sorted(table["number"]) == sorted(t.number for t in finished), "whoever wrote last wrote every trial"
+    best = load_spec(tmp_path / "shared" / "best.yaml")
+    complete = [t.value for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert best.meta["top1"] == pytest.approx(max(complete), abs=1e-5), "chosen from both workers' trials"
 
 
 def test_presets_strategy_trains_named_placements_with_their_own_windows():
