@@ -74,9 +74,9 @@ class TrialRecord:
 
     @property
     def label(self) -> str:
-        """The step, with the preset's name for baselines (``baseline sch1``)."""
+        """The step, with the preset's name where the step does not say it (``baseline sch1``)."""
         preset = self.spec.meta.get("preset")
-        return f"{self.step} {preset}" if self.step == "baseline" and preset else self.step
+        return f"{self.step} {preset}" if preset and preset not in self.step else self.step
 
     @property
     def top1(self) -> float | None:

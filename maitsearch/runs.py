@@ -141,7 +141,7 @@ class Run:
         baseline = self.baseline_record()
         return plots.accuracy_over_trials(
             [r.number for r in done], [r.top1 for r in done], [r.top1_std or 0.0 for r in done],
-            [r.spec.compact() if r.step == "optuna" else r.label for r in done],
+            [_point_label(r) for r in done],
             baseline.top1 if baseline else None, path or self.path / "accuracy.png",
             f"validation top-1 per trial, {self.name}")
 
@@ -203,6 +203,15 @@ class Run:
             except (ValueError, FileNotFoundError) as err:
                 out[name] = str(err)
         return out
+
+
+def _point_label(record: TrialRecord) -> str:
+    """A strategy's step names the point; a sampled placement is named by its compact form only
+    while that is short enough not to run into its neighbours' (the table has them all)."""
+    if record.step != "optuna" or "preset" in record.spec.meta:
+        return record.label
+    compact = record.spec.compact()
+    return compact if len(compact) <= 12 else ""
 
 
 def _figure_name(kind: str, trial: int | None) -> str:

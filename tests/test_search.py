@@ -129,6 +129,8 @@ def test_optuna_runs_presets_first_and_reuses_duplicates(quick_config, digits, t
     summary = run_search(config, results_root=tmp_path, name="dup", data=digits, strategy=strategy)
     placements = [r.spec.counts() for r in summary.records]
     assert placements[:3] == [preset(n, 4, 3).counts() for n in ("sch1", "sch2", "none")]
+    assert [r.label for r in summary.records[:4]] == ["optuna sch1", "optuna sch2", "optuna none", "optuna"]
+    assert load_spec(tmp_path / "dup" / "trials" / "1.yaml").meta["preset"] == "sch2"
     assert summary.records[3].duplicate_of == 0 and summary.records[3].val_top1 == summary.records[0].val_top1
     assert summary.trained == 3 and summary.reused == 1
     study = optuna.load_study(study_name="maitsearch-dup", storage=f"sqlite:///{tmp_path / 'dup' / 'study.db'}")

@@ -178,6 +178,8 @@ class OptunaStrategy(Strategy):
             return []
         self._start_heartbeat(trial)
         spec = self.suggest(trial)
+        if "maitsearch:preset" in trial.user_attrs:  # a warm start keeps its name in tables and plots
+            spec = spec.with_meta(preset=trial.user_attrs["maitsearch:preset"])
         proposal = Proposal(spec, "optuna", handle=trial)
         trial.set_user_attr("maitsearch:key", proposal.key())
         proposal.reuse = self._earlier(proposal.key(), trial.number)
