@@ -104,9 +104,8 @@ class Run:
                 "shape": f"{self.config.get('layers', '?')}x{self.config.get('heads', '?')}",
                 "trials": len(self.records), "complete": states.count("complete"),
                 "failed": sum(states.count(s) for s in ("failed", "oom", "nan_loss")), "pruned": states.count("pruned"),
-                "best_top1": best.top1 if best else None, "best_top1_std": best.top1_std if best else None,
-                "baseline_top1": baseline.top1 if baseline else None,
-                "baseline_top1_std": baseline.top1_std if baseline else None,
+                "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
+                "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
                 "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
                 "seconds": seconds, "status": self.status}
 
@@ -203,6 +202,11 @@ class Run:
             except (ValueError, FileNotFoundError) as err:
                 out[name] = str(err)
         return out
+
+
+def _spread(record: TrialRecord | None) -> float | None:
+    """The seed std, where there is one: a single seed's 0.0 would read as no noise at all."""
+    return record.top1_std if record is not None and len(record.val_top1) > 1 else None
 
 
 def _point_label(record: TrialRecord) -> str:

@@ -55,20 +55,24 @@ EXPERIMENTS = [
         "Section 5.5 control: depth 12 against 24", ["paper-controls-l12", "default24"],
         ["maitsearch run --config paper-controls --layers 12 --name paper-controls-l12",
          "(24 layers: the 60-epoch rows of default24 above)"],
-        "DeiT gains little from 12 to 24 layers; the masks help the deeper model more (Figure 4).",
+        "DeiT-tiny 72.2 at 12 layers and 78.3 at 24; one masked head per layer 72.6 and 79.1, so the mask's "
+        "gain grows from +0.4 to +0.8 with depth. Beyond 24 layers DeiT saturates (+0.25 at 36) while mixed "
+        "masking keeps gaining (79.8, Figure 4).",
         keep={"default24": "@2x"}),
     Experiment(
         "Figure 3 analogue: ALS per head, Sch.1 and soft masks", [],
         ["maitsearch results paper-tiny24-als --plot --trial 1",
          "maitsearch results paper-tiny24-soft --plot --trial 0"],
-        "Masked heads reach ALS near 0.9 in every layer; unmasked heads' ALS falls with depth; soft-mask "
-        "alphas concentrate locality in the early layers.",
+        "Sch.1's masked head has a much higher ALS than the unmasked heads in layers 0-22: about 0.9 in the "
+        "first 8 layers, declining to about 0.6, and below 0.05 in the last. With soft masks, several heads "
+        "of the first 8 layers exceed 0.9, and every head of the last 10 is below 0.3.",
         figures=["paper-tiny24-als/als-trial1.png", "paper-tiny24-soft/als-trial0.png"]),
     Experiment(
         "Appendix A.3 analogue: cross-layer attention similarity, DeiT and MaiT (Sch.1), 24 layers", [],
         ["maitsearch results paper-tiny24-als --plot --trial 1"],
-        "In deep DeiT, attention maps of adjacent deep layers become near-identical (similarity close to 1); "
-        "MaiT keeps them more diverse.",
+        "At 36 layers, DeiT's last 8 layers reach an average similarity of 0.75 (attention collapse). One "
+        "masked head per layer leaves the unmasked heads at 0.75 too, and the masked head's maps are more "
+        "uniform with a lower peak; mixed masking lowers the last 8 layers to 0.65.",
         figures=["paper-tiny24-als/similarity-trial1.png"]),
     Experiment(
         "The default run", ["default-l24h3"], ["maitsearch run --layers 24 --heads 3 --name default-l24h3"],

@@ -177,7 +177,7 @@ def runs_table(frame, title: str) -> Table:
     table = Table(title=title)
     for column, justify in (("run", "left"), ("strategy", "left"), ("data", "left"), ("LxH", "right"),
                             ("trials c/f/p", "right"), ("best val top-1", "right"), ("baseline", "right"),
-                            ("gain", "right"), ("time", "right"), ("status", "left")):
+                            ("gain", "right"), ("train time", "right"), ("status", "left")):
         table.add_column(column, justify=justify, no_wrap=column in ("run", "best val top-1", "baseline"))
     for row in frame.itertuples(index=False):
         gain = "-" if pd.isna(row.gain) else f"{row.gain * 100:+.2f}"
