@@ -10,7 +10,7 @@ import yaml
 
 from .config import SearchConfig
 from .results import RunStore, TrialRecord
-from .stats import mean_std, resolvable_gap
+from .stats import format_mean_std, mean_std, resolvable_gap
 
 
 def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
@@ -30,13 +30,6 @@ def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
             if stats.get("epochs") == config.proxy.epochs:
                 return {**data, **stats, "budget": budget, "path": str(path)}
     return None
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean, std = mean_std(values)
-    return f"{mean * 100:.2f} ± {std * 100:.2f}" if len(values) > 1 else f"{mean * 100:.2f}"
 
 
 def _shown(path: Path) -> str:
@@ -81,9 +74,9 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     else:
         verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
     detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source})"
-    return (f"best (trial {best.number}) {_fmt(best.val_top1)} vs unmasked baseline (trial {baseline.number}) "
-            f"{_fmt(baseline.val_top1)} validation top-1: {gain * 100:+.2f} points over {seeds} paired seed(s), "
-            f"{verdict}{detail}.")
+    return (f"best (trial {best.number}) {format_mean_std(best.val_top1)} vs unmasked baseline "
+            f"(trial {baseline.number}) {format_mean_std(baseline.val_top1)} validation top-1: {gain * 100:+.2f} "
+            f"points over {seeds} paired seed(s), {verdict}{detail}.")
 
 
 def _points(fraction) -> str:
@@ -150,7 +143,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         top = max((r for r in records if r.state == "complete" and r.top1 is not None), key=lambda r: r.top1)
         if best.top1 is not None and top.top1 > best.top1 and top.spec.key() != best.spec.key():
             lines += [f"The most accurate trial of the run is not the strategy's answer: trial {top.number} "
-                      f"({top.label}, `{top.spec.compact()}`) scored {_fmt(top.val_top1)}. "
+                      f"({top.label}, `{top.spec.compact()}`) scored {format_mean_std(top.val_top1)}. "
                       f"`maitsearch export {store.name} --trial {top.number} -o FILE` writes its spec.", ""]
     if summary.notes:
         lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
@@ -162,7 +155,8 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         placement = record.spec.compact() + (" (soft)" if record.spec.is_soft else "")
         state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
         lines.append(f"| {record.number} | {record.label} | `{placement}` | {record.spec.num_masked} | {state} | "
-                     f"{_fmt(record.val_top1)} | {_fmt(record.test_top1)} | {als} | {record.seconds:.0f} |")
+                     f"{format_mean_std(record.val_top1)} | {format_mean_std(record.test_top1)} | {als} | "
+                     f"{record.seconds:.0f} |")
     lines.append("")
     if best is not None and best.als:
         plots.als_heatmap(best.als, best.spec, store.path / "als.png",

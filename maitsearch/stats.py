@@ -82,8 +82,11 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return (concordant - discordant) / denominator if denominator else float("nan")
 
 
-def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
-    """``mean ± std`` (just the mean for a single value, which has no spread to show)."""
+def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
+    """``mean ± std`` (just the mean for a single value, which has no spread to show; ``-``
+    for no values, a trial that never finished)."""
+    if not values:
+        return "-"
     mean, std = mean_std(values)
     if len(values) == 1:
         return f"{mean * scale:.{digits}f}"

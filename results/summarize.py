@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import maitsearch
-from maitsearch.stats import mean_std, pooled_std, resolvable_gap
+from maitsearch.stats import format_mean_std, mean_std, pooled_std, resolvable_gap
 
 ROOT = Path(__file__).resolve().parent
 
@@ -80,13 +80,6 @@ EXPERIMENTS = [
 ]
 
 
-def fmt(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean, std = mean_std(values)
-    return f"{mean * 100:.2f} ± {std * 100:.2f}" if len(values) > 1 else f"{mean * 100:.2f}"
-
-
 def differences(record, baseline) -> list[float]:
     """Per-seed validation differences from the baseline; [] where they do not pair."""
     if baseline is None or record.spec.key() == baseline.spec.key() or record.seeds != baseline.seeds:
@@ -141,7 +134,8 @@ def table(rows: list[tuple], gaps: dict) -> list[str]:
         label = record.label + (" (soft)" if record.spec.is_soft and "soft" not in record.label else "")
         resolvable = gaps.get(record.spec.layers, (float("inf"),))[0]
         lines.append(f"| {run.name} | {record.number} | {label} | `{record.spec.compact()}` | "
-                     f"{len(record.val_top1)} | {fmt(record.val_top1)} | {fmt(record.test_top1)} | "
+                     f"{len(record.val_top1)} | {format_mean_std(record.val_top1)} | "
+                     f"{format_mean_std(record.test_top1)} | "
                      f"{paired(diffs, resolvable)} |")
     return lines + [""]
 

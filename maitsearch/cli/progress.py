@@ -113,8 +113,7 @@ class RunView:
 def trial_line(record) -> str:
     from ..stats import format_mean_std
 
-    top1 = format_mean_std(record.val_top1, digits=2) if record.val_top1 else "-"
-    test = format_mean_std(record.test_top1, digits=2) if record.test_top1 else "-"
+    top1, test = format_mean_std(record.val_top1), format_mean_std(record.test_top1)
     what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else f"{record.seconds:.0f} s"
     state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
     return (f"trial {record.number:>3} {record.step:<10} {record.spec.compact():<26} val {top1:>14}  "

@@ -64,8 +64,7 @@ def trials_table(records, best=None) -> Table:
         state = record.state if record.duplicate_of is None else f"= {record.duplicate_of}"
         style = "bold green" if best is not None and record.number == best.number else None
         table.add_row(str(record.number), record.label, record.spec.compact(), count_bars(record.spec), state,
-                      format_mean_std(record.val_top1, digits=2) if record.val_top1 else "-",
-                      format_mean_std(record.test_top1, digits=2) if record.test_top1 else "-",
+                      format_mean_std(record.val_top1), format_mean_std(record.test_top1),
                       f"{sum(flat) / len(flat):.3f}" if flat else "-", f"{record.seconds:.0f}", style=style)
     return table
 
