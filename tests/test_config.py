@@ -23,8 +23,9 @@ def test_every_preset_loads_and_says_what_it_is(path):
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):
-    config = build_config("quick", 6, None, "optuna", None, 9, 2, 5, None, "journal:x.log", "accuracy,attention_cost",
-                          "blocks", "gp", "hyperband", True, "local", "3x5", 7)
+    config = build_config("quick", layers=6, strategy="optuna", trials=9, seeds=2, epochs=5, storage="journal:x.log",
+                          objectives="accuracy,attention_cost", space="blocks", sampler="gp", pruner="hyperband",
+                          round_=True, semantics="local", window="3x5", max_failures=7)
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     assert load_config(path) == config
@@ -35,11 +36,9 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
 
 
 def test_a_task_brings_its_own_image_and_patch_size():
-    config = build_config(None, None, None, None, "digits", None, None, None, None, None, None, None, None, None,
-                          False, None, None, None)
+    config = build_config(None, data="digits")
     assert (config.proxy.image_size, config.proxy.patch_size) == (16, 2)
-    shifted = build_config("quick", None, None, None, "digits-shift", None, None, None, None, None, None, None, None,
-                           None, False, None, None, None)
+    shifted = build_config("quick", data="digits-shift")
     assert (shifted.proxy.image_size, shifted.proxy.patch_size) == (24, 3)
 
 

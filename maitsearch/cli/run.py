@@ -11,10 +11,12 @@ import typer
 from .app import app, console, fail, parse_window
 
 
-def build_config(config: Optional[str], layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
-                 objectives, space, sampler, pruner, round_, semantics, window, max_failures, keep_checkpoints=None,
+def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
+                 seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
+                 pruner=None, round_=False, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
                  baselines=None):
-    """The preset (or a run's search.yaml, or the built-in default) with the given flags on top."""
+    """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
+    a flag left at None keeps the preset's value."""
     from ..config import SearchConfig, load_config
 
     base = load_config(config) if config else SearchConfig()
@@ -39,16 +41,23 @@ def build_config(config: Optional[str], layers, heads, strategy, data, trials, s
                         optuna=dataclasses.replace(base.optuna, **optuna), soft=dataclasses.replace(base.soft, **soft))
 
 
+# Options that run and calibrate share, spelled once.
+LAYERS = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24).")
+HEADS = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3).")
+CONFIG = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file.")
+RESULTS = typer.Option(Path("results"), help="Where run folders live.")
+
+
 @app.command("run")
 def run_command(
-        layers: Optional[int] = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24)."),
-        heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3)."),
+        layers: Optional[int] = LAYERS,
+        heads: Optional[int] = HEADS,
         strategy: Optional[str] = typer.Option(None, help="als (default), optuna or soft."),
         data: Optional[str] = typer.Option(None, help="Proxy data: the default task, digits, a torchvision set or a folder."),
         trials: Optional[int] = typer.Option(None, min=1, help="Optuna: trials in the study over all workers."),
         seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per placement; tables show mean ± std."),
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config, so re-running resumes)."),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file."),
+        config: Optional[str] = CONFIG,
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs per trial."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage: journal:PATH or postgresql://... "
@@ -63,24 +72,25 @@ def run_command(
         max_failures: Optional[int] = typer.Option(None, min=0, help="Failed trials tolerated."),
         keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="Save each trial's "
                                                         "first-seed weights (for similarity plots)."),
-        baselines: Optional[str] = typer.Option(None, help="Placements trained alongside: presets (none,sch1,sch2@3x5) or spec YAML files ('' for none)."),
-        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+        baselines: Optional[str] = typer.Option(None, help="Placements trained alongside: presets (none,sch1,"
+                                                           "sch2@3x5) or spec YAML files ('' for none)."),
+        results: Path = RESULTS,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
     from ..data import DataError, load_data
-    from ..results import RunNameError
+    from ..results import RunNameError, validate_run_name
     from ..runner import SearchError, run_search
     from ..storage import StorageError, redact
     from .progress import RunView, make_progress
 
-    from ..results import validate_run_name
-
     try:
         if name is not None:
             validate_run_name(name)
-        search = build_config(config, layers, heads, strategy, data, trials, seeds, epochs, jobs, storage,
-                              objectives, space, sampler, pruner, round_, semantics, window, max_failures,
-                              keep_checkpoints, baselines)
+        search = build_config(config, layers=layers, heads=heads, strategy=strategy, data=data, trials=trials,
+                              seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
+                              space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
+                              window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
+                              baselines=baselines)
         if search.optuna.storage and search.strategy != "optuna":
             raise ValueError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
         dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
@@ -107,32 +117,29 @@ def render_summary(summary) -> None:
 
 @app.command("calibrate")
 def calibrate_command(
-        layers: Optional[int] = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24)."),
-        heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3)."),
+        layers: Optional[int] = LAYERS,
+        heads: Optional[int] = HEADS,
         data: Optional[str] = typer.Option(None, help="Proxy data (default: the default proxy's task)."),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file."),
+        config: Optional[str] = CONFIG,
         seeds: int = typer.Option(3, min=2, help="Seeds per placement (noise needs at least 2)."),
         budgets: str = typer.Option("1", help="Budgets as multiples of the proxy's epochs, e.g. 1,3."),
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs at budget 1."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once (one process each)."),
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config)."),
-        results: Path = typer.Option(Path("results"), help="Where run folders live."),
+        results: Path = RESULTS,
 ) -> None:
     """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
     from ..calibrate import calibrate
     from ..data import DataError, load_data
-    from ..results import RunNameError
+    from ..results import RunNameError, validate_run_name
     from ..runner import SearchError
     from .progress import RunView, make_progress
     from .render import calibration_table
 
-    from ..results import validate_run_name
-
     try:
         if name is not None:
             validate_run_name(name)
-        search = build_config(config, layers, heads, None, data, None, seeds, epochs, jobs, None, None, None, None,
-                              None, False, None, None, None)
+        search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs)
         parsed = tuple(int(b) for b in budgets.split(","))
         dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
         with make_progress(console) as progress:
