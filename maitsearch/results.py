@@ -119,18 +119,27 @@ class TrialRecord:
                    reason=str(meta.get("reason", "")), duplicate_of=meta.get("duplicate_of"),
                    extra=dict(meta.get("extra") or {}))
 
-    def csv_row(self) -> dict:
+    def summary(self) -> dict:
+        """The trial as one row of numbers (means over seeds), for trials.csv and the tables."""
         als = self.als or []
         flat = [a for row in als for a in row]
         return {"number": self.number, "step": self.step, "placement": self.spec.compact(),
-                "masked": self.spec.num_masked, "state": self.state, "top1": _round(self.top1),
-                "top1_std": _round(self.top1_std), "test_top1": _round(self.test),
-                "test_top1_std": _round(mean_std(self.test_top1)[1]) if self.test_top1 else None,
-                "loss": _round(mean_std(self.loss)[0]) if self.loss else None,
-                "als_mean": _round(sum(flat) / len(flat)) if flat else None,
-                "als_head0_mean": _round(sum(row[0] for row in als) / len(als)) if als else None,
-                "seeds": len(self.seeds), "seconds": round(self.seconds, 1), "duplicate_of": self.duplicate_of,
+                "masked": self.spec.num_masked, "state": self.state, "top1": self.top1,
+                "top1_std": self.top1_std, "test_top1": self.test,
+                "test_top1_std": mean_std(self.test_top1)[1] if self.test_top1 else None,
+                "loss": mean_std(self.loss)[0] if self.loss else None,
+                "als_mean": sum(flat) / len(flat) if flat else None,
+                "als_head0_mean": sum(row[0] for row in als) / len(als) if als else None,
+                "seeds": len(self.seeds), "seconds": self.seconds, "duplicate_of": self.duplicate_of,
                 "reason": self.reason}
+
+    def csv_row(self) -> dict:
+        row = self.summary()
+        rounded = {key: _round(row[key]) for key in ROUNDED_COLUMNS}
+        return {**row, **rounded, "seconds": round(self.seconds, 1)}
+
+
+ROUNDED_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "loss", "als_mean", "als_head0_mean")
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

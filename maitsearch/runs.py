@@ -14,7 +14,6 @@ import yaml
 
 from .results import RunStore, TrialRecord, validate_run_name
 from .spec import MaskSpec, SpecError, load_spec
-from .stats import mean_std
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64",
@@ -62,17 +61,9 @@ class Run:
     def trials(self) -> pd.DataFrame:
         rows = []
         for record in self.records:
-            als = record.als or []
-            flat = [a for row in als for a in row]
-            rows.append({"number": record.number, "step": record.step, "placement": record.spec.compact(),
-                         "masked": record.spec.num_masked, "bars": count_bars(record.spec), "state": record.state,
-                         "top1": record.top1, "top1_std": record.top1_std, "test_top1": record.test,
-                         "test_top1_std": mean_std(record.test_top1)[1] if record.test_top1 else None,
-                         "loss": mean_std(record.loss)[0] if record.loss else None,
-                         "als_mean": sum(flat) / len(flat) if flat else None,
-                         "als_head0": sum(row[0] for row in als) / len(als) if als else None,
-                         "seeds": len(record.seeds), "seconds": record.seconds,
-                         "duplicate_of": record.duplicate_of, "reason": record.reason or None})
+            row = record.summary()
+            rows.append({**row, "bars": count_bars(record.spec), "als_head0": row["als_head0_mean"],
+                         "reason": record.reason or None})
         return pd.DataFrame(rows, columns=list(TRIAL_DTYPES)).astype(TRIAL_DTYPES)
 
     def record(self, number: int) -> TrialRecord:
