@@ -27,7 +27,7 @@ from .data import ImageData
 from .engine import TrialResult
 from .results import RunStore, TrialRecord
 from .search.base import Proposal, Strategy, make_strategy
-from .trainer import Unit, make_trainer
+from .trainer import Unit, make_trainer, worker_threads
 
 EventFn = Callable[[dict], None]
 FAILED_STATES = ("failed", "oom", "nan_loss")
@@ -380,10 +380,6 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
     for worker in workers:
         worker.start()
     return workers
-
-
-def worker_threads(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: int) -> None:

@@ -97,6 +97,12 @@ _WORKER_DATA: DataCache | None = None
 _WORKER_EVENTS = None
 
 
+def worker_threads(jobs: int) -> int:
+    """Each of ``jobs`` training processes gets an equal share of the cores: more threads than
+    cores makes every process wait on the others."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _init_worker(threads: int, events) -> None:
     global _WORKER_DATA, _WORKER_EVENTS
     torch.set_num_threads(threads)
@@ -122,7 +128,7 @@ class PoolTrainer:
         import multiprocessing
 
         self.emit = emit or (lambda event: None)
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = worker_threads(jobs)
         context = multiprocessing.get_context("spawn")
         self.events = context.Manager().Queue()  # workers' epoch events, for the live view
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
