@@ -18,10 +18,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from maitsearch.kernels import window_attention
-from maitsearch.kernels.dense import multiplicative_attention
-from maitsearch.kernels.probe import TensorProbe
-from maitsearch.locality import token_matrix, window_matrix
+from maitsearch.model.kernels import window_attention
+from maitsearch.model.kernels.dense import multiplicative_attention
+from maitsearch.model.kernels.probe import TensorProbe
+from maitsearch.model.locality import token_matrix, window_matrix
 
 try:
     from .common import interleaved_medians, write_json
@@ -45,7 +45,7 @@ def paths(grid: int, device: str):
                                                 scale=scale, semantics="paper"),
     }
     if device == "cuda":
-        from maitsearch.kernels.flex import FlexMasks
+        from maitsearch.model.kernels.flex import FlexMasks
 
         masks = FlexMasks((grid, grid), (3, 3), 1, (False,))
         fns["flex-paper"] = lambda: masks.attention(q, k, v, torch.zeros(1, device=device), scale)

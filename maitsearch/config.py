@@ -1,8 +1,10 @@
-"""SearchConfig: everything a search run needs, resolved into one dataclass.
+"""The settings of a search, as plain dataclasses: ``SearchConfig`` and its sections, among them
+``ProxyConfig``, the small model every trial trains.
 
 A run is described by a preset YAML in ``searches/`` (or a run's own ``search.yaml``) with CLI
 flags layered on top. The fully resolved config is written to ``results/<run>/search.yaml``,
-and ``maitsearch run --config results/<run>/search.yaml`` reproduces the run.
+and ``maitsearch run --config results/<run>/search.yaml`` reproduces the run. No torch in
+here: reading and comparing configs is instant.
 """
 
 from __future__ import annotations
@@ -14,9 +16,57 @@ from typing import Any
 
 import yaml
 
-from .engine import ProxyConfig
+from .errors import ConfigError
 
 SEARCHES_DIR = Path(__file__).resolve().parent.parent / "searches"
+
+
+@dataclass
+class ProxyConfig:
+    """A proxy MaiT: the search's layers and heads, at a width, resolution and budget that train
+    in minutes on a CPU. Defaults are measured, not guessed: see README, "The default proxy"."""
+
+    layers: int = 24
+    heads: int = 3
+    width: int = 48  # 16 per head at 3 heads; narrower is barely faster (per-op overhead dominates)
+    mlp_ratio: float = 2.0  # half of DeiT's 4: the MLP dominates a narrow model's step time
+    # digits-shift is made at 24x24; patch 3 cuts it into the 8x8 grid that locality needs
+    patch_size: int = 3
+    image_size: int = 24
+    # a digit somewhere on a canvas, 539 training digits: the data-limited, translation-varied
+    # regime where locality should help (plain centred digits rank nothing; see README)
+    data: str = "digits-shift"
+    # 60 epochs: at 24 layers the placements' gaps (up to 4 points) stand clear of the paired
+    # seed noise (2 points); at 30 they are within it (calibration: README, "The default proxy")
+    epochs: int = 60
+    batch_size: int = 32  # small batches: more optimizer steps from few images
+    eval_every: int = 5  # validate every n epochs (and after the last); pruners see only these
+    lr: float = 1e-3  # AdamW; DeiT's 5e-4 per 512 images would be 3e-5 here, far too slow for 30 epochs
+    min_lr: float = 1e-5
+    warmup_epochs: float = 2.0  # as DeiT: full lr on random attention weights destabilises training
+    weight_decay: float = 0.05  # DeiT's value
+    label_smoothing: float = 0.1  # DeiT's value
+    drop_path: float = 0.0  # the paper finds 0 better for small MaiTs (section 5.2)
+    layer_scale: float | None = 0.1  # MaiT* (paper Table 4); measured 57% -> 71% with it at 24 layers
+    grad_clip: float | None = 1.0
+    # timm's "moco" init (xavier, qkv split in three): at width 48 it learns about twice as fast
+    # as the default trunc-normal 0.02, which is scaled for widths of 192 and up
+    weight_init: str = "moco"
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available, else cpu
+    amp: bool = True  # bf16 autocast, on CUDA only
+    compile: bool = False  # torch.compile the model, on CUDA only
+
+    def replace(self, **changes: Any) -> "ProxyConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.image_size // self.patch_size
+        return side, side
 
 
 @dataclass
@@ -52,6 +102,15 @@ class SoftSettings:
 
 @dataclass
 class SearchConfig:
+    """Everything a search run computes from, and how it runs.
+
+    Lifecycle: built from a preset or a run's ``search.yaml`` (``load_config``), with CLI flags
+    layered on by ``replace``; written, with storage passwords redacted, to the run folder
+    before the first trial; compared with that file on a re-run (``search.runner.config_digest``,
+    which ignores the execution-only settings), so a resumed run computes what it started to.
+    The proxy always takes the search's layers and heads.
+    """
+
     strategy: str = "als"  # als | optuna | soft | presets (train the baselines only)
     layers: int = 24
     heads: int = 3
@@ -61,7 +120,7 @@ class SearchConfig:
     trials: int = 20  # optuna: trials in the study, counted over all workers
     # presets trained alongside, with the same seeds; name@RxC sets a preset's own window
     baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])
-    jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (see trainer.py)
+    jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (search/executors.py)
     max_failures: int = 3  # failed trials tolerated before the search stops
     keep_checkpoints: bool = False  # save each trial's first-seed weights (for similarity plots)
     description: str = ""
@@ -87,21 +146,21 @@ _SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings,
 def _build(cls, data, where: str):
     """``cls(**data)`` for a dataclass, refusing keys it does not have with one clear line."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping of fields")
+        raise ConfigError(f"{where}: expected a mapping of fields")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     try:
         return cls(**data)
     except TypeError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def config_from_dict(data: dict, where: str = "config") -> SearchConfig:
     """Strict: unknown keys are errors that name the file and the key."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: a search config is a mapping of fields")
+        raise ConfigError(f"{where}: a search config is a mapping of fields")
     values = dict(data)
     for section, cls in _SECTIONS.items():
         if section in values:
@@ -114,14 +173,14 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ValueError(f"--config {path}: no such file")
+            raise ConfigError(f"--config {path}: no such file")
         return path
     for folder in (Path.cwd() / "searches", SEARCHES_DIR):
         candidate = folder / f"{name_or_path}.yaml"
         if candidate.is_file():
             return candidate
     presets = sorted(p.stem for p in SEARCHES_DIR.glob("*.yaml")) if SEARCHES_DIR.is_dir() else []
-    raise ValueError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(presets) or 'none found'})")
+    raise ConfigError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(presets) or 'none found'})")
 
 
 def load_config(name_or_path: str | Path) -> SearchConfig:
@@ -131,7 +190,7 @@ def load_config(name_or_path: str | Path) -> SearchConfig:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise ValueError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
     return config_from_dict(data, where=str(path))
 
 

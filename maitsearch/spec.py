@@ -1,4 +1,4 @@
-"""MaskSpec: which heads of which layers are masked to a window of patches (DESIGN.md section 4).
+"""MaskSpec: which heads of which layers are masked to a window of patches (docs/DESIGN.md, section 4).
 
 A spec is plain data: no torch in here, so reading or validating one is instant and a spec can
 travel between processes, Optuna user attributes and YAML files unchanged.
@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 import yaml
 
 from . import atomic
+from .errors import SpecError
 
 VERSION = 1
 SEMANTICS = ("paper", "local")
@@ -28,15 +29,6 @@ PRESETS = ("none", "sch1", "sch2", "all", "random")
 _REQUIRED = ("version", "layers", "heads", "masks")
 _OPTIONAL = ("window", "semantics", "pattern", "pattern_seed", "soft", "meta")
 _FIELDS = _REQUIRED + _OPTIONAL
-
-
-class SpecError(ValueError):
-    """A malformed spec. ``str(err)`` is the one-line ``path:line: field: message``."""
-
-    def __init__(self, source: str, line: int | None, field_name: str, message: str):
-        self.source, self.line, self.field, self.message = source, line, field_name, message
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field_name}: {message}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class MaskSpec:
         problem = _first_problem(raw)
         if problem:
             path, message = problem
-            raise ValueError(f"{_field_name(path)}: {message}")
+            raise SpecError(None, None, _field_name(path), message)
         # Normalise containers so that specs built from lists compare equal to loaded ones.
         object.__setattr__(self, "masks", tuple(tuple(sorted(layer)) for layer in self.masks))
         object.__setattr__(self, "window", tuple(self.window))
@@ -180,18 +172,19 @@ class MaskSpec:
         digits = _hex_digits(heads)
         text = text.strip().lower()
         if not text or len(text) % digits or any(c not in "0123456789abcdef" for c in text):
-            raise ValueError(f"compact: expected {digits} hex digit(s) per layer for {heads} heads, got {text!r}")
+            raise SpecError(None, None, "compact",
+                            f"expected {digits} hex digit(s) per layer for {heads} heads, got {text!r}")
         masks = []
         for start in range(0, len(text), digits):
             bits = int(text[start:start + digits], 16)
             if bits >> heads:
-                raise ValueError(f"compact: layer {start // digits} sets a head >= {heads} in {text!r}")
+                raise SpecError(None, None, "compact", f"layer {start // digits} sets a head >= {heads} in {text!r}")
             masks.append([h for h in range(heads) if bits >> h & 1])
         return cls(layers=len(masks), heads=heads, masks=masks, **kwargs)
 
 
 def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) -> MaskSpec:
-    """The paper's reference placements (DESIGN.md section 3), for any depth and width.
+    """The paper's reference placements (docs/DESIGN.md, section 4), for any depth and width.
 
     - ``none``: DeiT, nothing masked.
     - ``sch1``: head 0 masked in every layer.
@@ -211,7 +204,7 @@ def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) 
     elif name == "all":
         counts = [heads] * layers
     else:
-        raise ValueError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise SpecError(None, None, "preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     if name == "random":
         kwargs = {**kwargs, "pattern": "random", "pattern_seed": seed}
     return MaskSpec.from_counts(counts, heads, **kwargs).with_meta(preset=name)
@@ -424,7 +417,7 @@ def _hex_digits(heads: int) -> int:
 
 class _SpecDumper(yaml.SafeDumper):
     """Writes lists of scalars in flow style (``[0, 1]``), so a spec reads one layer per line,
-    and indents block lists under their key as DESIGN.md shows them."""
+    and indents block lists under their key (docs/DESIGN.md, section 4)."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False):
         return super().increase_indent(flow, False)

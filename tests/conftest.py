@@ -26,7 +26,7 @@ def quick_config():
 def quick_results(tmp_path_factory, quick_config, digits):
     """Real `quick` runs of every strategy in one results folder, shared by the contract test
     and the results tests: {strategy: RunSummary}."""
-    from maitsearch.runner import run_search
+    from maitsearch.search.runner import run_search
 
     root = tmp_path_factory.mktemp("results")
     configs = {

@@ -1,5 +1,5 @@
 """Independent references for the tests: hand-built masks and plain dense attention, written
-from DESIGN.md section 2 without any maitsearch code."""
+from docs/DESIGN.md, section 3, without any maitsearch code."""
 
 import math
 

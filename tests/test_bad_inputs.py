@@ -8,9 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 from maitsearch.cli import app
-from maitsearch.results import RunStore
+from maitsearch.runs import RunStore
 from maitsearch.spec import preset
-from maitsearch.train import ResumeError, load_checkpoint
+from maitsearch.errors import ResumeError
+from maitsearch.training.full import load_checkpoint
 
 from .test_spec import BAD_SPECS, _expectation
 
@@ -112,7 +113,7 @@ def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
     ("sqlite:///results/x/study.db", "sqlite:///results/x/study.db"),
 ])
 def test_storage_urls_are_redacted(url, shown, monkeypatch, tmp_path):
-    from maitsearch.storage import STORAGE_ENV, redact, storage_url
+    from maitsearch.runs.study_storage import STORAGE_ENV, redact, storage_url
 
     assert redact(url) == shown
     for name in STORAGE_ENV:

@@ -60,7 +60,7 @@ def test_proxy_follows_the_search_shape():
 
 
 def test_run_identity_ignores_how_numbers_are_spelled():
-    from maitsearch.runner import config_digest
+    from maitsearch.search.runner import config_digest
 
     config = SearchConfig()
     spelled = config.replace(proxy=config.proxy.replace(warmup_epochs=2, lr=0.001))  # int 2 for 2.0

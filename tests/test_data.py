@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from maitsearch.data import DataError, load_data, random_crop, stratified_split
-from maitsearch.tasks import CanvasTask
+from maitsearch.data import DataError, load_data
+from maitsearch.data.images import random_crop, stratified_split
+from maitsearch.data.digits import CanvasTask
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint():
@@ -148,7 +149,7 @@ def test_canvas_clutter_adds_ink_from_other_digits():
 
 
 def test_large_image_folder_streams_from_disk(tmp_path):
-    from maitsearch.data import StreamingFolderData, load_folder_data
+    from maitsearch.data.sources import StreamingFolderData, load_folder_data
 
     rng = np.random.default_rng(1)
     for split, count in (("train", 5), ("val", 2)):

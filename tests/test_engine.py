@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from maitsearch.data import load_data
-from maitsearch.engine import ProxyConfig, Pruned, epoch_seed, fit
+from maitsearch.config import ProxyConfig
+from maitsearch.events import EpochDone, MeasuringStarted, StepDone, TrainingStarted
+from maitsearch.training import Pruned, fit
+from maitsearch.training.loop import epoch_seed
 from maitsearch.spec import preset
 
 TINY = ProxyConfig(layers=2, heads=3, width=48, data="digits", image_size=16, patch_size=2, epochs=4, batch_size=32,
@@ -75,11 +78,13 @@ def test_on_epoch_can_prune(digits):
 
 def test_progress_events(digits):
     events = []
-    fit(preset("none", 2, 3), TINY.replace(epochs=1), digits, on_progress=events.append)
-    kinds = [event["kind"] for event in events]
+    fit(preset("none", 2, 3), TINY.replace(epochs=1), digits, on_event=events.append)
+    kinds = [type(event) for event in events]
     steps = math.ceil(digits.size("train") / TINY.batch_size)
-    assert kinds[0] == "phase" and kinds.count("step") == steps and kinds.count("epoch") == 1
-    assert events[0]["steps_per_epoch"] == steps
+    assert kinds[0] is TrainingStarted and kinds.count(StepDone) == steps and kinds.count(EpochDone) == 1
+    assert kinds[-1] is MeasuringStarted
+    assert events[0].steps_per_epoch == steps
+    assert [e.step for e in events if isinstance(e, StepDone)] == list(range(1, steps + 1))
 
 
 def test_keep_model_returns_the_trained_model(digits):

@@ -11,13 +11,14 @@ import optuna
 import pytest
 import torch
 
-from maitsearch import trainer
+from maitsearch.search import executors
 from maitsearch.config import resolve_config_path
-from maitsearch.search.optuna import OptunaStrategy
-from maitsearch.engine import TrialResult
-from maitsearch.runner import SearchError, run_search
-from maitsearch.runs import run_from_storage
-from maitsearch.search.optuna import study_name
+from maitsearch.search.optuna_study import OptunaStrategy
+from maitsearch.training import TrialResult
+from maitsearch.errors import SearchError
+from maitsearch.search.runner import run_search
+from maitsearch.runs.reading import run_from_storage
+from maitsearch.search.optuna_study import study_name
 from maitsearch.spec import load_spec
 
 from .postgres import PASSWORD
@@ -30,7 +31,7 @@ def quick_command(tmp_path, *extra):
 
 
 def test_oom_nan_and_crashes_fail_one_trial_each_and_the_search_goes_on(quick_config, digits, tmp_path, monkeypatch):
-    real_fit = trainer.fit
+    real_fit = executors.fit
     faults = {"3310": "oom", "3100": "nan", "7310": "crash"}
 
     def faulty_fit(spec, proxy, data, **kwargs):
@@ -44,7 +45,7 @@ def test_oom_nan_and_crashes_fail_one_trial_each_and_the_search_goes_on(quick_co
             return TrialResult(status="nan_loss", reason="non-finite loss nan at step 7", steps=7, epochs=0)
         return result
 
-    monkeypatch.setattr(trainer, "fit", faulty_fit)
+    monkeypatch.setattr(executors, "fit", faulty_fit)
     config = quick_config.replace(strategy="optuna", trials=6, max_failures=3)
     strategy_config = config.replace(optuna=dataclasses.replace(config.optuna, pruner="none", warm_start=["sch1"]))
 
@@ -69,7 +70,7 @@ def test_oom_nan_and_crashes_fail_one_trial_each_and_the_search_goes_on(quick_co
 
 
 def test_too_many_failures_stop_the_search(quick_config, digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "fit", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(executors, "fit", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(SearchError, match=r"2 trials failed \(more than --max-failures 1\).*RuntimeError: boom"):
         run_search(quick_config.replace(max_failures=1, seeds=1), results_root=tmp_path, name="boom", data=digits)
 
@@ -151,7 +152,7 @@ def test_three_postgres_workers_share_one_study(postgres, tmp_path):
 
 def test_journal_storage_fails_and_retries_a_silent_trial(tmp_path):
     """Optuna's journal storage has no heartbeat of its own; ours keeps one in system attributes."""
-    from maitsearch.storage import open_storage
+    from maitsearch.runs.study_storage import open_storage
 
     storage = open_storage(f"journal:{tmp_path / 'j.log'}", heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(storage=storage, study_name="s")

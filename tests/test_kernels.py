@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from maitsearch.kernels import LOCAL_MIN_TOKENS, resolve_kernel, window_attention
-from maitsearch.kernels.dense import multiplicative_attention
-from maitsearch.kernels.flex import allowed_fn, make_mask_mod, make_score_mod
-from maitsearch.kernels.probe import TensorProbe
-from maitsearch.locality import token_matrix, window_matrix
+from maitsearch.model.kernels import LOCAL_MIN_TOKENS, resolve_kernel, window_attention
+from maitsearch.model.kernels.dense import multiplicative_attention
+from maitsearch.model.kernels.flex import allowed_fn, make_mask_mod, make_score_mod
+from maitsearch.model.kernels.probe import TensorProbe
+from maitsearch.model.locality import token_matrix, window_matrix
 
 from .reference import neighbours_by_hand
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from maitsearch.locality import (als_of_probs, attention_cost, random_matrix, token_matrix, window_matrix,
+from maitsearch.model.locality import (als_of_probs, attention_cost, random_matrix, token_matrix, window_matrix,
                                  window_offsets, window_sizes)
 from maitsearch.spec import MaskSpec, preset
 

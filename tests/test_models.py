@@ -5,8 +5,10 @@ import timm
 import torch
 
 import maitsearch
-from maitsearch import MaskedAttention, MaskSpec, apply_mask_spec, measure_als, preset
-from maitsearch.locality import window_sizes
+from maitsearch import MaskSpec, apply_mask_spec, measure_als
+from maitsearch.model import MaskedAttention
+from maitsearch.spec import preset
+from maitsearch.model.locality import window_sizes
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from maitsearch.cli import app
-from maitsearch.runs import RUN_DTYPES, TRIAL_DTYPES, list_runs, load_run
+from maitsearch.runs.reading import RUN_DTYPES, TRIAL_DTYPES, list_runs, load_run
 from maitsearch.spec import load_spec
 
 runner = CliRunner()

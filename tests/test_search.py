@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 from maitsearch.config import OptunaSettings, SearchConfig
-from maitsearch.results import RunStore, TrialRecord
-from maitsearch.runner import run_search
-from maitsearch.search.als import AlsStrategy
-from maitsearch.search.optuna import OptunaStrategy, staircase, study_name
-from maitsearch.search.soft import derive
+from maitsearch.events import WorkerEpoch
+from maitsearch.runs import RunStore, TrialRecord
+from maitsearch.search.runner import run_search
+from maitsearch.search.als_guided import AlsStrategy
+from maitsearch.search.optuna_study import OptunaStrategy, staircase, study_name
+from maitsearch.search.soft_masks import derive
 from maitsearch.spec import MaskSpec, load_spec, preset
 
 
@@ -209,7 +210,7 @@ def test_two_workers_share_one_journal_study(tmp_path):
     for worker in workers:
         out, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
-    from maitsearch.storage import open_storage
+    from maitsearch.runs.study_storage import open_storage
 
     study = optuna.load_study(study_name=study_name("shared"),
                               storage=open_storage(f"journal:{journal}", heartbeat_interval=20, grace_period=60))
@@ -229,7 +230,7 @@ def test_two_workers_share_one_journal_study(tmp_path):
 
 
 def test_presets_strategy_trains_named_placements_with_their_own_windows():
-    from maitsearch.search.base import PresetsStrategy
+    from maitsearch.search.presets import PresetsStrategy
 
     config = SearchConfig(strategy="presets", layers=12, heads=3, baselines=["none", "sch1@3x3", "sch1@3x5", "sch1@5x5"])
     proposals = PresetsStrategy(config).ask()
@@ -241,7 +242,7 @@ def test_presets_strategy_trains_named_placements_with_their_own_windows():
 
 
 def test_presets_strategy_retrains_a_spec_file_with_the_runs_seeds(tmp_path):
-    from maitsearch.search.base import PresetsStrategy
+    from maitsearch.search.presets import PresetsStrategy
     from maitsearch.spec import MaskSpec
 
     found = MaskSpec.from_counts([2, 0, 1, 3], 3, window=(3, 5)).save(tmp_path / "other-run" / "best.yaml")
@@ -264,7 +265,7 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     flat = lambda summary: [v for r in summary.records for v in r.val_top1]  # noqa: E731
     assert flat(parallel) == pytest.approx(flat(serial), abs=1e-9)
     assert [r.spec.compact() for r in parallel.records] == [r.spec.compact() for r in serial.records]
-    assert {(e["number"], e["seed"]) for e in events if e["kind"] == "worker_epoch"} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert {(e.number, e.seed) for e in events if isinstance(e, WorkerEpoch)} == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
 def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path):
@@ -272,7 +273,7 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     the report holds both workers' trials, and this process's torch threads are restored."""
     import torch
 
-    from maitsearch.runner import run_search
+    from maitsearch.search.runner import run_search
 
     threads = torch.get_num_threads()
     config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),

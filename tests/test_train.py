@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from maitsearch.spec import preset
-from maitsearch.train import ResumeError, TrainConfig, load_checkpoint, train
+from maitsearch.errors import ResumeError
+from maitsearch.training.full import TrainConfig, load_checkpoint, train
 
 TRAIN_ARGS = ["--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--batch-size", "128",
               "--epochs", "4", "--device", "cpu"]

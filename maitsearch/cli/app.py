@@ -4,9 +4,47 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+from ..errors import MaitsearchError
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command that raises a ``MaitsearchError`` ends with its one line and exit code 2:
+    the one place the CLI catches library errors."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MaitsearchError as err:
+            fail(error_line(err))
+
+
+def error_line(err: MaitsearchError) -> str:
+    """``error: <the one line>``; storage passwords never reach the terminal."""
+    from ..runs.study_storage import redact
+
+    return f"error: {redact(str(err))}"
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Search where locality-masked attention heads help a vision transformer (MaiT).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"maitsearch {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")) -> None:
+    """Search where locality-masked attention heads help a vision transformer (MaiT)."""
+
+
 spec_app = typer.Typer(no_args_is_help=True, help="Check, show and create mask spec YAML files.")
 app.add_typer(spec_app, name="spec")
 
@@ -19,15 +57,6 @@ def fail(message: str, code: int = 2) -> None:
     """End the command with one line on stderr."""
     err_console.print(message, markup=False)
     raise typer.Exit(code)
-
-
-def load_spec_or_fail(path):
-    from ..spec import SpecError, load_spec
-
-    try:
-        return load_spec(path)
-    except SpecError as err:
-        fail(str(err))
 
 
 def parse_window(text: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Rich progress display driven by the library's progress events."""
+"""Rich progress display driven by the library's typed progress events (``maitsearch.events``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..events import (EpochDone, MeasuringStarted, RunEnded, RunStarted, SeedEnded, SeedStarted, StepDone,
+                      TrainingStarted, TrialEnded, TrialReused, TrialStarted, WorkerEpoch)
+
 
 def make_progress(console: Console) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -16,8 +19,7 @@ def make_progress(console: Console) -> Progress:
 
 
 class TrainingBars:
-    """Turns ``{"kind": "phase"|"epoch"|"step"}`` events of one training into an epoch bar and a
-    step bar inside an existing ``Progress``."""
+    """Turns one training's events into an epoch bar and a step bar inside a ``Progress``."""
 
     def __init__(self, progress: Progress, label: str = "epochs"):
         self.progress = progress
@@ -25,27 +27,26 @@ class TrainingBars:
         self.epochs = None
         self.steps = None
 
-    def __call__(self, event: dict) -> None:
-        kind = event.get("kind")
-        if kind == "phase" and event["phase"] == "train":
-            first = event.get("first_epoch", 0)
-            if self.epochs is None:
-                self.epochs = self.progress.add_task(self.label, total=event["epochs"], completed=first, status="")
-                self.steps = self.progress.add_task("  steps", total=event["steps_per_epoch"], status="")
-            else:
-                self.progress.reset(self.epochs, total=event["epochs"], completed=first, description=self.label,
-                                    status="")
-                self.progress.reset(self.steps, total=event["steps_per_epoch"])
-        elif kind == "step" and self.steps is not None:
-            self.progress.advance(self.steps)
-            self.progress.update(self.steps, status=f"loss {event['loss']:.3f}")
-        elif kind == "epoch" and self.epochs is not None:
-            self.progress.advance(self.epochs)
-            if event.get("val_top1") is not None:
-                self.progress.update(self.epochs, status=f"val top-1 {event['val_top1']:.3f}")
-            self.progress.reset(self.steps)
-        elif kind == "phase" and event["phase"] == "measure" and self.steps is not None:
-            self.progress.update(self.steps, status="measuring ALS")
+    def __call__(self, event) -> None:
+        match event:
+            case TrainingStarted(epochs=epochs, steps_per_epoch=steps, first_epoch=first):
+                if self.epochs is None:
+                    self.epochs = self.progress.add_task(self.label, total=epochs, completed=first, status="")
+                    self.steps = self.progress.add_task("  steps", total=steps, status="")
+                else:
+                    self.progress.reset(self.epochs, total=epochs, completed=first, description=self.label,
+                                        status="")
+                    self.progress.reset(self.steps, total=steps)
+            case StepDone(loss=loss) if self.steps is not None:
+                self.progress.advance(self.steps)
+                self.progress.update(self.steps, status=f"loss {loss:.3f}")
+            case EpochDone() if self.epochs is not None:
+                self.progress.advance(self.epochs)
+                if event.val_top1 is not None:
+                    self.progress.update(self.epochs, status=f"val top-1 {event.val_top1:.3f}")
+                self.progress.reset(self.steps)
+            case MeasuringStarted() if self.steps is not None:
+                self.progress.update(self.steps, status="measuring ALS")
 
     def finish(self) -> None:
         for task in (self.epochs, self.steps):
@@ -71,40 +72,40 @@ class RunView:
         self.best: tuple[float, int] | None = None
         self.seeds = 1
 
-    def __call__(self, event: dict) -> None:
-        kind = event.get("kind")
-        if kind == "run_start":
-            resumed = f", resuming with {event['resumed']} finished trial(s)" if event["resumed"] else ""
-            self.console.print(f"run {event['name']} ({event['strategy']}) in {event['path']}{resumed}", markup=False)
-        elif kind == "trial_start":
-            self.seeds = event["seeds"]
-            description = f"trial {event['number']} {event['step']} {event['placement']}"
-            if self.trial_task is None:
-                self.trial_task = self.progress.add_task(description, total=self.seeds, status=self._best())
-            else:
-                self.progress.reset(self.trial_task, total=self.seeds, description=description, status=self._best())
-        elif kind == "seed_start" and self.trial_task is not None:
-            self.progress.update(self.trial_task, status=f"seed {event['seed']} | {self._best()}")
-        elif kind == "seed_end" and self.trial_task is not None:
-            self.progress.advance(self.trial_task)
-        elif kind == "worker_epoch" and self.trial_task is not None:
-            top1 = "" if event.get("val_top1") is None else f", val {event['val_top1'] * 100:.1f}"
-            self.progress.update(self.trial_task, status=f"trial {event['number']} seed {event['seed']}: epoch "
-                                                         f"{event['epoch'] + 1}{top1} | {self._best()}")
-        elif kind in ("phase", "step", "epoch"):
-            self.bars(event)
-            if kind == "phase" and event["phase"] == "measure" and self.trial_task is not None:
+    def __call__(self, event) -> None:
+        match event:
+            case RunStarted():
+                resumed = f", resuming with {event.resumed} finished trial(s)" if event.resumed else ""
+                self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
+            case TrialStarted():
+                self.seeds = event.seeds
+                description = f"trial {event.number} {event.step} {event.placement}"
+                if self.trial_task is None:
+                    self.trial_task = self.progress.add_task(description, total=self.seeds, status=self._best())
+                else:
+                    self.progress.reset(self.trial_task, total=self.seeds, description=description,
+                                        status=self._best())
+            case SeedStarted() if self.trial_task is not None:
+                self.progress.update(self.trial_task, status=f"seed {event.seed} | {self._best()}")
+            case SeedEnded() if self.trial_task is not None:
                 self.progress.advance(self.trial_task)
-        elif kind in ("trial_end", "trial_reused"):
-            record = event["record"]
-            if record.state == "complete" and record.top1 is not None:
-                if self.best is None or record.top1 > self.best[0]:
-                    self.best = (record.top1, record.number)
-            self.console.print(trial_line(record), markup=False)
-        elif kind == "run_end":
-            self.bars.finish()
-            if self.trial_task is not None:
-                self.progress.remove_task(self.trial_task)
+            case WorkerEpoch() if self.trial_task is not None:
+                top1 = "" if event.val_top1 is None else f", val {event.val_top1 * 100:.1f}"
+                self.progress.update(self.trial_task, status=f"trial {event.number} seed {event.seed}: epoch "
+                                                             f"{event.epoch + 1}{top1} | {self._best()}")
+            case TrainingStarted() | StepDone() | EpochDone() | MeasuringStarted():
+                self.bars(event)
+                if isinstance(event, MeasuringStarted) and self.trial_task is not None:
+                    self.progress.advance(self.trial_task)
+            case TrialEnded(record=record) | TrialReused(record=record):
+                if record.state == "complete" and record.top1 is not None:
+                    if self.best is None or record.top1 > self.best[0]:
+                        self.best = (record.top1, record.number)
+                self.console.print(trial_line(record), markup=False)
+            case RunEnded():
+                self.bars.finish()
+                if self.trial_task is not None:
+                    self.progress.remove_task(self.trial_task)
 
     def _best(self) -> str:
         return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"

@@ -52,7 +52,7 @@ def spec_summary(spec: MaskSpec) -> Table:
 def trials_table(records, best=None) -> Table:
     from ..stats import format_mean_std
 
-    from ..runs import count_bars
+    from ..runs.reading import count_bars
 
     table = Table(title="trials (validation and test top-1 in %, mean ± std over seeds)")
     for column, justify in (("#", "right"), ("step", "left"), ("placement", "left"), ("per layer", "left"),

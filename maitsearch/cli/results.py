@@ -14,25 +14,22 @@ FORMATS = ("table", "csv", "markdown", "json")
 
 
 def open_run(name: str, root: Path, storage: Optional[str]):
-    from ..results import RunNameError
-    from ..runs import load_run, run_from_storage
+    from ..errors import MaitsearchError
+    from ..runs.reading import load_run, run_from_storage
 
     if storage:
-        from ..storage import StorageError, redact
+        from ..runs.study_storage import redact
 
         try:
             return run_from_storage(storage, name)
-        except (StorageError, KeyError) as err:
-            fail(f"error: {redact(str(err))}")
-        except Exception as err:  # noqa: BLE001 - e.g. no such study in that storage
+        except MaitsearchError:
+            raise
+        except Exception as err:  # noqa: BLE001 - Optuna's own errors, e.g. no such study in that storage
             fail(f"error: --storage {redact(storage)}: {redact(str(err).splitlines()[0])}")
     path = Path(name) if Path(name).is_dir() else root / name
     if not path.is_dir():
         fail(f"error: no run {name!r} under {root} (see `maitsearch results --results {root}`)")
-    try:
-        return load_run(path)
-    except RunNameError as err:
-        fail(f"error: {err}")
+    return load_run(path)
 
 
 def emit_frame(frame, fmt: str, title: str) -> None:
@@ -126,7 +123,7 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
 
 
 def write_plots(run, trial: int | None = None) -> None:
-    from ..report import embed_figures
+    from ..runs.report import embed_figures
 
     figures = run.plot_all(trial)
     made = {name: path for name, path in figures.items() if isinstance(path, Path)}
@@ -141,7 +138,7 @@ def write_plots(run, trial: int | None = None) -> None:
 def compare_runs(runs, fmt: str) -> None:
     import pandas as pd
 
-    from ..runs import RUN_DTYPES
+    from ..runs.reading import RUN_DTYPES
 
     frame = pd.DataFrame([run.summary() for run in runs], columns=list(RUN_DTYPES)).astype(RUN_DTYPES)
     for warning in comparison_warnings(runs):

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, console, fail, parse_window
+from .app import app, console, parse_window
 
 
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
@@ -77,28 +77,25 @@ def run_command(
         results: Path = RESULTS,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
-    from ..data import DataError, load_data
-    from ..results import RunNameError, validate_run_name
-    from ..runner import SearchError, run_search
-    from ..storage import StorageError, redact
+    from ..data import load_data
+    from ..errors import ConfigError
+    from ..runs import validate_run_name
+    from ..search import run_search
     from .progress import RunView, make_progress
 
-    try:
-        if name is not None:
-            validate_run_name(name)
-        search = build_config(config, layers=layers, heads=heads, strategy=strategy, data=data, trials=trials,
-                              seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
-                              space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
-                              window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
-                              baselines=baselines)
-        if search.optuna.storage and search.strategy != "optuna":
-            raise ValueError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
-        dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
-        with make_progress(console) as progress:
-            summary = run_search(search, results_root=results, name=name, data=dataset,
-                                 on_event=RunView(console, progress))
-    except (ValueError, DataError, RunNameError, SearchError, StorageError) as err:
-        fail(f"error: {redact(str(err))}")
+    if name is not None:
+        validate_run_name(name)
+    search = build_config(config, layers=layers, heads=heads, strategy=strategy, data=data, trials=trials,
+                          seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
+                          space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
+                          window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
+                          baselines=baselines)
+    if search.optuna.storage and search.strategy != "optuna":
+        raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
+    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+    with make_progress(console) as progress:
+        summary = run_search(search, results_root=results, name=name, data=dataset,
+                             on_event=RunView(console, progress))
     render_summary(summary)
 
 
@@ -129,24 +126,24 @@ def calibrate_command(
         results: Path = RESULTS,
 ) -> None:
     """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
-    from ..calibrate import calibrate
-    from ..data import DataError, load_data
-    from ..results import RunNameError, validate_run_name
-    from ..runner import SearchError
+    from ..data import load_data
+    from ..errors import ConfigError
+    from ..runs import validate_run_name
+    from ..search import calibrate
     from .progress import RunView, make_progress
     from .render import calibration_table
 
+    if name is not None:
+        validate_run_name(name)
+    search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs)
     try:
-        if name is not None:
-            validate_run_name(name)
-        search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs)
         parsed = tuple(int(b) for b in budgets.split(","))
-        dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
-        with make_progress(console) as progress:
-            outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
-                                on_event=RunView(console, progress))
-    except (ValueError, DataError, RunNameError, SearchError) as err:
-        fail(f"error: {err}")
+    except ValueError:
+        raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3") from None
+    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+    with make_progress(console) as progress:
+        outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
+                            on_event=RunView(console, progress))
     console.print(calibration_table(outcome.result))
     for stats in outcome.result["by_budget"].values():
         console.print(f"verdict at {stats['epochs']} epochs: {stats['verdict']}", markup=False)

@@ -8,13 +8,14 @@ from typing import Optional
 
 import typer
 
-from .app import console, err_console, fail, load_spec_or_fail, parse_window, spec_app, als_fits
+from .app import als_fits, console, err_console, parse_window, spec_app
 
 
 @spec_app.command("check")
 def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML files.")) -> None:
     """Validate spec files: one line per file, exit code 2 if any is malformed."""
-    from ..spec import SpecError, load_spec
+    from ..errors import SpecError
+    from ..spec import load_spec
 
     bad = 0
     for path in files:
@@ -33,9 +34,10 @@ def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML file
 @spec_app.command("show")
 def spec_show(file: Path = typer.Argument(..., help="A mask spec YAML file.")) -> None:
     """Pretty-print a spec with its placement grid (and ALS, when the spec carries it)."""
+    from ..spec import load_spec
     from .render import placement_grid, spec_summary
 
-    spec = load_spec_or_fail(file)
+    spec = load_spec(file)
     console.print(spec_summary(spec))
     als = spec.meta.get("als")
     console.print(placement_grid(spec, als if als_fits(als, spec) else None))
@@ -54,10 +56,7 @@ def spec_preset(
     """Write one of the paper's reference placements as a spec."""
     from ..spec import preset
 
-    try:
-        spec = preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)
-    except ValueError as err:
-        fail(f"error: {err}")
+    spec = preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)
     if output is None:
         sys.stdout.write(spec.to_yaml())
     else:

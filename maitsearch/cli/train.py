@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, console, fail, load_spec_or_fail
+from .app import app, console
 
 
 @app.command("train")
@@ -29,21 +29,16 @@ def train_command(
         resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
 ) -> None:
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
-    from ..data import DataError
-    from ..train import ResumeError, TrainConfig, train
+    from ..spec import load_spec
+    from ..training import TrainConfig, train
     from .progress import training_bars
 
-    mask_spec = load_spec_or_fail(spec)
+    mask_spec = load_spec(spec)
     out = out or Path("results") / "train" / f"{model}-{spec.stem}"
     config = TrainConfig(model=model, data=data, data_dir=str(data_dir) if data_dir else None, download=download,
                          image_size=img_size, depth=depth, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          device=device, kernel=kernel)
-    try:
-        with training_bars(console, label=f"train {model}") as bars:
-            metrics = train(mask_spec, config, out, resume=resume, on_progress=bars)
-    except (DataError, ResumeError) as err:
-        fail(f"error: {err}")
-    except ValueError as err:
-        fail(f"error: {err}")
+    with training_bars(console, label=f"train {model}") as bars:
+        metrics = train(mask_spec, config, out, resume=resume, on_event=bars)
     console.print(f"val top-1 {metrics.get('val_top1', float('nan')):.4f} after {epochs} epochs; "
                   f"checkpoint, metrics.jsonl and spec in {out}", markup=False)

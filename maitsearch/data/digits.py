@@ -1,4 +1,5 @@
-"""Proxy tasks derived from the embedded digits: harder than plain digits, where locality matters.
+"""The embedded data: scikit-learn's handwritten digits (no network), and proxy tasks derived
+from them, harder than plain digits, where locality matters.
 
 Plain digits are centred and 8x8: a small ViT either barely learns them (short budgets) or
 saturates (long ones), and neither ranks mask placements. A digit placed at a random spot on a
@@ -13,7 +14,31 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import ImageData, channel_stats, digits_tensors, resize, stratified_split, to_uint8
+from ..errors import DataError
+from .images import ImageData, channel_stats, resize, stratified_split, to_uint8
+
+DIGITS_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1797 8x8 digits as floats in [0, 1] (N, 1, 8, 8), and their labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return images, torch.tensor(bunch.target, dtype=torch.long)
+
+
+def load_digits_data(image_size: int = 16, seed: int = 0) -> ImageData:
+    """Plain digits, upsampled to ``image_size``; a fixed stratified 60/20/20 split; no
+    augmentation (digits are centred and flips change their meaning)."""
+    images, labels = digits_tensors()
+    images = to_uint8(resize(images, image_size))
+    index = stratified_split(labels, DIGITS_SPLIT, seed=seed)
+    splits = {name: (images[idx], labels[idx]) for name, idx in index.items()}
+    mean, std = channel_stats(splits["train"][0])
+    return ImageData("digits", 10, 1, image_size, splits, mean, std,
+                     description="scikit-learn digits, 8x8 upsampled, 60/20/20 stratified split")
 
 
 @dataclass(frozen=True)
@@ -33,8 +58,8 @@ class CanvasTask:
 
     def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
         if image_size not in (None, self.canvas):
-            raise ValueError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
-                             f"image_size to {self.canvas}")
+            raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
+                            f"image_size to {self.canvas}")
         digits, labels = digits_tensors()
         digits = resize(digits, self.digit).clamp(0, 1)
         generator = torch.Generator().manual_seed(10_007 + seed)

@@ -1,4 +1,4 @@
-"""MaskedAttention: timm's ``Attention`` with per-head locality masks (DESIGN.md section 2).
+"""MaskedAttention: timm's ``Attention`` with per-head locality masks (docs/DESIGN.md, section 5).
 
 It *is* a timm ``Attention`` (a subclass) and owns the same submodules under the same names
 (``qkv``, ``proj``, ``q_norm``, ``k_norm``, ``norm``, ``gate``), so state dicts move freely between
@@ -32,6 +32,16 @@ _CONFIG_BUFFERS = ("allowed", "head_order_index", "head_restore_index")
 
 
 class MaskedAttention(Attention):
+    """timm's ``Attention`` with per-head locality masks.
+
+    Lifecycle: built either directly (``MaskedAttention(dim, heads, alphas=..., grid_size=...)``)
+    or, far more often, by ``apply_mask_spec``, which wraps each block's existing attention with
+    ``from_attention`` so the parameters are shared, not copied. ``configure`` fixes each head's
+    kind (hard, soft or plain), the window tensors and the kernel per device type, once; the
+    forward pass only dispatches on what was decided there. Applying a new spec calls
+    ``configure`` again on the same module. Soft heads own one learnable ``soft_logit`` each.
+    """
+
     def __init__(self, dim: int, num_heads: int = 8, *, alphas: Sequence[float] | None = None,
                  grid_size: tuple[int, int], num_prefix_tokens: int = 1, window: tuple[int, int] = (3, 3),
                  semantics: str = "paper", pattern: str = "window", pattern_seed: int = 0,

@@ -1,4 +1,4 @@
-"""Windows on the patch grid, and the attention locality score (DESIGN.md section 2).
+"""Windows on the patch grid, and the attention locality score (docs/DESIGN.md, section 3).
 
 Tokens are ``P`` prefix tokens (class, distillation, registers) followed by the ``gh x gw``
 patch grid in row-major order. The window of patch n is every patch within ``window`` rows x
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from .spec import MaskSpec
+from ..spec import MaskSpec
 
 Grid = tuple[int, int]
 

@@ -1,4 +1,4 @@
-"""MaiT on timm: ``apply_mask_spec`` and the registered ``mait_*`` models (DESIGN.md section 5).
+"""MaiT on timm: ``apply_mask_spec`` and the registered ``mait_*`` models (docs/DESIGN.md, section 5).
 
 A MaiT is a timm VisionTransformer whose blocks' attention modules are ``MaskedAttention``s owning
 the same parameters, so DeiT checkpoints load into a MaiT and back.
@@ -12,7 +12,8 @@ from timm.layers import Attention
 from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs, register_model
 
 from .attention import MaskedAttention
-from .spec import PRESETS, MaskSpec, load_spec, preset
+from ..errors import ConfigError
+from ..spec import PRESETS, MaskSpec, load_spec, preset
 
 
 def resolve_spec(spec: MaskSpec | str | Path, layers: int | None = None, heads: int | None = None) -> MaskSpec:
@@ -21,7 +22,7 @@ def resolve_spec(spec: MaskSpec | str | Path, layers: int | None = None, heads: 
         return spec
     if isinstance(spec, str) and spec in PRESETS and not Path(spec).exists():
         if layers is None or heads is None:
-            raise ValueError(f"mask_spec: preset {spec!r} needs the model's layers and heads")
+            raise ConfigError(f"mask_spec: preset {spec!r} needs the model's layers and heads")
         return preset(spec, layers, heads)
     return load_spec(spec)
 
@@ -40,15 +41,15 @@ def apply_mask_spec(model: VisionTransformer, spec: MaskSpec | str | Path, *, ke
     heads = {getattr(block.attn, "num_heads", None) for block in blocks}
     spec = resolve_spec(spec, layers, next(iter(heads)) if len(heads) == 1 else None)
     if getattr(model, "dynamic_img_size", False):
-        raise ValueError("apply_mask_spec: models with dynamic_img_size have no fixed patch grid to mask")
+        raise ConfigError("apply_mask_spec: models with dynamic_img_size have no fixed patch grid to mask")
     if layers != spec.layers:
-        raise ValueError(f"apply_mask_spec: the spec has {spec.layers} layers but the model has {layers} blocks")
+        raise ConfigError(f"apply_mask_spec: the spec has {spec.layers} layers but the model has {layers} blocks")
     for index, block in enumerate(blocks):
         if not isinstance(block.attn, Attention):
             raise TypeError(f"apply_mask_spec: block {index} uses {type(block.attn).__name__}, "
                             "not timm's Attention, so its heads cannot be masked")
         if block.attn.num_heads != spec.heads:
-            raise ValueError(f"apply_mask_spec: the spec has {spec.heads} heads per layer but block {index} "
+            raise ConfigError(f"apply_mask_spec: the spec has {spec.heads} heads per layer but block {index} "
                              f"has {block.attn.num_heads}")
 
     config = dict(grid_size=tuple(model.patch_embed.grid_size), num_prefix_tokens=model.num_prefix_tokens,
@@ -80,7 +81,7 @@ default_cfgs = generate_default_cfgs({
 def _create_mait(size: str, pretrained: bool = False, depth: int = 12,
                  mask_spec: MaskSpec | str | Path | None = None, kernel: str = "auto", **kwargs) -> VisionTransformer:
     if pretrained:
-        raise ValueError("mait models have no pretrained weights: load a DeiT state dict into them instead")
+        raise ConfigError("mait models have no pretrained weights: load a DeiT state dict into them instead")
     embed_dim, num_heads = MAIT_SIZES[size]
     model = build_model_with_cfg(VisionTransformer, f"mait_{size}_patch16_224", pretrained=False,
                                  patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kwargs)

@@ -1,4 +1,9 @@
-"""Measuring the attention locality score of every head of a model (paper eq. 3)."""
+"""Measuring trained attention: the attention locality score of every head (paper eq. 3) and the
+cross-layer similarity of attention maps (paper appendix A.3, after DeepViT).
+
+Both recompute attention probabilities in forward pre-hooks that exist only during the call,
+so a model pays nothing for them outside it.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +56,39 @@ def measure_als(model, images: torch.Tensor | Iterable, *, window: tuple[int, in
     if count == 0:
         raise ValueError("measure_als: no images given")
     return (sums / count).cpu().numpy()
+
+
+@torch.no_grad()
+def cross_layer_similarity(model, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """(H, L, L) mean cosine similarity of attention rows between layers, per head.
+
+    For head h and token t, entry (i, j) is the cosine similarity between layer i's and layer j's
+    attention rows A[i][h, t, :] and A[j][h, t, :], averaged over tokens and images. High values
+    between late layers are the "attention collapse" that the paper finds masks reduce."""
+    was_training = model.training
+    model.eval()
+    layers, heads = len(model.blocks), model.blocks[0].attn.num_heads
+    total = torch.zeros(heads, layers, layers, dtype=torch.float64)
+    rows = 0
+    maps: dict[int, torch.Tensor] = {}
+
+    def capture(layer):
+        def hook(attn, args):
+            probs = attention_probs(attn, args[0])  # (B, H, T, T)
+            maps[layer] = torch.nn.functional.normalize(probs.double(), dim=-1)
+        return hook
+
+    handles = [block.attn.register_forward_pre_hook(capture(l)) for l, block in enumerate(model.blocks)]
+    try:
+        for batch in images.split(batch_size):
+            maps.clear()
+            model(batch)
+            stacked = torch.stack([maps[l] for l in range(layers)])  # (L, B, H, T, T)
+            # dot products of the same (image, head, token) row between every pair of layers
+            total += torch.einsum("ibhtk,jbhtk->hij", stacked, stacked).cpu()
+            rows += stacked.shape[1] * stacked.shape[3]
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return (total / rows).numpy()

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .spec import MaskSpec  # noqa: E402
+from ..spec import MaskSpec  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .results import RunStore, TrialRecord, validate_run_name
-from .spec import MaskSpec, SpecError, load_spec
+from ..errors import SpecError
+from ..spec import MaskSpec, load_spec
+from .folder import RunStore, validate_run_name
+from .record import TrialRecord
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64",
@@ -136,12 +138,10 @@ class Run:
             f"validation top-1 per trial, {self.name}")
 
     def plot_pareto(self, path: str | Path | None = None) -> Path:
+        from ..model.locality import attention_cost
         from . import plots
-        from .engine import ProxyConfig
-        from .locality import attention_cost
 
-        proxy = ProxyConfig(**{k: v for k, v in (self.config.get("proxy") or {}).items()
-                               if k in ProxyConfig.__dataclass_fields__})
+        proxy = self.proxy_config()
         done = [r for r in self.records if r.state == "complete" and r.top1 is not None]
         if len(done) < 2:
             raise ValueError(f"run {self.name}: a Pareto front needs at least two complete trials")
@@ -156,7 +156,6 @@ class Run:
         """Cross-layer attention similarity (paper appendix A.3) of a trial (default: the best)
         and the baseline models, from checkpoints kept with ``--keep-checkpoints``."""
         from . import plots
-        from .similarity import similarity_from_checkpoint
 
         compared = ("best", self.best_record()) if trial is None else (self.record(trial).label, self.record(trial))
         matrices = {}
@@ -167,12 +166,32 @@ class Run:
             if not checkpoint.exists():
                 raise ValueError(f"run {self.name}: no checkpoint for trial {record.number} "
                                  "(re-run with --keep-checkpoints)")
-            matrices[f"{label} (trial {record.number})"] = similarity_from_checkpoint(checkpoint, record.spec,
-                                                                                      self.config)
+            matrices[f"{label} (trial {record.number})"] = self._similarity(checkpoint, record.spec)
         if not matrices:
             raise ValueError(f"run {self.name}: no baseline or best trial to compare")
         return plots.similarity_heatmaps(matrices, path or self.path / _figure_name("similarity", trial),
                                          f"cross-layer attention similarity, {self.name}")
+
+    def proxy_config(self):
+        """The run's ProxyConfig (fields this version does not know are left out)."""
+        from ..config import ProxyConfig
+
+        return ProxyConfig(**{k: v for k, v in (self.config.get("proxy") or {}).items()
+                              if k in ProxyConfig.__dataclass_fields__})
+
+    def _similarity(self, checkpoint: Path, spec: MaskSpec, images: int = 256):
+        """Cross-layer similarity of a kept checkpoint's proxy, on validation images."""
+        import torch
+
+        from ..data import load_data
+        from ..model import cross_layer_similarity
+        from ..training.proxy import load_trained_proxy
+
+        proxy = self.proxy_config()
+        data = load_data(proxy.data, image_size=proxy.image_size)
+        model = load_trained_proxy(checkpoint, spec, proxy, data)
+        batch = torch.cat([x for x, _ in data.batches("val", images)])[:images]
+        return cross_layer_similarity(model, batch)
 
     def plot_all(self, trial: int | None = None) -> dict[str, Path | str]:
         """Every figure that the run's data allows; the value is the path, or why not. With a
@@ -275,9 +294,8 @@ def run_from_storage(url: str, name: str) -> Run:
     the study's user attributes."""
     import optuna
 
-    from .search.optuna import RECORD_ATTR, study_name
-    from .spec import parse_spec
-    from .storage import open_storage
+    from ..spec import parse_spec
+    from .study_storage import RECORD_ATTR, open_storage, study_name
 
     storage = open_storage(url, heartbeat_interval=None, grace_period=None)
     study = optuna.load_study(study_name=study_name(name), storage=storage)

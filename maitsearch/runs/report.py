@@ -8,9 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from .config import SearchConfig
-from .results import RunStore, TrialRecord
-from .stats import format_mean_std, mean_std, resolvable_gap
+from ..config import SearchConfig
+from ..stats import format_mean_std, mean_std, resolvable_gap
+from .folder import RunStore
+from .record import TrialRecord
 
 
 def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
@@ -194,7 +195,7 @@ def figures_section(paths: dict) -> list[str]:
 
 def embed_figures(report: Path, figures: dict) -> None:
     """Replace the Figures section of an existing report.md with every figure now present."""
-    from . import atomic
+    from .. import atomic
 
     text = report.read_text(encoding="utf-8")
     head = text.split("## Figures", 1)[0].rstrip() + "\n\n"

@@ -1,5 +1,7 @@
-"""Optuna storages for searches: SQLite (one worker), a journal file (processes on one host) and
-PostgreSQL (machines), all with heartbeats so a dead worker's trial is failed and retried.
+"""Where an Optuna search keeps its study: SQLite (one worker), a journal file (processes on one
+host) or PostgreSQL (machines), all with heartbeats so a dead worker's trial is failed and
+retried. Each trial's full record is kept in the study too (``RECORD_ATTR``), so a run can be
+read back from its storage alone.
 
 Storage URLs never leave this module with their password: ``redact`` is applied to everything
 that is printed or written.
@@ -7,6 +9,7 @@ that is printed or written.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import os
@@ -16,12 +19,17 @@ import time
 import warnings
 from pathlib import Path
 
+from ..errors import StorageError
+
 STORAGE_ENV = ("MAITSEARCH_STORAGE", "OPTUNA_STORAGE")
 _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.IGNORECASE)
 
 
-class StorageError(ValueError):
-    """A storage that cannot be used; ``str()`` is one redacted line."""
+RECORD_ATTR = "maitsearch:record"  # a trial's user attribute: its spec + metrics, as mask-spec YAML
+
+
+def study_name(run_name: str) -> str:
+    return f"maitsearch-{run_name}"
 
 
 def redact(url: str | None) -> str | None:
@@ -29,6 +37,12 @@ def redact(url: str | None) -> str | None:
     if url is None:
         return None
     return _PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def redacted_config(config):
+    """A SearchConfig as written and compared: storage passwords never reach a file."""
+    optuna = dataclasses.replace(config.optuna, storage=redact(config.optuna.storage))
+    return config.replace(optuna=optuna)
 
 
 def storage_url(requested: str | None, run_path: Path) -> str:

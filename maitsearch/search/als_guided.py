@@ -13,7 +13,7 @@ still produce all three steps; a step equal to an earlier placement reuses its r
 
 from __future__ import annotations
 
-from ..results import TrialRecord
+from ..runs import TrialRecord
 from ..spec import MaskSpec
 from .base import Proposal, Strategy
 

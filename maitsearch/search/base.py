@@ -2,7 +2,8 @@
 
 A strategy proposes placements (``ask``) and hears how they did (``tell``); the runner trains
 them, with seeds, de-duplication, resume and storage. Like Optuna's ``BaseSampler``, a strategy
-never trains anything itself, and every strategy passes the same contract test.
+never trains anything itself, and every strategy passes the same contract test. The strategies
+``maitsearch run`` offers are listed in ``registry.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import SearchConfig
-from ..results import TrialRecord
+from ..errors import ConfigError
+from ..runs import TrialRecord
 from ..spec import MaskSpec, load_spec, preset
-
-STRATEGIES: dict[str, type["Strategy"]] = {}
 
 
 @dataclass
@@ -37,15 +37,21 @@ class Proposal:
 
 
 class Strategy(abc.ABC):
-    name: ClassVar[str]
+    """How a search chooses what to train next.
+
+    Lifecycle, driven by ``runner.Runner``: constructed from the SearchConfig (settings are
+    checked here, before anything is trained); ``attach(store)`` once; then rounds of ``ask()``,
+    each proposal trained (or replayed from disk on a resumed run, or reused from an equal
+    placement) and handed back through ``tell``, until ``ask()`` returns []; finally
+    ``choose(records)`` names the answer and ``notes()`` explains it. On a resumed run the
+    runner replays finished trials through ``tell`` in the original order, so a strategy
+    keeps no state outside what ``tell`` gives it.
+    """
+
+    name: ClassVar[str | None] = None
 
     def __init__(self, config: SearchConfig):
         self.config = config
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if getattr(cls, "name", None):
-            STRATEGIES[cls.name] = cls
 
     def attach(self, store) -> None:
         """Called once with the run's ``RunStore`` before the first ``ask``."""
@@ -58,7 +64,7 @@ class Strategy(abc.ABC):
         """The trained (or reused, or failed) result of a proposal."""
 
     def on_epoch(self, proposal: Proposal, seed_index: int, epoch: int, metrics: dict) -> None:
-        """Per-epoch validation metrics of a trial; raise ``engine.Pruned`` to stop it."""
+        """Per-epoch validation metrics of a trial; raise ``training.Pruned`` to stop it."""
 
     def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
         """The run's answer (best.yaml). Default: the highest mean validation top-1."""
@@ -80,7 +86,7 @@ class Strategy(abc.ABC):
             try:
                 window = tuple(int(part) for part in window.lower().split("x"))
             except ValueError:
-                raise ValueError(f"placement {name}@{window}: expected a window such as @3x5") from None
+                raise ConfigError(f"placement {name}@{window}: expected a window such as @3x5") from None
         return preset(name, self.config.layers, self.config.heads, window=window or tuple(self.config.window),
                       semantics=self.config.semantics).with_meta(preset=f"{name}@{window[0]}x{window[1]}"
                                                                  if window else name)
@@ -88,36 +94,10 @@ class Strategy(abc.ABC):
     def _spec_file(self, path: Path) -> MaskSpec:
         spec = load_spec(path)
         if (spec.layers, spec.heads) != (self.config.layers, self.config.heads):
-            raise ValueError(f"placement {path}: the spec is {spec.layers} layers x {spec.heads} heads, "
+            raise ConfigError(f"placement {path}: the spec is {spec.layers} layers x {spec.heads} heads, "
                              f"the run {self.config.layers} x {self.config.heads}")
         # Named by its folder too: every run's answer is called best.yaml.
         return spec.with_meta(preset=f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem)
 
     def baselines(self) -> list[Proposal]:
         return [Proposal(self.spec_of(name), "baseline") for name in self.config.baselines]
-
-
-class PresetsStrategy(Strategy):
-    """No search: train the placements in ``baselines`` (presets or spec files; the paper's tables
-    are such comparisons) and answer with the most accurate."""
-
-    name = "presets"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.asked = False
-
-    def ask(self) -> list[Proposal]:
-        if self.asked:
-            return []
-        self.asked = True
-        specs = [self.spec_of(name) for name in self.config.baselines]
-        return [Proposal(spec, spec.meta["preset"]) for spec in specs]
-
-
-def make_strategy(config: SearchConfig) -> Strategy:
-    from . import als, optuna, soft  # noqa: F401  (each module registers its strategy; presets is here)
-
-    if config.strategy not in STRATEGIES:
-        raise ValueError(f"strategy: unknown strategy {config.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[config.strategy](config)

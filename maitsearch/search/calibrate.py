@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import SearchConfig
-from .results import TrialRecord
+from ..config import SearchConfig
+from ..errors import ConfigError, SearchError
+from ..runs import RunStore, TrialRecord
+from ..runs.report import write_report
+from ..stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
+from .base import Proposal, Strategy
 from .runner import RunSummary, config_digest, run_search
-from .search.base import Proposal, Strategy
-from .stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
 
 REFERENCES = ("none", "sch1", "sch2", "all", "random")
 
@@ -80,7 +82,7 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
                 seconds[budget].append(record.seconds / len(record.seeds))
     short, long = budgets[0], budgets[-1]
     if len(by_budget[short]) < 2:
-        raise ValueError("calibrate: fewer than two reference placements finished; nothing to compare")
+        raise SearchError("calibrate: fewer than two reference placements finished; nothing to compare")
     table = {}
     for budget, groups in by_budget.items():
         for name, values in groups.items():
@@ -137,17 +139,13 @@ def calibrate(config: SearchConfig, *, budgets: tuple[int, ...] = (1,), results_
               name: str | None = None, data=None, on_event=None) -> Calibration:
     budgets = tuple(sorted(set(int(b) for b in budgets)))
     if not budgets or budgets[0] < 1:
-        raise ValueError("--budgets: positive multiples of the epochs, such as 1,3")
+        raise ConfigError("--budgets: positive multiples of the epochs, such as 1,3")
     config = config.replace(strategy="calibrate", baselines=[])
     name = name or f"calibrate-{Path(config.proxy.data).name}-l{config.layers}h{config.heads}-{config_digest(config)}"
     plan = CalibrationPlan(config, budgets)
     summary = run_search(config, results_root=results_root, name=name, strategy=plan, data=data, on_event=on_event)
     result = analyse(summary.records, config, budgets)
-    from .results import RunStore
-
     store = RunStore(results_root, name)
     path = store.write_yaml("calibration.yaml", result)
-    from .report import write_report
-
     write_report(store, config, summary)  # again, now with the calibration in it
     return Calibration(summary, result, path)

@@ -1,4 +1,4 @@
-"""Where trials train: in this process, or in a pool of processes.
+"""Executors: where trials train, in this process or in a pool of processes.
 
 The proxies are small, so one process rarely uses two cores well (measured: two threads give
 1.2-1.35x one thread), and two one-thread processes train about 1.5x more trials per hour.
@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
-from . import atomic
-from .data import ImageData, load_data
-from .engine import ProxyConfig, TrialResult, fit
-from .spec import MaskSpec
-
-EventFn = Callable[[dict], None]
+from .. import atomic
+from ..config import ProxyConfig
+from ..data import ImageData, load_data
+from ..events import EpochDone, EventFn, SeedEnded, SeedStarted, WorkerEpoch, ignore
+from ..spec import MaskSpec
+from ..training import TrialResult, fit
 
 
 @dataclass
@@ -41,10 +41,10 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
-def train_unit(spec: MaskSpec, proxy: ProxyConfig, data: ImageData, on_epoch=None, on_progress=None,
+def train_unit(spec: MaskSpec, proxy: ProxyConfig, data: ImageData, on_epoch=None, on_event=None,
                checkpoint: str | None = None) -> TrialResult:
     try:
-        result = fit(spec, proxy, data, on_epoch=on_epoch, on_progress=on_progress, keep_model=checkpoint is not None)
+        result = fit(spec, proxy, data, on_epoch=on_epoch, on_event=on_event, keep_model=checkpoint is not None)
         if result.model is not None:
             atomic.save_torch(checkpoint, result.model.state_dict())
             result.model = None
@@ -71,22 +71,21 @@ class DataCache:
         return self.loaded[key]
 
 
-class SerialTrainer:
+class SerialExecutor:
     """Trains units one after the other in this process, with per-epoch callbacks (pruning) and
     per-step progress events."""
 
     def __init__(self, data: ImageData | None = None, emit: EventFn | None = None):
         self.data = DataCache(data)
-        self.emit = emit or (lambda event: None)
+        self.emit = emit or ignore
 
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         for unit in units:
-            self.emit({"kind": "seed_start", "number": unit.number, "seed": unit.proxy.seed,
-                       "seed_index": unit.seed_index})
+            self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
             on_epoch = (lambda epoch, metrics, unit=unit:
                         strategy.on_epoch(unit.proposal, unit.seed_index, epoch, metrics))
             result = train_unit(unit.proposal.spec, unit.proxy, self.data.get(unit.proxy), on_epoch=on_epoch,
-                                on_progress=self.emit, checkpoint=unit.checkpoint)
+                                on_event=self.emit, checkpoint=unit.checkpoint)
             yield unit, result
 
     def close(self) -> None:
@@ -112,22 +111,23 @@ def _init_worker(threads: int, events) -> None:
 def _train_in_worker(spec_dict: dict, proxy_dict: dict, checkpoint: str | None, number: int) -> dict:
     proxy = ProxyConfig(**proxy_dict)
 
-    def forward(event: dict) -> None:  # epochs only: steps would flood the queue
-        if event.get("kind") == "epoch":
-            _WORKER_EVENTS.put({**event, "number": number, "seed": proxy.seed})
+    def forward(event) -> None:  # epochs only: steps would flood the queue
+        if isinstance(event, EpochDone):
+            _WORKER_EVENTS.put(WorkerEpoch(number=number, seed=proxy.seed, epoch=event.epoch,
+                                           val_top1=event.val_top1))
 
-    return train_unit(MaskSpec.from_dict(spec_dict), proxy, _WORKER_DATA.get(proxy), on_progress=forward,
+    return train_unit(MaskSpec.from_dict(spec_dict), proxy, _WORKER_DATA.get(proxy), on_event=forward,
                       checkpoint=checkpoint).to_dict()
 
 
-class PoolTrainer:
+class PoolExecutor:
     """Trains units in ``jobs`` processes at once. Per-epoch callbacks do not cross processes,
-    so strategies that prune run as separate worker processes instead (see search.optuna)."""
+    so strategies that prune run as separate worker processes instead (see optuna_study.py)."""
 
     def __init__(self, jobs: int, emit: EventFn | None = None):
         import multiprocessing
 
-        self.emit = emit or (lambda event: None)
+        self.emit = emit or ignore
         threads = worker_threads(jobs)
         context = multiprocessing.get_context("spawn")
         self.events = context.Manager().Queue()  # workers' epoch events, for the live view
@@ -140,8 +140,7 @@ class PoolTrainer:
             future = self.pool.submit(_train_in_worker, unit.proposal.spec.to_dict(), unit.proxy.to_dict(),
                                       unit.checkpoint, unit.number)
             futures[future] = unit
-            self.emit({"kind": "seed_start", "number": unit.number, "seed": unit.proxy.seed,
-                       "seed_index": unit.seed_index})
+            self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -152,8 +151,8 @@ class PoolTrainer:
                     result = TrialResult(**future.result())
                 except Exception as err:  # noqa: BLE001 - a dead worker process fails its unit only
                     result = TrialResult(status="failed", reason=one_line(err))
-                self.emit({"kind": "seed_end", "number": unit.number, "seed": unit.proxy.seed,
-                           "status": result.status, "val_top1": result.val_top1})
+                self.emit(SeedEnded(number=unit.number, seed=unit.proxy.seed, status=result.status,
+                                    val_top1=result.val_top1))
                 yield unit, result
 
     def _forward_events(self) -> None:
@@ -164,11 +163,11 @@ class PoolTrainer:
                 event = self.events.get_nowait()
             except queue.Empty:
                 return
-            self.emit({**event, "kind": "worker_epoch"})
+            self.emit(event)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_trainer(jobs: int, data: ImageData | None = None, emit: EventFn | None = None):
-    return SerialTrainer(data, emit) if jobs <= 1 else PoolTrainer(jobs, emit)
+def make_executor(jobs: int, data: ImageData | None = None, emit: EventFn | None = None):
+    return SerialExecutor(data, emit) if jobs <= 1 else PoolExecutor(jobs, emit)

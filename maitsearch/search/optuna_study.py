@@ -17,8 +17,11 @@ from __future__ import annotations
 import threading
 import warnings
 
-from ..locality import attention_cost
-from ..results import TrialRecord
+from ..errors import ConfigError
+from ..model.locality import attention_cost
+from ..runs import TrialRecord
+from ..runs.study_storage import (RECORD_ATTR, open_storage, redact, redacted_config, single_worker_lock,
+                                  storage_url, study_name)
 from ..spec import MaskSpec, parse_spec
 from .base import Proposal, Strategy
 
@@ -26,13 +29,6 @@ SPACES = ("counts", "full", "blocks")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 PRUNERS = ("median", "hyperband", "none")
 OBJECTIVES = ("accuracy", "attention_cost")
-RECORD_ATTR = "maitsearch:record"  # the trial's spec + metrics, as mask-spec YAML
-
-
-def study_name(run_name: str) -> str:
-    return f"maitsearch-{run_name}"
-
-
 class OptunaStrategy(Strategy):
     name = "optuna"
 
@@ -42,10 +38,10 @@ class OptunaStrategy(Strategy):
         for value, allowed, what in ((settings.space, SPACES, "space"), (settings.sampler, SAMPLERS, "sampler"),
                                      (settings.pruner, PRUNERS, "pruner")):
             if value not in allowed:
-                raise ValueError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+                raise ConfigError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
         unknown = [o for o in settings.objectives if o not in OBJECTIVES]
         if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
-            raise ValueError(f"objectives: expected accuracy first, then optionally attention_cost; "
+            raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
                              f"got {','.join(settings.objectives)}")
         self.study = None
         self.storage_url = None
@@ -56,9 +52,6 @@ class OptunaStrategy(Strategy):
     # ---- wiring ---------------------------------------------------------------------------
     def attach(self, store) -> None:
         import optuna
-
-        from ..runner import redacted_config
-        from ..storage import open_storage, single_worker_lock, storage_url
 
         settings = self.config.optuna
         self.run_name = store.name
@@ -203,7 +196,7 @@ class OptunaStrategy(Strategy):
         return None
 
     def on_epoch(self, proposal: Proposal, seed_index: int, epoch: int, metrics: dict) -> None:
-        from ..engine import Pruned
+        from ..training import Pruned
 
         if seed_index != 0 or len(self.config.optuna.objectives) > 1:
             return  # the first seed's curve feeds the pruner; the others must finish
@@ -247,7 +240,7 @@ class OptunaStrategy(Strategy):
         count = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
         duplicates = sum(1 for t in trials if t.user_attrs.get("maitsearch:duplicate_of") is not None)
         settings = self.config.optuna
-        lines = [f"study {self.study.study_name} on {redacted(self.storage_url)}: {count[TrialState.COMPLETE]} complete, "
+        lines = [f"study {self.study.study_name} on {redact(self.storage_url)}: {count[TrialState.COMPLETE]} complete, "
                  f"{count[TrialState.PRUNED]} pruned, {count[TrialState.FAIL]} failed; {duplicates} repeated an "
                  f"earlier placement and reused its result.",
                  f"space {settings.space}, sampler {settings.sampler}, pruner {settings.pruner}, objectives "
@@ -288,9 +281,3 @@ def staircase(layers: int, heads: int, b1: int, b2: int, b3: int) -> list[int]:
     """Masked-head counts: all heads below b1, H-1 (at least one) below b2, one below b3, then none."""
     second = max(heads - 1, 1)
     return [heads if l < b1 else second if l < b2 else 1 if l < b3 else 0 for l in range(layers)]
-
-
-def redacted(url: str | None) -> str:
-    from ..storage import redact
-
-    return redact(url) or "?"

@@ -1,4 +1,4 @@
-"""The search loop: strategy -> engine -> run folder, with seeds, de-duplication and resume.
+"""The search loop: strategy -> training -> run folder, with seeds, de-duplication and resume.
 
 Strategies only ask and tell. The runner trains every proposal with the configured seeds
 (in this process, or ``jobs`` processes at once), reuses earlier results of the same canonical
@@ -17,26 +17,24 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
-from . import atomic
-from .config import SearchConfig, config_from_dict
-from .data import ImageData
-from .engine import TrialResult
-from .results import RunStore, TrialRecord
-from .search.base import Proposal, Strategy, make_strategy
-from .trainer import Unit, make_trainer, worker_threads
+from .. import atomic
+from ..config import SearchConfig, config_from_dict
+from ..data import ImageData
+from ..errors import SearchError
+from ..events import EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
+from ..runs import RunStore, TrialRecord
+from ..runs.study_storage import redacted_config
+from ..training import TrialResult
+from .base import Proposal, Strategy
+from .executors import Unit, make_executor, worker_threads
+from .registry import make_strategy
 
-EventFn = Callable[[dict], None]
 FAILED_STATES = ("failed", "oom", "nan_loss")
 # Settings that change how a run is executed, not what it computes: a resumed run may change them.
 EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints")
-
-
-class SearchError(RuntimeError):
-    """A search that cannot start or go on; ``str()`` is one line for the user."""
 
 
 @dataclass
@@ -89,14 +87,6 @@ def prepare_store(config: SearchConfig, results_root: str | Path, name: str | No
     return store
 
 
-def redacted_config(config: SearchConfig) -> SearchConfig:
-    """The config as written and compared: storage passwords never reach a file."""
-    from .storage import redact
-
-    optuna = dataclasses.replace(config.optuna, storage=redact(config.optuna.storage))
-    return config.replace(optuna=optuna)
-
-
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
@@ -110,10 +100,19 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 class Runner:
+    """Drives one strategy over one run folder.
+
+    Lifecycle: ``__init__`` attaches the strategy to the store and reads every trial already on
+    disk; ``run()`` then loops ask -> resolve (replay from disk, reuse an equal placement, or
+    train each seed on the executor) -> tell -> save, until the strategy stops asking; ``finish``
+    chooses the answer from every trial in the folder and writes best.yaml and trials.csv.
+    The executor is closed when ``run`` returns, even on an exception.
+    """
+
     def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
-                 on_event: EventFn | None = None, trainer=None):
+                 on_event: EventFn | None = None, executor=None):
         self.config, self.store, self.strategy = config, store, strategy
-        self.emit = on_event or (lambda event: None)
+        self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
         self.strategy.attach(store)
         self.records, self.problems = store.load_trials()
@@ -121,14 +120,14 @@ class Runner:
         self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
         self.next_number = max((r.number for r in self.records), default=-1) + 1
         self.trained = self.reused = 0
-        self.trainer = trainer or make_trainer(config.jobs, data, self.emit)
+        self.executor = executor or make_executor(config.jobs, data, self.emit)
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> RunSummary:
         start = time.perf_counter()
         self.store.write_trials_csv(self.records)  # whatever a crash left, the table matches the files
-        self.emit({"kind": "run_start", "name": self.store.name, "path": str(self.store.path),
-                   "strategy": self.strategy.name or self.config.strategy, "resumed": len(self.records)})
+        self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
+                             strategy=self.strategy.name or self.config.strategy, resumed=len(self.records)))
         try:
             while True:
                 proposals = self.strategy.ask()
@@ -142,9 +141,9 @@ class Runner:
                         self._save(record)
                     self._check_failures()
         finally:
-            self.trainer.close()
+            self.executor.close()
         summary = self.finish(time.perf_counter() - start)
-        self.emit({"kind": "run_end", "summary": summary})
+        self.emit(RunEnded(summary=summary))
         return summary
 
     def finish(self, seconds: float = 0.0) -> RunSummary:
@@ -197,7 +196,7 @@ class Runner:
                                      spec=proposal.spec, seconds=0.0, duplicate_of=earlier.number,
                                      extra={**earlier.extra, "key": proposal.key()})
         self.reused += 1
-        self.emit({"kind": "trial_reused", "record": record})
+        self.emit(TrialReused(record=record))
         return record
 
     def _train(self, batch: list[tuple[Proposal, int]]):
@@ -205,8 +204,8 @@ class Runner:
         numbers = {index: self._take_number(proposal) for proposal, index in batch}
         units, cached = [], {}
         for proposal, index in batch:
-            self.emit({"kind": "trial_start", "number": numbers[index], "step": proposal.step,
-                       "placement": proposal.spec.compact(), "seeds": len(seeds)})
+            self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
+                                   seeds=len(seeds)))
             for seed_index, seed in enumerate(seeds):
                 hit = self._cached_seed(proposal, seed)
                 if hit is not None:
@@ -223,7 +222,7 @@ class Runner:
         ready = [index for _, index in batch if pending[index] == 0]
         for index in ready:
             yield index, self._finish(batch, index, numbers[index], results, len(seeds))
-        for unit, result in self.trainer.run(units, self.strategy):
+        for unit, result in self.executor.run(units, self.strategy):
             results[(unit.index, unit.seed_index)] = result
             self._cache_seed(unit.proposal, unit.proxy.seed, result)
             pending[unit.index] -= 1
@@ -237,7 +236,7 @@ class Runner:
         self.trained += 1
         if record.state == "complete":
             self.original.setdefault(proposal.key(), record)
-        self.emit({"kind": "trial_end", "record": record})
+        self.emit(TrialEnded(record=record))
         return record
 
     def _take_number(self, proposal: Proposal) -> int:
@@ -321,7 +320,7 @@ def resolve_jobs(config: SearchConfig) -> int:
     if config.jobs > 0:
         return config.jobs
     if config.strategy == "optuna":
-        from .storage import storage_url
+        from ..runs.study_storage import storage_url
 
         if storage_url(config.optuna.storage, Path(".")).startswith("sqlite"):
             return 1
@@ -357,7 +356,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
             helper.join()
     if helpers:  # the helpers' last trials are on disk now: choose and report from them all
         summary = runner.finish(summary.seconds)
-    from .report import write_report
+    from ..runs.report import write_report
 
     write_report(store, public, summary)
     return summary
@@ -367,7 +366,8 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
     """``count`` extra Optuna workers in spawned processes, one thread each, sharing the study."""
     import multiprocessing
 
-    from .storage import StorageError, redact, storage_url
+    from ..errors import StorageError
+    from ..runs.study_storage import redact, storage_url
 
     url = storage_url(config.optuna.storage, store.path)
     if url.startswith("sqlite"):

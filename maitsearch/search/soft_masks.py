@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..results import TrialRecord
+from ..runs import TrialRecord
 from ..spec import MaskSpec
 from .base import Proposal, Strategy
 

@@ -18,11 +18,14 @@ from typing import Any
 import torch
 import yaml
 
-from . import atomic
-from .data import load_data
-from .engine import ProgressFn, epoch_seed, evaluate, resolve_device, train_one_epoch
-from .models import apply_mask_spec
-from .spec import MaskSpec
+from .. import atomic
+from ..data import load_data
+from ..errors import ConfigError, ResumeError
+from ..events import EpochDone, EventFn, TrainingStarted, ignore
+from ..model import apply_mask_spec
+from ..spec import MaskSpec
+from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
+                   train_one_epoch)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -60,10 +63,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-class ResumeError(ValueError):
-    pass
-
-
 def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
     import timm
 
@@ -72,17 +71,17 @@ def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans:
         kwargs["img_size"] = config.image_size
     if config.depth is not None:
         if not config.model.startswith("mait_"):
-            raise ValueError(f"--depth applies to mait_* models; {config.model} has a fixed depth")
+            raise ConfigError(f"--depth applies to mait_* models; {config.model} has a fixed depth")
         kwargs["depth"] = config.depth
     model = timm.create_model(config.model, **kwargs)
     return apply_mask_spec(model, spec, kernel=config.kernel)
 
 
 def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool = False,
-          on_progress: ProgressFn | None = None) -> dict:
+          on_event: EventFn | None = None) -> dict:
     """Train and evaluate; returns the last epoch's metrics. See the module docstring."""
     out = Path(out)
-    emit = on_progress or (lambda event: None)
+    emit = on_event or ignore
     checkpoint_path = out / CHECKPOINT
     state = None
     if resume and checkpoint_path.exists():
@@ -99,15 +98,10 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(config, spec, data.num_classes, data.in_chans).to(device)
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import CosineLRScheduler
-
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=config.resolved_lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
-    total = max(1, config.epochs * steps_per_epoch)
-    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=config.min_lr,
-                                  warmup_t=min(int(config.warmup_epochs * steps_per_epoch), total - 1),
-                                  warmup_lr_init=config.resolved_lr * 1e-3, t_in_epochs=False)
+    optimizer, scheduler = build_optimizer(model, lr=config.resolved_lr, weight_decay=config.weight_decay,
+                                           min_lr=config.min_lr, warmup_epochs=config.warmup_epochs,
+                                           epochs=config.epochs, steps_per_epoch=steps_per_epoch)
     first_epoch, history = 0, []
     if state is not None:
         model.load_state_dict(state["model"])
@@ -120,26 +114,24 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
         spec.save(out / "spec.yaml")
         atomic.write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    train_model = torch.compile(model) if (config.compile and device.type == "cuda") else model
-    autocast_dtype = torch.bfloat16 if (config.amp and device.type == "cuda") else None
-    emit({"kind": "phase", "phase": "train", "epochs": config.epochs, "first_epoch": first_epoch,
-          "steps_per_epoch": steps_per_epoch})
+    train_model = maybe_compile(model, config.compile, device)
+    autocast = autocast_dtype(config.amp, device)
+    emit(TrainingStarted(epochs=config.epochs, steps_per_epoch=steps_per_epoch, first_epoch=first_epoch))
     metrics: dict = history[-1] if history else {}
     for epoch in range(first_epoch, config.epochs):
         stats = train_one_epoch(
             train_model, data.batches("train", config.batch_size, shuffle=True, seed=epoch_seed(config.seed, epoch),
                                       device=device),
-            optimizer, scheduler, device=device, label_smoothing=config.label_smoothing,
-            grad_clip=config.grad_clip, autocast_dtype=autocast_dtype, first_step=epoch * steps_per_epoch,
-            on_step=lambda event, epoch=epoch: emit({**event, "epoch": epoch}))
-        val = evaluate(train_model, data.batches("val", 256, device=device), autocast_dtype=autocast_dtype)
+            optimizer, scheduler, device=device, epoch=epoch, label_smoothing=config.label_smoothing,
+            grad_clip=config.grad_clip, autocast=autocast, first_step=epoch * steps_per_epoch, on_event=emit)
+        val = evaluate(train_model, data.batches("val", 256, device=device), autocast=autocast)
         metrics = {"epoch": epoch, "train_loss": stats["loss"], "train_top1": stats["top1"],
                    "val_loss": val["loss"], "val_top1": val["top1"], "lr": optimizer.param_groups[0]["lr"],
                    "train_images_per_s": stats["images_per_s"]}
         history.append(metrics)
         save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, config, spec)
         atomic.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
-        emit({"kind": "epoch", **metrics})
+        emit(EpochDone(epoch=epoch, metrics=metrics))
     return metrics
 
 

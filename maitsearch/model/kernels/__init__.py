@@ -1,12 +1,13 @@
 """Attention kernels for masked heads, and the rule that picks one per layer.
 
-All of them compute the same function (DESIGN.md section 2) and are tested against a plain
+All of them compute the same function (docs/DESIGN.md, section 3) and are tested against a plain
 dense reference: ``dense`` materialises (T, T) logits, ``local`` is O(N*k) for hard window masks,
 ``flex`` is FlexAttention for CUDA.
 """
 
 from __future__ import annotations
 
+from ...errors import ConfigError
 from . import flex
 from .dense import multiplicative_attention, strict_attention
 from .local import window_attention
@@ -23,11 +24,11 @@ def resolve_kernel(requested: str, *, device_type: str, num_tokens: int, pattern
     """The kernel for a layer's hard-masked heads on this device. Soft heads always run dense
     (or flex): a soft mask keeps every logit, so there is no sparsity to exploit."""
     if requested not in KERNELS:
-        raise ValueError(f"kernel: unknown kernel {requested!r}; choose one of {', '.join(KERNELS)}")
+        raise ConfigError(f"kernel: unknown kernel {requested!r}; choose one of {', '.join(KERNELS)}")
     if requested == "local" and (pattern != "window" or attn_dropout > 0):
-        raise ValueError("kernel: 'local' needs window masks and no attention dropout")
+        raise ConfigError("kernel: 'local' needs window masks and no attention dropout")
     if requested == "flex" and (not flex.AVAILABLE or attn_dropout > 0):
-        raise ValueError("kernel: 'flex' needs torch.nn.attention.flex_attention and no attention dropout")
+        raise ConfigError("kernel: 'flex' needs torch.nn.attention.flex_attention and no attention dropout")
     if requested != "auto":
         return requested
     if device_type == "cuda" and flex.AVAILABLE and attn_dropout == 0:

@@ -1,6 +1,6 @@
 """Dense masked attention: the whole (T, T) logit matrix, then the mask. Fastest at small T.
 
-``factor`` multiplies the logits before softmax (DESIGN.md section 2): 1 on allowed keys, 0 for a
+``factor`` multiplies the logits before softmax (docs/DESIGN.md, section 3): 1 on allowed keys, 0 for a
 ``paper`` hard mask, alpha for a soft mask. ``strict`` heads (``local`` semantics) get -inf instead
 and run through SDPA with a boolean mask, which keeps them on PyTorch's fused kernel.
 """

@@ -1,4 +1,4 @@
-"""O(N*k) window attention for hard masks, without an N x N matrix (DESIGN.md section 2).
+"""O(N*k) window attention for hard masks, without an N x N matrix (docs/DESIGN.md, section 3).
 
 Each patch query scores its k window keys (one shifted copy of the key grid per window offset),
 the P prefix keys, and, for ``paper`` semantics, one pseudo-key standing for all the other

@@ -1,0 +1,46 @@
+"""Every problem a user can fix is a ``MaitsearchError``: the CLI catches that one class, prints
+its one line and exits with 2. Library code raises the most specific subclass.
+
+The subclasses also derive from the builtin a caller would expect (``ValueError`` for bad input,
+``RuntimeError`` for a search that cannot go on), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class MaitsearchError(Exception):
+    """A problem the user can fix; ``str(err)`` is one line saying what and where."""
+
+
+class ConfigError(MaitsearchError, ValueError):
+    """A search, proxy or training setting that is unknown or out of range."""
+
+
+class SpecError(MaitsearchError, ValueError):
+    """A malformed mask spec. ``str(err)`` is ``path:line: field: message`` (or ``field: message``
+    for a spec built in Python, which has no file)."""
+
+    def __init__(self, source: str | None, line: int | None, field_name: str, message: str):
+        self.source, self.line, self.field, self.message = source, line, field_name, message
+        where = f"{source}:{line}: " if source and line is not None else f"{source}: " if source else ""
+        super().__init__(f"{where}{field_name}: {message}")
+
+
+class DataError(MaitsearchError, ValueError):
+    """A dataset that cannot be found or read."""
+
+
+class StorageError(MaitsearchError, ValueError):
+    """An Optuna storage that cannot be used. The message never holds a password."""
+
+
+class RunNameError(MaitsearchError, ValueError):
+    """A run name that is not one safe path component."""
+
+
+class ResumeError(MaitsearchError, ValueError):
+    """A training folder whose checkpoint cannot be continued with these settings."""
+
+
+class SearchError(MaitsearchError, RuntimeError):
+    """A search that cannot start or go on (a changed config, too many failed trials)."""

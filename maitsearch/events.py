@@ -1,0 +1,109 @@
+"""Progress events: what long-running library code tells a display while it works.
+
+The library never prints. Training, the executors and the search loop call an ``on_event``
+callback with these frozen dataclasses, and the CLI turns them into progress bars and lines.
+They pickle, so worker processes send them over a queue unchanged. Dispatch on the type
+(``isinstance`` or ``match``), never on strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+
+# ---- one training (the proxy's fit, or full training) ----------------------------------
+@dataclass(frozen=True)
+class TrainingStarted:
+    epochs: int
+    steps_per_epoch: int
+    first_epoch: int = 0  # > 0 when full training resumes from a checkpoint
+
+
+@dataclass(frozen=True)
+class StepDone:
+    epoch: int
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    epoch: int
+    metrics: dict = field(default_factory=dict)  # train_loss, train_top1, val_top1 (None if not evaluated), lr, ...
+
+    @property
+    def val_top1(self) -> float | None:
+        return self.metrics.get("val_top1")
+
+
+@dataclass(frozen=True)
+class MeasuringStarted:
+    """Training is over; test accuracy and ALS are being measured."""
+
+
+# ---- executors: one (placement, seed) unit at a time, here or in worker processes -------
+@dataclass(frozen=True)
+class SeedStarted:
+    number: int  # trial number
+    seed: int
+    seed_index: int
+
+
+@dataclass(frozen=True)
+class SeedEnded:
+    number: int
+    seed: int
+    status: str
+    val_top1: float | None
+
+
+@dataclass(frozen=True)
+class WorkerEpoch:
+    """An epoch finished in a worker process (steps stay there: they would flood the queue)."""
+
+    number: int
+    seed: int
+    epoch: int
+    val_top1: float | None
+
+
+# ---- the search loop ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunStarted:
+    name: str
+    path: str
+    strategy: str
+    resumed: int  # finished trials found on disk
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    number: int
+    step: str
+    placement: str  # compact form
+    seeds: int
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    record: Any  # runs.TrialRecord, trained now
+
+
+@dataclass(frozen=True)
+class TrialReused:
+    record: Any  # runs.TrialRecord, the result of an equal placement trained earlier
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    summary: Any  # search.RunSummary
+
+
+Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, SeedStarted, SeedEnded, WorkerEpoch,
+              RunStarted, TrialStarted, TrialEnded, TrialReused, RunEnded]
+EventFn = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default listener."""

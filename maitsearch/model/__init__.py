@@ -1,0 +1,17 @@
+"""The model layer: locality masks on timm's attention, their kernels, and measuring attention.
+
+- ``locality``: windows on the patch grid, ALS from probabilities, attention cost.
+- ``attention``: ``MaskedAttention``, a drop-in subclass of timm's ``Attention``.
+- ``kernels``: dense, O(N*k) window and FlexAttention paths for masked heads.
+- ``mait``: ``apply_mask_spec`` for any timm ViT, and the registered ``mait_*`` models.
+- ``measure``: ALS of every head, cross-layer similarity.
+
+Knows specs; knows nothing of data, training or searches (docs/DESIGN.md, section 2).
+"""
+
+from .attention import MaskedAttention, attention_probs
+from .mait import apply_mask_spec, resolve_spec
+from .measure import cross_layer_similarity, measure_als
+
+__all__ = ["MaskedAttention", "attention_probs", "apply_mask_spec", "resolve_spec", "measure_als",
+           "cross_layer_similarity"]

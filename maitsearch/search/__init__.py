@@ -1,0 +1,16 @@
+"""The search layer: strategies propose placements, the runner trains them on an executor and
+writes the run folder; calibrate measures whether a proxy can rank placements at all
+(docs/DESIGN.md, section 8).
+
+- ``base``: the ``Strategy`` ask/tell interface and ``Proposal``; ``registry``: strategies by name.
+- ``als_guided``, ``soft_masks``, ``optuna_study``, ``presets``: one strategy per module.
+- ``executors``: trials in this process or in a pool of one-thread processes.
+- ``runner``: ``run_search``, seeds, de-duplication, resume; ``calibrate``: the proxy's noise.
+"""
+
+from .base import Proposal, Strategy
+from .calibrate import calibrate
+from .registry import STRATEGIES, make_strategy
+from .runner import RunSummary, run_search
+
+__all__ = ["Proposal", "Strategy", "calibrate", "STRATEGIES", "make_strategy", "RunSummary", "run_search"]

@@ -1,0 +1,25 @@
+"""The strategies ``maitsearch run --strategy`` offers, by name."""
+
+from __future__ import annotations
+
+from ..config import SearchConfig
+from ..errors import ConfigError
+from .als_guided import AlsStrategy
+from .base import Strategy
+from .optuna_study import OptunaStrategy
+from .presets import PresetsStrategy
+from .soft_masks import SoftStrategy
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    AlsStrategy.name: AlsStrategy,
+    OptunaStrategy.name: OptunaStrategy,
+    SoftStrategy.name: SoftStrategy,
+    PresetsStrategy.name: PresetsStrategy,
+}
+
+
+def make_strategy(config: SearchConfig) -> Strategy:
+    if config.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy: unknown strategy {config.strategy!r}; "
+                          f"choose one of {', '.join(sorted(STRATEGIES))}")
+    return STRATEGIES[config.strategy](config)

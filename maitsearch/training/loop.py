@@ -1,0 +1,107 @@
+"""What every training here shares, proxy trials and full training alike: one epoch, one
+evaluation, the optimizer and its schedule, autocast and the per-epoch data seed.
+
+In the spirit of DeiT's ``engine.py``: ``train_one_epoch`` and ``evaluate`` return plain dicts of
+metrics and print nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from ..events import StepDone
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"non-finite loss {loss} at step {step}")
+        self.step, self.loss = step, loss
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA; CPUs train in float32 (bf16 there is slower and less exact)."""
+    return torch.bfloat16 if (amp and device.type == "cuda") else None
+
+
+def maybe_compile(model, enabled: bool, device: torch.device):
+    """The model to train with: compiled on CUDA when asked, else the model itself."""
+    return torch.compile(model) if (enabled and device.type == "cuda") else model
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Each epoch's shuffling depends only on (seed, epoch): a resumed run sees the same data."""
+    return seed * 100_003 + epoch
+
+
+def build_optimizer(model, *, lr: float, weight_decay: float, min_lr: float, warmup_epochs: float,
+                    epochs: int, steps_per_epoch: int):
+    """AdamW without weight decay on norms, biases and embeddings (timm's filter), and a per-step
+    cosine schedule with linear warmup from lr / 1000."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay)
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(int(warmup_epochs * steps_per_epoch), total - 1)
+    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=min_lr, warmup_t=warmup,
+                                  warmup_lr_init=lr * 1e-3, warmup_prefix=False, t_in_epochs=False)
+    return optimizer, scheduler
+
+
+def train_one_epoch(model, batches: Iterable, optimizer, scheduler, *, device: torch.device, epoch: int = 0,
+                    label_smoothing: float = 0.0, grad_clip: float | None = None,
+                    autocast: torch.dtype | None = None, first_step: int = 0,
+                    on_event: Callable | None = None) -> dict:
+    """One pass over ``batches``; raises ``NonFiniteLoss`` at the first non-finite loss."""
+    model.train()
+    step, seen, loss_sum, correct = first_step, 0, 0.0, 0
+    start = time.perf_counter()
+    for images, labels in batches:
+        step += 1
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLoss(step, loss_value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step_update(step)
+        seen += len(labels)
+        loss_sum += loss_value * len(labels)
+        correct += (logits.argmax(-1) == labels).sum().item()
+        if on_event is not None:
+            on_event(StepDone(epoch=epoch, step=step, loss=loss_value))
+    seconds = time.perf_counter() - start
+    return {"loss": loss_sum / max(seen, 1), "top1": correct / max(seen, 1), "images_per_s": seen / seconds,
+            "steps": step - first_step, "seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model, batches: Iterable, *, autocast: torch.dtype | None = None) -> dict:
+    model.eval()
+    seen, loss_sum, correct = 0, 0.0, 0
+    start = time.perf_counter()
+    for images, labels in batches:
+        with torch.autocast(images.device.type, dtype=autocast, enabled=autocast is not None):
+            logits = model(images)
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+        correct += (logits.argmax(-1) == labels).sum().item()
+        seen += len(labels)
+    seconds = time.perf_counter() - start
+    return {"top1": correct / max(seen, 1), "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
+            "images": seen}
