@@ -49,6 +49,10 @@ class ProxyConfig:
     drop_path: float = 0.0  # the paper finds 0 better for small MaiTs (section 5.2)
     layer_scale: float | None = 0.1  # MaiT* (paper Table 4); measured 57% -> 71% with it at 24 layers
     grad_clip: float | None = 1.0
+    # soft-mask alphas learn at this multiple of lr, without weight decay (decay would pull
+    # theta to 0, alpha to 0.5, the undecided middle): at 1x they did not move in 60 epochs
+    alpha_lr_scale: float = 10.0
+    alpha_weight_decay: float = 0.0
     # timm's "moco" init (xavier, qkv split in three): at width 48 it learns about twice as fast
     # as the default trunc-normal 0.02, which is scaled for widths of 192 and up
     weight_init: str = "moco"
@@ -71,10 +75,16 @@ class ProxyConfig:
 
 @dataclass
 class AlsSettings:
-    """The paper's 3-step strategy (section 4.2) reads head 0's ALS per layer after step 1."""
+    """The paper's 3-step strategy (section 4.2) reads the masked head's normalized ALS per layer
+    (0: uniform attention, 1: all of it inside the window; docs/DESIGN.md, section 3)."""
 
-    als_high: float = 0.8  # "close to 1": mask every head of the layer
-    als_low: float = 0.2  # "close to 0": remove the layer's mask (step 2) or a head's (step 3)
+    # absolute: the levels below; rank: levels read off this run's own step-1 ALS, because a
+    # short proxy compresses the scale (its masked heads may never come near "close to 1")
+    thresholds: str = "rank"
+    als_high: float = 0.5  # absolute: "close to 1", mask every head of the layer
+    als_low: float = 0.05  # absolute: "close to 0", remove the layer's mask (step 2) or a head's (step 3)
+    promote: float = 0.33  # rank: this fraction of layers, the most local, get every head masked
+    remove: float = 0.17  # rank: this fraction, the least local, lose their mask
 
 
 @dataclass
@@ -91,12 +101,16 @@ class OptunaSettings:
 
 @dataclass
 class SoftSettings:
-    """Soft masks (section 4.3): one training learns alpha per head; a hard placement follows."""
+    """Soft masks (section 4.3): one training learns alpha per head; a hard placement follows.
+    How fast alphas learn is the proxy's setting (``ProxyConfig.alpha_lr_scale``)."""
 
+    initial: str = "all"  # all: every head soft; sch3: the paper's Sch.3, soft in the first 7/8 of layers
     alpha_init: float = 0.5  # sigmoid(0): no prior towards local or global
     alpha_hard: float = 0.1  # alpha at or below this becomes a hard mask
     alpha_none: float = 0.9  # alpha at or above this becomes an unmasked head
-    round: bool = False  # round the heads in between to hard/none instead of keeping them soft
+    # round the heads in between to the nearer of hard and unmasked, so the derived placement is
+    # hard (the sparse, cheap kind); False keeps them soft at their learned alpha
+    round: bool = True
     verify: bool = True  # train the derived placement once more to measure it
 
 
@@ -123,6 +137,7 @@ class SearchConfig:
     jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (search/executors.py)
     max_failures: int = 3  # failed trials tolerated before the search stops
     keep_checkpoints: bool = False  # save each trial's first-seed weights (for similarity plots)
+    cache: str | None = None  # trial cache folder; None: $MAITSEARCH_CACHE, else .maitsearch-cache beside results
     description: str = ""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     als: AlsSettings = field(default_factory=AlsSettings)

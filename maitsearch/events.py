@@ -96,12 +96,19 @@ class TrialReused:
 
 
 @dataclass(frozen=True)
+class CacheEntryIgnored:
+    """A trial-cache entry that could not be read; its seed is trained again."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class RunEnded:
     summary: Any  # search.RunSummary
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, SeedStarted, SeedEnded, WorkerEpoch,
-              RunStarted, TrialStarted, TrialEnded, TrialReused, RunEnded]
+              RunStarted, TrialStarted, TrialEnded, TrialReused, CacheEntryIgnored, RunEnded]
 EventFn = Callable[[Event], None]
 
 

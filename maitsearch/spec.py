@@ -24,7 +24,7 @@ from .errors import SpecError
 VERSION = 1
 SEMANTICS = ("paper", "local")
 PATTERNS = ("window", "random")
-PRESETS = ("none", "sch1", "sch2", "all", "random")
+PRESETS = ("none", "sch1", "sch2", "sch3", "all", "random")
 
 _REQUIRED = ("version", "layers", "heads", "masks")
 _OPTIONAL = ("window", "semantics", "pattern", "pattern_seed", "soft", "meta")
@@ -183,13 +183,15 @@ class MaskSpec:
         return cls(layers=len(masks), heads=heads, masks=masks, **kwargs)
 
 
-def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) -> MaskSpec:
+def preset(name: str, layers: int, heads: int, *, seed: int = 0, alpha: float = 0.5, **kwargs: Any) -> MaskSpec:
     """The paper's reference placements (docs/DESIGN.md, section 4), for any depth and width.
 
     - ``none``: DeiT, nothing masked.
     - ``sch1``: head 0 masked in every layer.
     - ``sch2``: H-1 heads (at least one) in the first third of the layers, one head in the middle,
       none in the last sixth (the paper's 0-7 / 8-19 / 20-23 split at 24 layers).
+    - ``sch3``: every head soft (initial ``alpha``) in the first 7/8 of the layers, none after
+      (the paper's soft masking in layers 0-20 of 24).
     - ``all``: every head masked.
     - ``random``: ``sch1``'s placement with each mask replaced by a seeded random key set of the
       window's size, the section 5.5 control for "is it locality or just pruning?".
@@ -201,6 +203,10 @@ def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) 
     elif name == "sch2":
         first, last = round(layers / 3), round(layers / 6)
         counts = [max(heads - 1, 1)] * first + [1] * (layers - first - last) + [0] * last
+    elif name == "sch3":
+        soft_layers = round(layers * 7 / 8)
+        soft = [[alpha] * heads] * soft_layers + [[1.0] * heads] * (layers - soft_layers)
+        return MaskSpec(layers=layers, heads=heads, masks=[[]] * layers, soft=soft, **kwargs).with_meta(preset=name)
     elif name == "all":
         counts = [heads] * layers
     else:
@@ -208,6 +214,25 @@ def preset(name: str, layers: int, heads: int, *, seed: int = 0, **kwargs: Any) 
     if name == "random":
         kwargs = {**kwargs, "pattern": "random", "pattern_seed": seed}
     return MaskSpec.from_counts(counts, heads, **kwargs).with_meta(preset=name)
+
+
+def uniform_als(grid: Sequence[int], window: Sequence[int]) -> float:
+    """The ALS of attention spread evenly over the patches: the mean window size over N.
+
+    Windows are truncated at the border, so it is the product of a row and a column count:
+    on 8x8 with 3x3, (2 + 6*3 + 2)^2 / 64^2 = 0.118."""
+    def covered(size: int, extent: int) -> int:
+        half = extent // 2
+        return sum(min(i + half, size - 1) - max(i - half, 0) + 1 for i in range(size))
+
+    rows, cols = grid
+    return covered(rows, window[0]) * covered(cols, window[1]) / (rows * cols) ** 2
+
+
+def normalize_als(als: float, uniform: float) -> float:
+    """(ALS - u) / (1 - u): 0 for uniform attention, 1 for all attention inside the window, below
+    0 for attention that avoids the window. Comparable across grids and windows."""
+    return (als - uniform) / (1.0 - uniform) if uniform < 1.0 else 0.0
 
 
 def random_placement(layers: int, heads: int, masked_fraction: float, seed: int, **kwargs: Any) -> MaskSpec:

@@ -10,7 +10,7 @@ from maitsearch.config import ProxyConfig
 from maitsearch.events import EpochDone, MeasuringStarted, StepDone, TrainingStarted
 from maitsearch.training import Pruned, fit
 from maitsearch.training.loop import epoch_seed
-from maitsearch.spec import preset
+from maitsearch.spec import MaskSpec, preset
 
 TINY = ProxyConfig(layers=2, heads=3, width=48, data="digits", image_size=16, patch_size=2, epochs=4, batch_size=32,
                    lr=2e-3, warmup_epochs=0.5, eval_every=1)
@@ -106,3 +106,36 @@ def test_eval_every_skips_validation_but_always_measures_the_end(digits):
     assert seen == [1, 3, 4], "validated after epochs 2, 4 and the last"
     assert [row["val_top1"] is None for row in result.history] == [True, False, True, False, False]
     assert result.val_top1 == result.history[-1]["val_top1"]
+
+
+def test_soft_alphas_get_their_own_optimizer_group(digits):
+    """alpha_lr_scale multiplies the alphas' learning rate through the schedule, without weight
+    decay; a model with no soft head gets timm's own optimizer, unchanged."""
+    from maitsearch.training import build_optimizer, build_proxy_model
+
+    soft = MaskSpec(layers=2, heads=3, masks=[[0], []], soft=[[0.0, 0.5, 1.0], [0.5, 0.5, 1.0]])
+    model = build_proxy_model(soft, TINY, digits)
+    optimizer, scheduler = build_optimizer(model, lr=1e-3, weight_decay=0.05, min_lr=0.0, warmup_epochs=0,
+                                           epochs=1, steps_per_epoch=10, alpha_lr_scale=30.0,
+                                           alpha_weight_decay=0.01)
+    logits = {id(p) for name, p in model.named_parameters() if name.endswith("soft_logit")}
+    (alpha_group,) = [g for g in optimizer.param_groups if {id(p) for p in g["params"]} & logits]
+    assert {id(p) for p in alpha_group["params"]} == logits and len(logits) == 2
+    assert alpha_group["weight_decay"] == 0.01
+    scheduler.step_update(5)
+    others = [g["lr"] for g in optimizer.param_groups if g is not alpha_group]
+    assert alpha_group["lr"] == pytest.approx(30 * others[0]) and len(set(others)) == 1
+    plain = build_proxy_model(preset("sch1", 2, 3), TINY, digits)
+    groups = build_optimizer(plain, lr=1e-3, weight_decay=0.05, min_lr=0.0, warmup_epochs=0, epochs=1,
+                             steps_per_epoch=10)[0].param_groups
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.05] and all("lr_scale" not in g for g in groups)
+
+
+def test_alphas_learn_at_their_own_rate_and_their_history_is_kept(digits):
+    spec = MaskSpec(layers=2, heads=3, masks=[[], []], soft=[[0.5] * 3, [0.5] * 3])
+    slow = fit(spec, TINY.replace(epochs=2, alpha_lr_scale=1.0), digits)
+    fast = fit(spec, TINY.replace(epochs=2, alpha_lr_scale=30.0), digits)
+    moved = lambda result: max(abs(a - 0.5) for row in result.alphas for a in row)  # noqa: E731
+    assert moved(fast) > 5 * moved(slow)
+    assert sorted(fast.alpha_history) == [0, 1] and fast.alpha_history[1] == fast.alphas
+    assert fast.als_uniform == pytest.approx(484 / 4096)  # 16 / 2 = an 8x8 grid, 3x3 windows

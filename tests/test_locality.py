@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from maitsearch.model.locality import (als_of_probs, attention_cost, random_matrix, token_matrix, window_matrix,
-                                 window_offsets, window_sizes)
-from maitsearch.spec import MaskSpec, preset
+                                       window_offsets, window_sizes)
+from maitsearch.spec import MaskSpec, normalize_als, preset, uniform_als
 
 
 def window_of(grid, window, patch):
@@ -78,3 +78,53 @@ def test_attention_cost():
     assert attention_cost(preset("all", 2, 3), grid, 1) == pytest.approx(masked_head / 17 ** 2)
     one_of_six = (masked_head + 5 * 17 ** 2) / (6 * 17 ** 2)
     assert attention_cost(MaskSpec(layers=2, heads=3, masks=[[1], []]), grid, 1) == pytest.approx(one_of_six)
+
+
+# ---- normalized ALS: 0 for uniform attention, 1 for all of it inside the window --------------
+@pytest.mark.parametrize("grid,window,covered", [
+    ((8, 8), (3, 3), 484),  # rows (2 + 6*3 + 2) x cols (the same): 22 * 22
+    ((3, 5), (3, 3), 91),  # rows 2 + 3 + 2 = 7, cols 2 + 3 + 3 + 3 + 2 = 13
+    ((4, 6), (3, 5), 240),  # rows 2 + 3 + 3 + 2 = 10, cols 3 + 4 + 5 + 5 + 4 + 3 = 24
+    ((1, 1), (3, 3), 1),
+])
+def test_uniform_als_by_hand(grid, window, covered):
+    n = grid[0] * grid[1]
+    assert uniform_als(grid, window) == pytest.approx(covered / n ** 2)
+    assert uniform_als(grid, window) == pytest.approx(float(window_sizes(grid, window).float().mean()) / n)
+
+
+def one_key_attention(grid, key, prefix=1):
+    """Every patch query puts all its patch attention on one key patch (and a little on the
+    class token, which ALS leaves out)."""
+    n = grid[0] * grid[1]
+    probs = torch.zeros(1, 1, prefix + n, prefix + n)
+    probs[..., prefix:, 0] = 0.25
+    probs[..., prefix:, prefix + key] = 0.75
+    probs[..., :prefix, :] = 1.0 / (prefix + n)
+    return probs
+
+
+@pytest.mark.parametrize("key,queries_seeing_it", [
+    (0, 4),  # corner (0, 0): queries (0,0) (0,1) (1,0) (1,1)
+    (2, 6),  # top edge (0, 2): rows 0-1, cols 1-3
+    (7, 9),  # centre (1, 2): rows 0-2, cols 1-3
+])
+def test_normalized_als_of_one_key_on_a_3x5_grid(key, queries_seeing_it):
+    """ALS is the share of queries whose window holds the key: k / 15. Normalized with
+    u = 91/225 it is (k/15 - 91/225) / (1 - 91/225), by hand: (15k - 91) / 134."""
+    grid = (3, 5)
+    als = float(als_of_probs(one_key_attention(grid, key), window_matrix(grid, (3, 3)), num_prefix=1))
+    assert als == pytest.approx(queries_seeing_it / 15)
+    assert normalize_als(als, uniform_als(grid, (3, 3))) == pytest.approx((15 * queries_seeing_it - 91) / 134, abs=1e-6)
+
+
+def test_normalized_als_of_uniform_and_of_window_only_attention():
+    grid, window = (3, 5), (3, 5)  # a non-square window on a non-square grid
+    allowed = window_matrix(grid, window).float()
+    n = allowed.shape[0]
+    uniform = torch.full((1, 1, n, n), 1.0 / n)
+    inside = (allowed / allowed.sum(-1, keepdim=True))[None, None]
+    u = uniform_als(grid, window)
+    assert normalize_als(float(als_of_probs(uniform, allowed.bool(), 0)), u) == pytest.approx(0.0, abs=1e-6)
+    assert normalize_als(float(als_of_probs(inside, allowed.bool(), 0)), u) == pytest.approx(1.0)
+    assert normalize_als(u / 2, u) < 0, "attention that avoids the window scores below 0"

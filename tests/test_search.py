@@ -10,7 +10,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from maitsearch.config import OptunaSettings, SearchConfig
+from maitsearch.config import AlsSettings, OptunaSettings, SearchConfig
+from maitsearch.errors import ConfigError
 from maitsearch.events import WorkerEpoch
 from maitsearch.runs import RunStore, TrialRecord
 from maitsearch.search.runner import run_search
@@ -41,8 +42,12 @@ def test_strategy_contract(strategy, quick_results):
 
 
 def fake_record(number, step, spec, als, state="complete"):
+    """A trained trial whose normalized ALS is ``als`` (u = 0 makes raw and normalized equal)."""
     return TrialRecord(number=number, step=step, spec=spec, state=state, seeds=[0], val_top1=[0.5],
-                       test_top1=[0.5], als=als)
+                       test_top1=[0.5], als=als, als_uniform=0.0)
+
+
+ABSOLUTE = AlsSettings(thresholds="absolute", als_high=0.8, als_low=0.2)
 
 
 def drive_als(config, als_init, als_assign=None):
@@ -62,23 +67,71 @@ def drive_als(config, als_init, als_assign=None):
 
 
 def test_als_follows_the_three_rules():
-    config = SearchConfig(layers=4, heads=3)
+    config = SearchConfig(layers=4, heads=3, als=ABSOLUTE)
     als_init = [[0.95, 0.3, 0.2], [0.5, 0.3, 0.3], [0.05, 0.3, 0.3], [0.85, 0.4, 0.4]]
     als_assign = [[0.95, 0.6, 0.1], [0.5, 0.3, 0.3], [0.0, 0.0, 0.0], [0.9, 0.05, 0.9]]
     strategy, assign, calibrate = drive_als(config, als_init, als_assign)
     assert assign.masks == ((0, 1, 2), (0,), (), (0, 1, 2))  # promote >= 0.8, keep ~0.5, remove <= 0.2
     assert calibrate.masks == ((0, 1), (0,), (), (0, 2))  # promoted layers lose heads with ALS <= 0.2
-    assert strategy.choose([]).step == "calibrate"
-    assert any("promoted to all heads masked: 0, 3" in note for note in strategy.notes())
+    assert strategy.answer().step == "calibrate"
+    assert any("promoted to all heads masked: layers 0, 3" in note for note in strategy.notes())
+
+
+def test_rank_thresholds_read_the_levels_off_step_one():
+    """Six layers, promote a third and remove a sixth: the two most local layers get every head,
+    the least local loses its mask, whatever the absolute scale (here all below 0.3)."""
+    config = SearchConfig(layers=6, heads=3, als=AlsSettings(thresholds="rank", promote=1 / 3, remove=1 / 6))
+    head0 = [0.12, 0.25, 0.02, 0.08, 0.05, 0.30]
+    als_init = [[a, 0.0, 0.0] for a in head0]
+    als_assign = [[0.2, 0.03, 0.01], [0.2, 0.2, 0.2], [0.0] * 3, [0.1] * 3, [0.1] * 3, [0.2, 0.2, 0.01]]
+    strategy, assign, calibrate = drive_als(config, als_init, als_assign)
+    assert strategy.levels == (0.25, 0.02)
+    assert assign.counts() == (1, 3, 0, 1, 1, 3)
+    assert calibrate.masks[5] == (0, 1) and calibrate.masks[1] == (0, 1, 2)  # l5h2 at 0.01 <= 0.02 loses its mask
+    assert any("the most local 33%" in note for note in strategy.notes())
+
+
+@pytest.mark.parametrize("fractions", [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])
+def test_rank_extremes(fractions):
+    config = SearchConfig(layers=4, heads=3, als=AlsSettings(thresholds="rank", promote=fractions[0],
+                                                             remove=fractions[1]))
+    strategy, assign, _ = drive_als(config, [[0.4, 0, 0], [0.3, 0, 0], [0.2, 0, 0], [0.1, 0, 0]])
+    expected = {(0.0, 0.0): (1, 1, 1, 1), (1.0, 0.0): (3, 3, 3, 3), (0.0, 1.0): (0, 0, 0, 0)}[fractions]
+    assert assign.counts() == expected
+
+
+@pytest.mark.parametrize("settings,message", [
+    (AlsSettings(thresholds="median"), "als.thresholds: unknown 'median'"),
+    (AlsSettings(promote=0.7, remove=0.5), "together at most 1"),
+    (AlsSettings(thresholds="absolute", als_high=0.1, als_low=0.2), "must be below"),
+])
+def test_bad_als_settings_are_refused_before_training(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        AlsStrategy(SearchConfig(layers=4, heads=3, als=settings))
 
 
 def test_als_edge_cases_are_reported_not_crashed_on():
-    config = SearchConfig(layers=3, heads=3)
+    config = SearchConfig(layers=3, heads=3, als=ABSOLUTE)
     _, assign, calibrate = drive_als(config, [[0.5, 0.1, 0.1]] * 3)
     assert assign.counts() == (1, 1, 1) and calibrate == assign  # nothing promoted: step 3 repeats step 2
     strategy, assign, calibrate = drive_als(config, [[0.1, 0.1, 0.1]] * 3)
     assert assign.num_masked == 0 and calibrate.num_masked == 0
     assert any("removed every mask" in note for note in strategy.notes())
+
+
+def test_best_is_the_most_accurate_trial_and_the_answer_is_reported_beside_it(quick_config, digits, tmp_path):
+    """The ALS strategy's answer is its last step; best.yaml is whichever trial measured best.
+    When they differ, the answer goes to answer.yaml and the report compares both."""
+    config = quick_config.replace(proxy=quick_config.proxy.replace(epochs=1), baselines=["none", "sch1", "all"],
+                                  als=AlsSettings(thresholds="rank", promote=0.0, remove=1.0))
+    summary = run_search(config, results_root=tmp_path, name="a", data=digits)
+    assert summary.answer.step in ("calibrate", "assign") and summary.answer.spec.num_masked == 0
+    complete = [r for r in summary.records if r.state == "complete"]
+    assert summary.best.top1 == max(r.top1 for r in complete)
+    answer_file = tmp_path / "a" / "answer.yaml"
+    assert answer_file.exists() == (summary.answer.spec.key() != summary.best.spec.key())
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "the strategy's own answer is trial" in report and "vs Sch.1" in report
 
 
 def test_als_stops_when_init_fails():
@@ -156,7 +209,7 @@ def test_pruner_prunes_a_trial_made_bad(quick_config, digits, tmp_path):
 
 
 def test_soft_derivation_follows_thresholds():
-    settings = SearchConfig().soft
+    settings = dataclasses.replace(SearchConfig().soft, round=False)
     learned = MaskSpec(layers=2, heads=3, masks=[[], []], soft=[[0.05, 0.5, 0.95], [0.1, 0.9, 0.3]])
     derived = derive(learned, settings)
     assert derived.masks == ((0,), (0,))
@@ -261,7 +314,8 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
                                   proxy=quick_config.proxy.replace(epochs=1))
     serial = run_search(config.replace(jobs=1), results_root=tmp_path, name="serial", data=digits)
     events = []
-    parallel = run_search(config.replace(jobs=2), results_root=tmp_path, name="parallel", on_event=events.append)
+    parallel = run_search(config.replace(jobs=2, cache=str(tmp_path / "own-cache")), results_root=tmp_path,
+                          name="parallel", on_event=events.append)  # its own cache: trained, not looked up
     flat = lambda summary: [v for r in summary.records for v in r.val_top1]  # noqa: E731
     assert flat(parallel) == pytest.approx(flat(serial), abs=1e-9)
     assert [r.spec.compact() for r in parallel.records] == [r.spec.compact() for r in serial.records]

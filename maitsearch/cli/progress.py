@@ -8,7 +8,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..events import (EpochDone, MeasuringStarted, RunEnded, RunStarted, SeedEnded, SeedStarted, StepDone,
+from ..events import (CacheEntryIgnored, EpochDone, MeasuringStarted, RunEnded, RunStarted, SeedEnded, SeedStarted, StepDone,
                       TrainingStarted, TrialEnded, TrialReused, TrialStarted, WorkerEpoch)
 
 
@@ -102,6 +102,8 @@ class RunView:
                     if self.best is None or record.top1 > self.best[0]:
                         self.best = (record.top1, record.number)
                 self.console.print(trial_line(record), markup=False)
+            case CacheEntryIgnored():
+                self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():
                 self.bars.finish()
                 if self.trial_task is not None:
@@ -113,9 +115,12 @@ class RunView:
 
 def trial_line(record) -> str:
     from ..stats import format_mean_std
+    from .render import trial_time
 
     top1, test = format_mean_std(record.val_top1), format_mean_std(record.test_top1)
-    what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else f"{record.seconds:.0f} s"
+    time = trial_time(record)
+    what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else (
+        time if time == "cached" else f"{time} s")
     state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
     return (f"trial {record.number:>3} {record.step:<10} {record.spec.compact():<26} val {top1:>14}  "
             f"test {test:>14}  {what}{state}")

@@ -43,7 +43,7 @@ def spec_summary(spec: MaskSpec) -> Table:
             ("compact", spec.compact())]
     if spec.pattern != "window":
         rows.append(("pattern", f"{spec.pattern} (seed {spec.pattern_seed})"))
-    rows += [(f"meta.{key}", str(value)) for key, value in spec.meta.items() if key != "als"]
+    rows += [(f"meta.{key}", str(value)) for key, value in spec.meta.items() if key not in ("als", "alpha_history")]
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -54,19 +54,27 @@ def trials_table(records, best=None) -> Table:
 
     from ..runs.reading import count_bars
 
-    table = Table(title="trials (validation and test top-1 in %, mean ± std over seeds)")
+    table = Table(title="trials (validation and test top-1 in %, mean ± std over seeds; ALS normalized: "
+                        "0 uniform, 1 all in the window)")
     for column, justify in (("#", "right"), ("step", "left"), ("placement", "left"), ("per layer", "left"),
                             ("state", "left"), ("val top-1", "right"), ("test top-1", "right"),
-                            ("mean ALS", "right"), ("s", "right")):
+                            ("norm. ALS", "right"), ("s", "right")):
         table.add_column(column, justify=justify, no_wrap=column in ("placement", "per layer", "val top-1"))
     for record in records:
-        flat = [a for row in (record.als or []) for a in row]
+        flat = [a for row in (record.normalized_als() or []) for a in row]
         state = record.state if record.duplicate_of is None else f"= {record.duplicate_of}"
         style = "bold green" if best is not None and record.number == best.number else None
         table.add_row(str(record.number), record.label, record.spec.compact(), count_bars(record.spec), state,
                       format_mean_std(record.val_top1), format_mean_std(record.test_top1),
-                      f"{sum(flat) / len(flat):.3f}" if flat else "-", f"{record.seconds:.0f}", style=style)
+                      f"{sum(flat) / len(flat):+.3f}" if flat else "-", trial_time(record), style=style)
     return table
+
+
+def trial_time(record) -> str:
+    """Training seconds this run spent on the trial, and how many seeds the cache served."""
+    if record.cached and record.cached >= len(record.seeds):
+        return "cached"
+    return f"{record.seconds:.0f}" + (f" ({record.cached} cached)" if record.cached else "")
 
 
 def calibration_table(result: dict) -> Table:
@@ -91,7 +99,7 @@ def calibration_table(result: dict) -> Table:
         if stats:
             captions.append(f"{stats['epochs']} ep: noise {_pct(stats['noise'])} (paired {_pct(stats['paired_noise'])}),"
                             f" resolvable paired gap {_pct(stats['paired_resolvable_gap'])}, "
-                            f"{stats['seconds_per_trial']} s/trial")
+                            f"{'-' if stats['seconds_per_trial'] is None else round(stats['seconds_per_trial'])} s/trial")
     table.caption = "\n".join(captions)
     return table
 
@@ -101,18 +109,23 @@ VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5
 
 
 def als_heatmap_table(als, spec, title: str) -> Table:
-    """Layers down, heads across, each cell coloured by its ALS; hard-masked heads in bold."""
+    """Layers down, heads across, each cell coloured by its (normalized) ALS; hard-masked heads
+    in bold. The colours span the values shown, so a proxy whose ALS stays low still shows
+    which heads are the most local."""
     table = Table(title=title, show_edge=False, pad_edge=False, box=None)
     table.add_column("layer", justify="right", style="dim")
     for head in range(len(als[0])):
         table.add_column(f"h{head}", justify="center")
+    low = min(min(row) for row in als)
+    span = max(max(row) for row in als) - low or 1.0
     for layer, row in enumerate(als):
         cells = []
         for head, value in enumerate(row):
-            colour = VIRIDIS[min(len(VIRIDIS) - 1, max(0, int(value * len(VIRIDIS))))]
-            ink = "black" if value > 0.6 else "white"
+            shade = (value - low) / span
+            colour = VIRIDIS[min(len(VIRIDIS) - 1, max(0, int(shade * len(VIRIDIS))))]
+            ink = "black" if shade > 0.6 else "white"
             bold = " bold" if spec is not None and head in spec.masks[layer] else ""
-            cells.append(Text(f" {value:.2f} ", style=f"{ink}{bold} on {colour}"))
+            cells.append(Text(f" {value:+.2f} ", style=f"{ink}{bold} on {colour}"))
         table.add_row(str(layer), *cells)
     return table
 

@@ -113,8 +113,9 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
         from rich.columns import Columns
 
         panels = [placement_grid(spec)]
-        if shown is not None and shown.als:
-            panels.insert(0, als_heatmap_table(shown.als, spec, f"ALS, trial {shown.number}"))
+        normalized = shown.normalized_als() if shown is not None else None
+        if normalized:
+            panels.insert(0, als_heatmap_table(normalized, spec, f"normalized ALS, trial {shown.number}"))
         console.print(Columns(panels, padding=(0, 4)))
     for problem in run.problems:
         err_console.print(f"warning: {problem}", markup=False)

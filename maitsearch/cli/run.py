@@ -14,7 +14,7 @@ from .app import app, console, parse_window
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
                  seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
                  pruner=None, round_=False, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
-                 baselines=None):
+                 baselines=None, cache=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
     a flag left at None keeps the preset's value."""
     from ..config import SearchConfig, load_config
@@ -22,7 +22,7 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
     base = load_config(config) if config else SearchConfig()
     top = {k: v for k, v in dict(layers=layers, heads=heads, strategy=strategy, trials=trials, seeds=seeds,
                                   jobs=jobs, semantics=semantics, max_failures=max_failures,
-                                  keep_checkpoints=keep_checkpoints).items() if v is not None}
+                                  keep_checkpoints=keep_checkpoints, cache=cache).items() if v is not None}
     if window is not None:
         top["window"] = list(parse_window(window))
     if baselines is not None:
@@ -46,6 +46,8 @@ LAYERS = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (d
 HEADS = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3).")
 CONFIG = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file.")
 RESULTS = typer.Option(Path("results"), help="Where run folders live.")
+CACHE = typer.Option(None, "--cache", help="Trial cache folder shared by runs (default: $MAITSEARCH_CACHE, else "
+                                           ".maitsearch-cache beside --results).")
 
 
 @app.command("run")
@@ -75,6 +77,7 @@ def run_command(
         baselines: Optional[str] = typer.Option(None, help="Placements trained alongside: presets (none,sch1,"
                                                            "sch2@3x5) or spec YAML files ('' for none)."),
         results: Path = RESULTS,
+        cache: Optional[str] = CACHE,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
     from ..data import load_data
@@ -89,7 +92,7 @@ def run_command(
                           seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
                           space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
                           window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
-                          baselines=baselines)
+                          baselines=baselines, cache=cache)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
@@ -108,8 +111,9 @@ def render_summary(summary) -> None:
     if summary.best is not None:
         console.print(f"best: trial {summary.best.number} ({summary.best.step}) -> {summary.path / 'best.yaml'}",
                       markup=False)
+    cached = sum(r.cached for r in summary.records)
     console.print(f"report: {summary.path / 'report.md'}  ({summary.trained} trained, {summary.reused} reused, "
-                  f"{summary.seconds:.0f} s)", markup=False)
+                  f"{cached} seed(s) from the trial cache, {summary.seconds:.0f} s)", markup=False)
 
 
 @app.command("calibrate")
@@ -124,6 +128,7 @@ def calibrate_command(
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once (one process each)."),
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config)."),
         results: Path = RESULTS,
+        cache: Optional[str] = CACHE,
 ) -> None:
     """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
     from ..data import load_data
@@ -135,7 +140,8 @@ def calibrate_command(
 
     if name is not None:
         validate_run_name(name)
-    search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs)
+    search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs,
+                          cache=cache)
     try:
         parsed = tuple(int(b) for b in budgets.split(","))
     except ValueError:
@@ -144,7 +150,13 @@ def calibrate_command(
     with make_progress(console) as progress:
         outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
                             on_event=RunView(console, progress))
+    from ..runs.report import mechanism_lines
+
     console.print(calibration_table(outcome.result))
     for stats in outcome.result["by_budget"].values():
         console.print(f"verdict at {stats['epochs']} epochs: {stats['verdict']}", markup=False)
+    for warning in outcome.result.get("warnings") or []:
+        console.print(f"warning: {warning}", markup=False, style="yellow")
+    for line in mechanism_lines(outcome.result):
+        console.print(f"mechanism: {line}", markup=False)
     console.print(f"calibration: {outcome.path}", markup=False)

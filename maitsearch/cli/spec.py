@@ -34,12 +34,14 @@ def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML file
 @spec_app.command("show")
 def spec_show(file: Path = typer.Argument(..., help="A mask spec YAML file.")) -> None:
     """Pretty-print a spec with its placement grid (and ALS, when the spec carries it)."""
-    from ..spec import load_spec
+    from ..spec import load_spec, normalize_als
     from .render import placement_grid, spec_summary
 
     spec = load_spec(file)
     console.print(spec_summary(spec))
-    als = spec.meta.get("als")
+    als, uniform = spec.meta.get("als"), spec.meta.get("als_uniform")
+    if als_fits(als, spec) and isinstance(uniform, (int, float)):
+        als = [[normalize_als(a, uniform) for a in row] for row in als]  # as every table shows ALS
     console.print(placement_grid(spec, als if als_fits(als, spec) else None))
 
 

@@ -22,13 +22,13 @@ import yaml
 
 from .. import atomic
 from ..errors import RunNameError, SpecError
-from ..spec import MaskSpec, load_spec
+from ..spec import MaskSpec, load_spec, uniform_als
 from .record import TrialRecord
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TRIALS_CSV_COLUMNS = ["number", "step", "placement", "masked", "state", "top1", "top1_std", "test_top1",
-                      "test_top1_std", "loss", "als_mean", "als_head0_mean", "seeds", "seconds", "duplicate_of",
-                      "reason"]
+                      "test_top1_std", "loss", "norm_als_mean", "norm_als_head0", "seeds", "cached", "seconds",
+                      "duplicate_of", "reason"]
 
 
 def validate_run_name(name: str) -> str:
@@ -86,7 +86,20 @@ class RunStore:
             except (SpecError, ValueError, TypeError) as err:
                 problems.append(str(err))
         records.sort(key=lambda r: r.number)
+        grid = self._grid()
+        for record in records:  # trials written before ALS was normalized did not store u
+            if record.als and record.als_uniform is None and grid is not None:
+                record.als_uniform = uniform_als(grid, record.spec.window)
         return records, problems
+
+    def _grid(self) -> tuple[int, int] | None:
+        """The proxy's patch grid, from search.yaml."""
+        try:
+            proxy = self.read_config().get("proxy") or {}
+            side = int(proxy["image_size"]) // int(proxy["patch_size"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return side, side
 
     def write_trials_csv(self, records: list[TrialRecord]) -> Path:
         buffer = io.StringIO()
@@ -98,6 +111,14 @@ class RunStore:
 
     def write_best(self, spec: MaskSpec) -> Path:
         return spec.save(self.path / "best.yaml")
+
+    def write_answer(self, spec: MaskSpec | None) -> None:
+        """answer.yaml: the strategy's own final step, when it is not best.yaml (else removed, so
+        a stale one never outlives a resumed run that changed its mind)."""
+        if spec is None:
+            (self.path / "answer.yaml").unlink(missing_ok=True)
+        else:
+            spec.save(self.path / "answer.yaml")
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic.write_text(self.path / name, text)

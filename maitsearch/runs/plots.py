@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -26,14 +27,15 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text, title: str):
+def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text, title: str,
+                     limits: tuple[float, float] = (0.0, 1.0)):
     """A layers-down, heads-across heatmap with a text in every cell."""
     layers, heads = values.shape
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
-    image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    image = ax.imshow(values, cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto")
     for layer in range(layers):
         for head in range(heads):
-            text, colour = cell_text(values[layer, head])
+            text, colour = cell_text(values[layer, head], limits)
             ax.text(head, layer, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
     ax.set_yticks(range(layers))
@@ -45,11 +47,18 @@ def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text
 
 
 def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str | Path, title: str) -> Path:
-    """ALS per (layer, head), layers down, like the paper's Figure 3. Hard-masked heads are
+    """Normalized ALS per (layer, head), layers down, like the paper's Figure 3. The colours span
+    0 (uniform) to the largest value shown (at least 1 when any head gets there), so a proxy
+    whose ALS stays low still shows which heads are most local. Hard-masked heads are
     outlined; the value is written in each cell."""
     values = np.asarray(als, dtype=float)
-    fig, ax = _layer_head_grid(values, "viridis", "attention locality score",
-                               lambda v: (f"{v:.2f}", "black" if v > 0.6 else "white"), title)
+    limits = (min(0.0, float(values.min())), max(float(values.max()), 0.05))
+
+    def text(value, limits):
+        return f"{value:+.2f}", "black" if value > limits[0] + 0.6 * (limits[1] - limits[0]) else "white"
+
+    fig, ax = _layer_head_grid(values, "viridis", "normalized ALS (0 uniform, 1 all in the window)", text, title,
+                               limits)
     if spec is not None:
         for layer, heads in enumerate(spec.masks):
             for head in heads:
@@ -62,11 +71,35 @@ def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str
 
 def placement_heatmap(spec: MaskSpec, path: str | Path, title: str) -> Path:
     """The placement: 0 = hard mask, alpha for soft masks, 1 = unmasked head."""
-    def text(alpha):
+    def text(alpha, limits):
         return ("hard" if alpha == 0 else "" if alpha == 1 else f"{alpha:.2f}"), "black"
 
     fig, _ = _layer_head_grid(np.asarray(spec.alphas(), dtype=float), "RdYlGn", "alpha (0 = hard mask, 1 = unmasked)",
                               text, title)
+    return _save(fig, path)
+
+
+def alpha_trajectories(history: dict[int, Sequence[Sequence[float]]], path: str | Path, title: str) -> Path:
+    """Soft-mask alphas over the epochs: one line per soft head, coloured by depth, so a reader
+    sees whether they moved and where they went."""
+    epochs = sorted(history)
+    values = np.asarray([history[epoch] for epoch in epochs], dtype=float)  # (E, L, H)
+    layers, heads = values.shape[1:]
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    colours = plt.get_cmap("viridis")
+    for layer in range(layers):
+        for head in range(heads):
+            line = values[:, layer, head]
+            if np.all((line == 0.0) | (line == 1.0)):
+                continue  # a hard or plain head has no alpha to learn
+            ax.plot(np.asarray(epochs) + 1, line, color=colours(layer / max(layers - 1, 1)), lw=0.8, alpha=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("alpha (0 = hard mask, 1 = unmasked)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
+    mappable = matplotlib.cm.ScalarMappable(cmap=colours, norm=matplotlib.colors.Normalize(0, layers - 1))
+    fig.colorbar(mappable, ax=ax, label="layer")
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

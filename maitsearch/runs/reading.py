@@ -20,9 +20,9 @@ from .record import TrialRecord
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64",
                 "bars": "string", "state": "string", "top1": "float64", "top1_std": "float64",
-                "test_top1": "float64", "test_top1_std": "float64", "loss": "float64", "als_mean": "float64",
-                "als_head0": "float64", "seeds": "int64", "seconds": "float64", "duplicate_of": "Int64",
-                "reason": "string"}
+                "test_top1": "float64", "test_top1_std": "float64", "loss": "float64", "norm_als_mean": "float64",
+                "norm_als_head0": "float64", "seeds": "int64", "cached": "int64", "seconds": "float64",
+                "duplicate_of": "Int64", "reason": "string"}
 RUN_DTYPES = {"name": "string", "strategy": "string", "dataset": "string", "shape": "string", "trials": "int64",
               "complete": "int64", "failed": "int64", "pruned": "int64", "best_top1": "float64",
               "best_top1_std": "float64", "baseline_top1": "float64", "baseline_top1_std": "float64",
@@ -43,6 +43,7 @@ class Run:
     config: dict = field(default_factory=dict)
     records: list[TrialRecord] = field(default_factory=list)
     best: MaskSpec | None = None
+    answer: MaskSpec | None = None  # answer.yaml: the strategy's own answer, where it is not best.yaml
     calibration: dict | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "ok"
@@ -64,8 +65,7 @@ class Run:
         rows = []
         for record in self.records:
             row = record.summary()
-            rows.append({**row, "bars": count_bars(record.spec), "als_head0": row["als_head0_mean"],
-                         "reason": record.reason or None})
+            rows.append({**row, "bars": count_bars(record.spec), "reason": record.reason or None})
         return pd.DataFrame(rows, columns=list(TRIAL_DTYPES)).astype(TRIAL_DTYPES)
 
     def record(self, number: int) -> TrialRecord:
@@ -75,14 +75,16 @@ class Run:
         raise KeyError(f"run {self.name} has no trial {number}")
 
     def best_record(self) -> TrialRecord | None:
-        """The record behind best.yaml (same placement, the first such trial)."""
-        if self.best is None:
-            return None
-        number = self.best.meta.get("trial")
-        for record in self.records:
-            if record.number == number:
-                return record
-        return None
+        """The record behind best.yaml."""
+        return self._record_of(self.best)
+
+    def answer_record(self) -> TrialRecord | None:
+        """The record behind the strategy's own answer: answer.yaml, or best.yaml when they agree."""
+        return self._record_of(self.answer) if self.answer is not None else self.best_record()
+
+    def _record_of(self, spec: MaskSpec | None) -> TrialRecord | None:
+        number = spec.meta.get("trial") if spec is not None else None
+        return next((record for record in self.records if record.number == number), None)
 
     def baseline_record(self) -> TrialRecord | None:
         from .report import baseline_of
@@ -104,17 +106,30 @@ class Run:
 
     # ---- figures ---------------------------------------------------------------------------
     def plot_als(self, path: str | Path | None = None, trial: int | None = None) -> Path:
-        """ALS per (layer, head) of a trial (default: the best), like the paper's Figure 3."""
+        """Normalized ALS per (layer, head) of a trial (default: the strategy's answer, else the
+        best), like the paper's Figure 3."""
         from . import plots
 
         if trial is not None:
             record = self.record(trial)
         else:
-            record = self.best_record() or next((r for r in reversed(self.records) if r.als), None)
-        if record is None or not record.als:
+            record = self.answer_record() or next((r for r in reversed(self.records) if r.als), None)
+        als = record.normalized_als() if record is not None else None
+        if als is None:
             raise ValueError(f"run {self.name}: no {'trial' if trial is None else f'ALS for trial {trial}'} to plot")
-        return plots.als_heatmap(record.als, record.spec, path or self.path / _figure_name("als", trial),
-                                 f"ALS per head, trial {record.number} ({record.label}) of {self.name}")
+        return plots.als_heatmap(als, record.spec, path or self.path / _figure_name("als", trial),
+                                 f"normalized ALS per head, trial {record.number} ({record.label}) of {self.name}")
+
+    def plot_alphas(self, path: str | Path | None = None) -> Path:
+        """Soft-mask alphas over the epochs of the run's soft trial."""
+        from . import plots
+
+        record = next((r for r in self.records if r.alpha_history), None)
+        if record is None:
+            raise ValueError(f"run {self.name}: no trial learned soft-mask alphas")
+        return plots.alpha_trajectories(record.alpha_history, path or self.path / "alphas.png",
+                                        f"alphas of trial {record.number} ({record.label}), mean over seeds, "
+                                        f"{self.name}")
 
     def plot_placement(self, path: str | Path | None = None) -> Path:
         from . import plots
@@ -203,6 +218,8 @@ class Run:
                       _figure_name("similarity", trial)[:-4]: lambda: self.plot_similarity(trial=trial)}
         else:
             makers = {"als": self.plot_als, "placement": self.plot_placement, "accuracy": self.plot_accuracy}
+            if any(r.alpha_history for r in self.records):
+                makers["alphas"] = self.plot_alphas
             if len((self.config.get("optuna") or {}).get("objectives", [])) > 1:
                 makers["pareto"] = self.plot_pareto
             makers["similarity"] = self.plot_similarity
@@ -257,6 +274,11 @@ def load_run(path: str | Path) -> Run:
     if (path / "best.yaml").exists():
         try:
             run.best = load_spec(path / "best.yaml")
+        except SpecError as err:
+            run.problems.append(str(err))
+    if (path / "answer.yaml").exists():
+        try:
+            run.answer = load_spec(path / "answer.yaml")
         except SpecError as err:
             run.problems.append(str(err))
     if (path / "calibration.yaml").exists():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..spec import MaskSpec
+from ..spec import MaskSpec, normalize_als
 from ..stats import mean_std
 
 
@@ -24,8 +24,12 @@ class TrialRecord:
     val_top1: list[float] = field(default_factory=list)  # per seed
     test_top1: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
-    als: list[list[float]] | None = None  # mean over seeds, (L, H)
-    seconds: float = 0.0
+    als: list[list[float]] | None = None  # raw ALS, mean over seeds, (L, H)
+    als_seeds: list[list[list[float]]] | None = None  # raw ALS of each seed, (seeds, L, H)
+    als_uniform: float | None = None  # the ALS of uniform attention on the proxy's grid and window
+    alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: epoch -> (L, H) alphas, seed mean
+    seconds: float = 0.0  # training time spent by this run (seeds served from the cache count 0)
+    cached: int = 0  # seeds whose results came from the trial cache
     epochs: int = 0
     reason: str = ""
     duplicate_of: int | None = None
@@ -49,13 +53,30 @@ class TrialRecord:
     def test(self) -> float | None:
         return mean_std(self.test_top1)[0] if self.test_top1 else None
 
+    def normalized_als(self) -> list[list[float]] | None:
+        """(L, H) ALS rescaled so that uniform attention is 0 and all attention inside the
+        window is 1: (ALS - u) / (1 - u). None without ALS or without u."""
+        if not self.als or self.als_uniform is None:
+            return None
+        return [[normalize_als(a, self.als_uniform) for a in row] for row in self.als]
+
+    def normalized_als_seeds(self) -> list[list[list[float]]] | None:
+        """``normalized_als`` of each seed: (seeds, L, H)."""
+        if not self.als_seeds or self.als_uniform is None:
+            return None
+        return [[[normalize_als(a, self.als_uniform) for a in row] for row in seed] for seed in self.als_seeds]
+
     def to_spec(self, run: str, strategy: str, dataset: str) -> MaskSpec:
         meta = {"strategy": strategy, "run": run, "trial": self.number, "step": self.step, "dataset": dataset,
-                "state": self.state, "seeds": list(self.seeds), "top1": _round(self.top1),
-                "top1_std": _round(self.top1_std), "top1_seeds": [_round(v) for v in self.val_top1],
-                "test_top1": _round(self.test), "test_top1_seeds": [_round(v) for v in self.test_top1],
-                "loss": _round(mean_std(self.loss)[0]) if self.loss else None, "als": self.als,
-                "seconds": round(self.seconds, 1), "epochs": self.epochs}
+                "state": self.state, "seeds": list(self.seeds), "top1": self.top1,
+                "top1_std": self.top1_std, "top1_seeds": list(self.val_top1),
+                "test_top1": self.test, "test_top1_seeds": list(self.test_top1),
+                "loss": mean_std(self.loss)[0] if self.loss else None, "als": self.als,
+                "als_seeds": self.als_seeds, "als_uniform": self.als_uniform, "seconds": round(self.seconds, 1), "epochs": self.epochs}
+        if self.cached:
+            meta["cached_seeds"] = self.cached
+        if self.alpha_history:
+            meta["alpha_history"] = {int(epoch): rows for epoch, rows in self.alpha_history.items()}
         if self.reason:
             meta["reason"] = self.reason
         if self.duplicate_of is not None:
@@ -74,23 +95,25 @@ class TrialRecord:
                    state=str(meta.get("state", "complete")), seeds=list(meta.get("seeds") or []),
                    val_top1=list(meta.get("top1_seeds") or []), test_top1=list(meta.get("test_top1_seeds") or []),
                    loss=[meta["loss"]] if meta.get("loss") is not None else [], als=meta.get("als"),
-                   seconds=float(meta.get("seconds") or 0.0), epochs=int(meta.get("epochs") or 0),
+                   als_seeds=meta.get("als_seeds"), als_uniform=meta.get("als_uniform"), seconds=float(meta.get("seconds") or 0.0),
+                   cached=int(meta.get("cached_seeds") or 0), epochs=int(meta.get("epochs") or 0),
+                   alpha_history={int(k): v for k, v in (meta.get("alpha_history") or {}).items()} or None,
                    reason=str(meta.get("reason", "")), duplicate_of=meta.get("duplicate_of"),
                    extra=dict(meta.get("extra") or {}))
 
     def summary(self) -> dict:
         """The trial as one row of numbers (means over seeds), for trials.csv and the tables."""
-        als = self.als or []
+        als = self.normalized_als() or []
         flat = [a for row in als for a in row]
         return {"number": self.number, "step": self.step, "placement": self.spec.compact(),
                 "masked": self.spec.num_masked, "state": self.state, "top1": self.top1,
                 "top1_std": self.top1_std, "test_top1": self.test,
                 "test_top1_std": mean_std(self.test_top1)[1] if self.test_top1 else None,
                 "loss": mean_std(self.loss)[0] if self.loss else None,
-                "als_mean": sum(flat) / len(flat) if flat else None,
-                "als_head0_mean": sum(row[0] for row in als) / len(als) if als else None,
-                "seeds": len(self.seeds), "seconds": self.seconds, "duplicate_of": self.duplicate_of,
-                "reason": self.reason}
+                "norm_als_mean": sum(flat) / len(flat) if flat else None,
+                "norm_als_head0": sum(row[0] for row in als) / len(als) if als else None,
+                "seeds": len(self.seeds), "cached": self.cached, "seconds": self.seconds,
+                "duplicate_of": self.duplicate_of, "reason": self.reason}
 
     def csv_row(self) -> dict:
         row = self.summary()
@@ -98,7 +121,7 @@ class TrialRecord:
         return {**row, **rounded, "seconds": round(self.seconds, 1)}
 
 
-ROUNDED_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "loss", "als_mean", "als_head0_mean")
+ROUNDED_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "loss", "norm_als_mean", "norm_als_head0")
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

@@ -54,8 +54,15 @@ def baseline_of(records: list[TrialRecord]) -> TrialRecord | None:
     return min(candidates, key=lambda r: r.number, default=None)
 
 
-def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict | None) -> str:
-    """Best against the unmasked baseline, judged on per-seed differences (the same seeds share
+def preset_record(records: list[TrialRecord], name: str) -> TrialRecord | None:
+    """The first complete trial of a named preset (a baseline such as ``sch1``)."""
+    return next((r for r in records if r.state == "complete" and r.spec.meta.get("preset") == name
+                 and r.duplicate_of is None), None)
+
+
+def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict | None,
+                    names: tuple[str, str] = ("best", "unmasked baseline")) -> str:
+    """One placement against another, judged on per-seed differences (the same seeds share
     initial weights and data order), with the calibration's paired noise when there is one."""
     gain = best.top1 - baseline.top1
     seeds = min(len(best.val_top1), len(baseline.val_top1))
@@ -75,13 +82,63 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     else:
         verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
     detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source})"
-    return (f"best (trial {best.number}) {format_mean_std(best.val_top1)} vs unmasked baseline "
+    return (f"{names[0]} (trial {best.number}) {format_mean_std(best.val_top1)} vs {names[1]} "
             f"(trial {baseline.number}) {format_mean_std(baseline.val_top1)} validation top-1: {gain * 100:+.2f} "
             f"points over {seeds} paired seed(s), {verdict}{detail}.")
 
 
+def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: TrialRecord | None,
+                calibration: dict | None) -> list[str]:
+    """What a reader of a run needs first: best.yaml and the strategy's own answer against the
+    unmasked baseline and against Sch.1, the placement a person writes by hand."""
+    lines = []
+    none, sch1 = baseline_of(records), preset_record(records, "sch1")
+    if best is not None and best.top1 is not None:
+        lines.append(f"best.yaml is trial {best.number} ({best.label}, `{best.spec.compact()}`): the most accurate "
+                     f"placement this run measured with all its seeds.")
+        if none is not None and none.number != best.number:
+            lines.append(comparison_line(best, none, calibration))
+    if answer is not None and answer.top1 is not None:
+        same = best is not None and answer.spec.key() == best.spec.key()
+        lines.append(f"the strategy's own answer is trial {answer.number} ({answer.label}, `{answer.spec.compact()}`)"
+                     + ("; it is best.yaml." if same else "; it is not the most accurate, so it is written to "
+                        "answer.yaml beside best.yaml."))
+        for other, name in ((none, "unmasked baseline"), (sch1, "Sch.1")):
+            if other is not None and other.spec.key() != answer.spec.key():
+                lines.append(comparison_line(answer, other, calibration, names=("the strategy's answer", name)))
+    return lines
+
+
 def _points(fraction) -> str:
     return "-" if fraction is None else f"{fraction * 100:.2f}"
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def mechanism_lines(result: dict) -> list[str]:
+    """The calibration's mechanism section, as sentences: is there attention structure for the
+    paper's strategies to read?"""
+    found = result.get("mechanism") or {}
+    lines = []
+    unmasked, masked = found.get("unmasked"), found.get("sch1_masked_head")
+    if masked:
+        lines.append(f"Sch.1's masked head: normalized ALS {masked['first_third']:+.3f} in the first third of the "
+                     f"layers, {masked['last_third']:+.3f} in the last, at most {masked['max']:+.3f}; "
+                     + ("it reaches 0.5 early, as the paper's masked heads do." if masked["reaches_half_early"]
+                        else "below the 0.5 that the paper's masked heads exceed early (about 0.9 there)."))
+    if unmasked:
+        lines.append(f"Unmasked baseline, mean over heads: {unmasked['first_third']:+.3f} in the first third, "
+                     f"{unmasked['last_third']:+.3f} in the last (early minus late {unmasked['early_minus_late']:+.3f} "
+                     f"± {unmasked['early_minus_late_std']:.3f} over seeds); "
+                     + ("more local early than late beyond seed noise, as DeiT is in the paper."
+                        if unmasked["more_local_early"] else "not measurably more local early than late."))
+    for name, values in (("unmasked baseline", (unmasked or {}).get("by_layer")),
+                         ("Sch.1 masked head", (masked or {}).get("by_layer"))):
+        if values:
+            lines.append(f"{name} by layer: " + " ".join(f"{v:+.2f}" for v in values))
+    return lines
 
 
 def calibration_section(result: dict) -> list[str]:
@@ -96,6 +153,12 @@ def calibration_section(result: dict) -> list[str]:
     tau = result.get("kendall_tau")
     lines += ["", f"Kendall tau between the rankings at the shortest and the longest budget: "
                   f"{'-' if tau is None else f'{tau:+.2f}'}.", ""]
+    lines += [f"**Warning: {warning}.**" for warning in result.get("warnings") or []]
+    mechanism = mechanism_lines(result)
+    if mechanism:
+        lines += ["", "### Mechanism: normalized ALS (0 uniform, 1 all in the window)", ""]
+        lines += [f"- {line}" for line in mechanism]
+    lines.append("")
     for budget in budgets:
         stats = by_budget.get(budget)
         if not stats:
@@ -108,7 +171,7 @@ def calibration_section(result: dict) -> list[str]:
                   f"- paired noise (pooled std of per-seed differences from none): {_points(stats['paired_noise'])} "
                   f"points; resolvable paired gap {_points(stats['paired_resolvable_gap'])} points",
                   f"- paired gaps to none: {gaps}",
-                  f"- seconds per trial (one seed): {stats.get('seconds_per_trial')}", ""]
+                  f"- seconds per trial (one seed): {_seconds(stats.get('seconds_per_trial'))}", ""]
     return lines
 
 
@@ -135,40 +198,35 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
-    baseline = baseline_of(records)
-    if best is not None and baseline is not None and best.top1 is not None:
-        lines += ["## Best against the baseline", "", comparison_line(best, baseline, calibration), ""]
-    if best is not None:
-        lines += [f"Chosen placement: trial {best.number} ({best.step}), `{best.spec.compact()}`, "
-                  f"written to `best.yaml`.", ""]
-        top = max((r for r in records if r.state == "complete" and r.top1 is not None), key=lambda r: r.top1)
-        if best.top1 is not None and top.top1 > best.top1 and top.spec.key() != best.spec.key():
-            lines += [f"The most accurate trial of the run is not the strategy's answer: trial {top.number} "
-                      f"({top.label}, `{top.spec.compact()}`) scored {format_mean_std(top.val_top1)}. "
-                      f"`maitsearch export {store.name} --trial {top.number} -o FILE` writes its spec.", ""]
+    found = comparisons(records, best, summary.answer, calibration)
+    if found:
+        lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
     if summary.notes:
         lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
-    lines += ["## Trials", "", "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
-              "mean ALS | s |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
+    lines += ["## Trials", "", "Normalized ALS: 0 is uniform attention, 1 all of it inside the window.", "",
+              "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
+              "norm. ALS | s |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
     for record in records:
-        flat = [a for row in (record.als or []) for a in row]
-        als = f"{sum(flat) / len(flat):.3f}" if flat else "-"
+        flat = [a for row in (record.normalized_als() or []) for a in row]
+        als = f"{sum(flat) / len(flat):+.3f}" if flat else "-"
         placement = record.spec.compact() + (" (soft)" if record.spec.is_soft else "")
         state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
         lines.append(f"| {record.number} | {record.label} | `{placement}` | {record.spec.num_masked} | {state} | "
                      f"{format_mean_std(record.val_top1)} | {format_mean_std(record.test_top1)} | {als} | "
-                     f"{record.seconds:.0f} |")
+                     f"{'cached' if record.cached >= len(record.seeds) > 0 else f'{record.seconds:.0f}'} |")
     lines.append("")
-    if best is not None and best.als:
-        plots.als_heatmap(best.als, best.spec, store.path / "als.png",
-                          f"ALS of trial {best.number} ({best.step}), {store.name}")
+    shown = summary.answer or best
+    if shown is not None and shown.normalized_als():
+        plots.als_heatmap(shown.normalized_als(), shown.spec, store.path / "als.png",
+                          f"normalized ALS of trial {shown.number} ({shown.label}), {store.name}")
     if summary.problems:
         lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
     lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
     return store.write_text("report.md", "\n".join(lines))
 
 
-FIGURES = {"als": "ALS per head of the chosen trial (red outline: hard-masked head)",
+FIGURES = {"als": "normalized ALS per head of the strategy's answer, else of best.yaml (red outline: hard-masked head)",
+           "alphas": "soft-mask alphas over the epochs, one line per head",
            "placement": "the chosen placement", "accuracy": "validation top-1 over trials",
            "pareto": "accuracy against attention cost", "similarity": "cross-layer attention similarity"}
 
@@ -177,7 +235,7 @@ def _caption(name: str) -> str:
     """The run's figures have fixed captions; a trial's (``als-trial3``) say which trial."""
     kind, _, trial = name.partition("-trial")
     if trial.isdigit() and kind == "als":
-        return f"ALS per head of trial {trial} (red outline: hard-masked head)"
+        return f"normalized ALS per head of trial {trial} (red outline: hard-masked head)"
     if trial.isdigit() and kind == "similarity":
         return f"cross-layer attention similarity of trial {trial} and the unmasked baseline"
     return FIGURES.get(name, name)

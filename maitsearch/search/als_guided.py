@@ -1,10 +1,18 @@
-"""The paper's ALS-guided 3-step strategy (section 4.2).
+"""The paper's ALS-guided 3-step strategy (section 4.2), on normalized ALS.
 
 1. init:      head 0 masked in every layer; train; measure every head's ALS.
-2. assign:    per layer l, from ALS(l, head 0): >= als_high, mask every head of l (promote);
-              <= als_low, remove the mask; in between, keep head 0 only. Train again.
-3. calibrate: in the promoted layers, remove the mask of each head whose ALS (measured in step 2)
-              is <= als_low. Train the final placement: that is the run's answer.
+2. assign:    per layer l, from the normalized ALS of head 0: at or above the high level, mask
+              every head of l (promote); at or below the low level, remove the mask; in
+              between, keep head 0 only. Train again.
+3. calibrate: in the promoted layers, remove the mask of each head whose normalized ALS
+              (measured in step 2) is at or below the low level. Train: that is the strategy's
+              answer.
+
+The levels are the paper's "close to 1" and "close to 0". With ``thresholds: absolute`` they are
+``als_high`` and ``als_low``. With ``thresholds: rank`` (the default) they are read off step 1's
+own ALS: the most local ``promote`` fraction of layers is promoted and the least local
+``remove`` fraction loses its mask. A proxy trained for minutes has a compressed ALS scale
+(its masked heads rarely reach the paper's 0.9), and rank levels keep the rule's meaning there.
 
 The unmasked baseline (and the other configured baselines) train with the same seeds, so the
 report can show the gain or the loss. Degenerate outcomes (nothing promoted, every mask removed)
@@ -13,9 +21,14 @@ still produce all three steps; a step equal to an earlier placement reuses its r
 
 from __future__ import annotations
 
+import math
+
+from ..errors import ConfigError
 from ..runs import TrialRecord
 from ..spec import MaskSpec
 from .base import Proposal, Strategy
+
+THRESHOLDS = ("absolute", "rank")
 
 
 class AlsStrategy(Strategy):
@@ -23,8 +36,17 @@ class AlsStrategy(Strategy):
 
     def __init__(self, config):
         super().__init__(config)
+        settings = config.als
+        if settings.thresholds not in THRESHOLDS:
+            raise ConfigError(f"als.thresholds: unknown {settings.thresholds!r}; choose one of {', '.join(THRESHOLDS)}")
+        if not (0 <= settings.promote <= 1 and 0 <= settings.remove <= 1 and settings.promote + settings.remove <= 1):
+            raise ConfigError(f"als.promote {settings.promote} and als.remove {settings.remove}: fractions of the "
+                              "layers, each in [0, 1], together at most 1")
+        if settings.als_low >= settings.als_high:
+            raise ConfigError(f"als.als_low {settings.als_low} must be below als.als_high {settings.als_high}")
         self.stage = "start"
         self.records: dict[str, TrialRecord] = {}
+        self.levels: tuple[float, float] | None = None
         self.promoted: list[int] = []
         self.removed_layers: list[int] = []
         self.removed_heads: list[tuple[int, int]] = []
@@ -47,14 +69,27 @@ class AlsStrategy(Strategy):
             self.records[proposal.step] = record
 
     def _after(self, record: TrialRecord, next_step) -> list[Proposal]:
-        if record.state != "complete" or not record.als:
+        als = record.normalized_als() if record.state == "complete" else None
+        if als is None:
             self.stopped = f"trial {record.number} ({record.step}) ended {record.state}: no ALS to decide from"
             self.stage = "done"
             return []
-        return [next_step(record.als)]
+        return [next_step(als)]
+
+    def rule_levels(self, head0: list[float]) -> tuple[float, float]:
+        """(high, low): a layer whose masked head reaches ``high`` is promoted; one at or below
+        ``low`` loses its mask."""
+        settings = self.config.als
+        if settings.thresholds == "absolute":
+            return settings.als_high, settings.als_low
+        ranked = sorted(head0, reverse=True)
+        top, bottom = round(settings.promote * len(ranked)), round(settings.remove * len(ranked))
+        high = ranked[top - 1] if top else math.inf
+        low = ranked[len(ranked) - bottom] if bottom else -math.inf
+        return high, low
 
     def _assign(self, als: list[list[float]]) -> Proposal:
-        high, low = self.config.als.als_high, self.config.als.als_low
+        high, low = self.levels = self.rule_levels([row[0] for row in als])
         counts = []
         for layer, row in enumerate(als):
             if row[0] >= high:
@@ -69,10 +104,11 @@ class AlsStrategy(Strategy):
 
     def _calibrate(self, als: list[list[float]]) -> Proposal:
         assigned = self.records["assign"].spec
+        low = self.levels[1]
         masks = [list(heads) for heads in assigned.masks]
         for layer in self.promoted:
             for head in list(masks[layer]):
-                if als[layer][head] <= self.config.als.als_low:
+                if als[layer][head] <= low:
                     masks[layer].remove(head)
                     self.removed_heads.append((layer, head))
         return Proposal(self._spec(MaskSpec(layers=assigned.layers, heads=assigned.heads, masks=masks)), "calibrate")
@@ -81,7 +117,8 @@ class AlsStrategy(Strategy):
         return MaskSpec(layers=spec.layers, heads=spec.heads, masks=spec.masks, window=tuple(self.config.window),
                         semantics=self.config.semantics)
 
-    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
+    def answer(self) -> TrialRecord | None:
+        """The last step that finished: the strategy's own answer."""
         for step in ("calibrate", "assign", "init"):
             record = self.records.get(step)
             if record is not None and record.state == "complete":
@@ -89,20 +126,25 @@ class AlsStrategy(Strategy):
         return None
 
     def notes(self) -> list[str]:
-        high, low = self.config.als.als_high, self.config.als.als_low
         lines = []
-        if "init" in self.records and self.stage != "init":
-            lines.append(f"step 2 (assign): layers with head-0 ALS >= {high} promoted to all heads masked: "
-                         f"{_layers(self.promoted)}; ALS <= {low}, mask removed: {_layers(self.removed_layers)}; "
-                         "the rest keep head 0.")
+        if self.levels is not None:
+            high, low = self.levels
+            settings = self.config.als
+            how = (f"absolute levels" if settings.thresholds == "absolute" else
+                   f"rank levels: the most local {settings.promote:.0%} and the least local {settings.remove:.0%} "
+                   "of layers by step 1's masked-head ALS")
+            lines.append(f"step 2 (assign), {how}: normalized ALS >= {high:+.3f} promoted to all heads masked: "
+                         f"layers {_layers(self.promoted)}; <= {low:+.3f}, mask removed: layers "
+                         f"{_layers(self.removed_layers)}; the rest keep head 0.")
             if not self.promoted:
                 lines.append("no layer was promoted, so step 3 (calibrate) has nothing to remove and repeats step 2.")
-            if self.records.get("init") and len(self.removed_layers) == self.config.layers:
-                lines.append("every layer's head-0 ALS was at or below als_low: step 2 removed every mask, "
+            if len(self.removed_layers) == self.config.layers:
+                lines.append("every layer's head-0 ALS was at or below the low level: step 2 removed every mask, "
                              "so the strategy ends at the unmasked baseline.")
         if "assign" in self.records and self.stage == "calibrate" and self.promoted:
             removed = ", ".join(f"l{layer}h{head}" for layer, head in self.removed_heads) or "none"
-            lines.append(f"step 3 (calibrate): masks removed from promoted layers where a head's ALS <= {low}: {removed}.")
+            lines.append(f"step 3 (calibrate): masks removed from promoted layers where a head's normalized ALS "
+                         f"<= {self.levels[1]:+.3f}: {removed}.")
         if self.stopped:
             lines.append(f"stopped early: {self.stopped}.")
         return lines

@@ -43,7 +43,8 @@ class Strategy(abc.ABC):
     checked here, before anything is trained); ``attach(store)`` once; then rounds of ``ask()``,
     each proposal trained (or replayed from disk on a resumed run, or reused from an equal
     placement) and handed back through ``tell``, until ``ask()`` returns []; finally
-    ``choose(records)`` names the answer and ``notes()`` explains it. On a resumed run the
+    ``choose(records)`` names best.yaml, ``answer()`` the strategy's own final step, and
+    ``notes()`` explains them. On a resumed run the
     runner replays finished trials through ``tell`` in the original order, so a strategy
     keeps no state outside what ``tell`` gives it.
     """
@@ -67,9 +68,17 @@ class Strategy(abc.ABC):
         """Per-epoch validation metrics of a trial; raise ``training.Pruned`` to stop it."""
 
     def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
-        """The run's answer (best.yaml). Default: the highest mean validation top-1."""
-        done = [r for r in records if r.state == "complete" and r.top1 is not None]
-        return max(done, key=lambda r: r.top1, default=None)
+        """The run's answer, best.yaml: the most accurate placement the run measured with all of
+        its seeds. Every trial of a run trains the same seeds, so this is a paired comparison, and
+        the answer is never worse than a baseline trained beside it."""
+        whole = [r for r in records if r.state == "complete" and r.top1 is not None
+                 and len(r.val_top1) == self.config.seeds]
+        return max(whole, key=lambda r: r.top1, default=None)
+
+    def answer(self) -> TrialRecord | None:
+        """The strategy's own final step (the ALS strategy's calibrate step, soft masks' derived
+        placement), reported beside best.yaml; None where the strategy has no step of its own."""
+        return None
 
     def notes(self) -> list[str]:
         """Lines for the report: what the strategy decided and why."""

@@ -57,13 +57,13 @@ def budget_stats(groups: dict[str, list[float]], seeds: int) -> dict:
     paired = paired_noise(groups, "none") if "none" in groups else float("nan")
     differences = paired_differences(groups, "none") if "none" in groups else {}
     return {
-        "noise": round(noise, 5), "separation": round(separation(groups), 3),
-        "largest_gap": round(max(means.values()) - min(means.values()), 5),
-        "resolvable_gap": round(resolvable_gap(noise, seeds), 5) if noise == noise else None,
+        "noise": noise, "separation": separation(groups),
+        "largest_gap": max(means.values()) - min(means.values()),
+        "resolvable_gap": resolvable_gap(noise, seeds) if noise == noise else None,
         # the same seeds share initial weights and data order: differences from "none" per seed
-        "paired_noise": round(paired, 5) if paired == paired else None,
-        "paired_gaps": {n: round(mean_std(d)[0], 5) for n, d in differences.items()},
-        "paired_resolvable_gap": round(resolvable_gap(paired, seeds, paired=True), 5) if paired == paired else None,
+        "paired_noise": paired if paired == paired else None,
+        "paired_gaps": {n: mean_std(d)[0] for n, d in differences.items()},
+        "paired_resolvable_gap": resolvable_gap(paired, seeds, paired=True) if paired == paired else None,
     }
 
 
@@ -87,27 +87,77 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
     for budget, groups in by_budget.items():
         for name, values in groups.items():
             mean, std = mean_std(values)
-            table.setdefault(name, {})[f"{budget}x"] = {"mean": round(mean, 5), "std": round(std, 5),
-                                                         "values": [round(v, 5) for v in values]}
+            table.setdefault(name, {})[f"{budget}x"] = {"mean": mean, "std": std, "values": list(values)}
     tau = None
     if long != short and by_budget[long]:
         common = [n for n in by_budget[short] if n in by_budget[long]]
         if len(common) >= 2:
             tau = kendall_tau([mean_std(by_budget[short][n])[0] for n in common],
                               [mean_std(by_budget[long][n])[0] for n in common])
-            tau = None if tau != tau else round(tau, 3)  # all tied: no ranking to compare
+            tau = None if tau != tau else tau  # all tied: no ranking to compare
     per_budget = {}
     for budget, groups in by_budget.items():
         if len(groups) >= 2:
             stats = budget_stats(groups, config.seeds)
             stats["epochs"] = int(round(config.proxy.epochs * budget))
-            stats["seconds_per_trial"] = round(sum(seconds[budget]) / len(seconds[budget]), 1) if seconds[budget] else None
+            stats["seconds_per_trial"] = sum(seconds[budget]) / len(seconds[budget]) if seconds[budget] else None
             stats["verdict"] = verdict(stats, config.seeds, tau)
             per_budget[f"{budget}x"] = stats
+    at_own_budget = {name: r for r in records if r.state == "complete"
+                     for name, _, budget in [r.step.rpartition("@")] if budget == f"{short}x"}
+    warnings = []
+    if only_counts_masks(by_budget[short], {name: r.spec.num_masked for name, r in at_own_budget.items()}):
+        warnings.append("a search on this proxy only counts masks: accuracy grows with the number of masked "
+                        "heads (none, sch1, sch2, all in order) and masking every head is the most accurate")
     return {"layers": config.layers, "heads": config.heads, "proxy": config.proxy.to_dict(),
             "seeds": [config.proxy.seed + i for i in range(config.seeds)], "budgets": list(budgets),
             "metric": "val_top1", "placements": table, "kendall_tau": tau, **per_budget[f"{short}x"],
-            "by_budget": per_budget}
+            "by_budget": per_budget, "mechanism": mechanism(at_own_budget), "warnings": warnings}
+
+
+def only_counts_masks(groups: dict[str, list[float]], masked: dict[str, int]) -> bool:
+    """True when, among the locality placements none, sch1, sch2 and all, accuracy never falls as
+    masked heads are added and ``all`` is the most accurate placement of the calibration: then
+    any search's best answer is "mask more", and a search has nothing to find."""
+    ladder = [name for name in ("none", "sch1", "sch2", "all") if name in groups and name in masked]
+    if len(ladder) < 3 or "all" not in ladder:
+        return False
+    means = {name: mean_std(values)[0] for name, values in groups.items()}
+    ladder.sort(key=lambda name: masked[name])
+    rising = all(means[a] <= means[b] for a, b in zip(ladder, ladder[1:]))
+    return rising and means["all"] >= max(means.values())
+
+
+def _thirds(values: list[float]) -> tuple[float, float]:
+    third = max(1, len(values) // 3)
+    return sum(values[:third]) / third, sum(values[-third:]) / third
+
+
+def mechanism(records: dict[str, TrialRecord]) -> dict:
+    """Where the proxy's attention is local, in normalized ALS (0 uniform, 1 all in the window):
+    per layer, the unmasked baseline's heads (mean over heads) and Sch.1's masked head 0; the
+    first and last thirds of the layers; and whether the baseline is more local early than late
+    beyond seed noise (per-seed differences, two standard errors). The paper's strategies read
+    exactly this structure: on a proxy without it they read noise."""
+    out: dict = {}
+    none, sch1 = records.get("none"), records.get("sch1")
+    seeds = none.normalized_als_seeds() if none is not None else None
+    if seeds:
+        by_seed = [[sum(row) / len(row) for row in seed] for seed in seeds]  # (seeds, L)
+        by_layer = [sum(seed[l] for seed in by_seed) / len(by_seed) for l in range(len(by_seed[0]))]
+        early_minus_late = [_thirds(seed)[0] - _thirds(seed)[1] for seed in by_seed]
+        mean, std = mean_std(early_minus_late)
+        first, last = _thirds(by_layer)
+        out["unmasked"] = {"by_layer": by_layer, "first_third": first, "last_third": last,
+                           "early_minus_late": mean, "early_minus_late_std": std,
+                           "more_local_early": len(by_seed) > 1 and mean > 2 * std / len(by_seed) ** 0.5}
+    als = sch1.normalized_als() if sch1 is not None else None
+    if als:
+        head0 = [row[0] for row in als]
+        first, last = _thirds(head0)
+        out["sch1_masked_head"] = {"by_layer": head0, "first_third": first, "last_third": last,
+                                   "max": max(head0), "reaches_half_early": first >= 0.5}
+    return out
 
 
 def verdict(stats: dict, seeds: int, tau: float | None) -> str:

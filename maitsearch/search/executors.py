@@ -79,6 +79,11 @@ class SerialExecutor:
         self.data = DataCache(data)
         self.emit = emit or ignore
 
+    @property
+    def threads(self) -> int:
+        """The torch threads each unit trains with (part of its trial-cache key)."""
+        return torch.get_num_threads()
+
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         for unit in units:
             self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
@@ -128,7 +133,7 @@ class PoolExecutor:
         import multiprocessing
 
         self.emit = emit or ignore
-        threads = worker_threads(jobs)
+        self.threads = threads = worker_threads(jobs)
         context = multiprocessing.get_context("spawn")
         self.events = context.Manager().Queue()  # workers' epoch events, for the live view
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,

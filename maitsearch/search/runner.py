@@ -3,8 +3,10 @@
 Strategies only ask and tell. The runner trains every proposal with the configured seeds
 (in this process, or ``jobs`` processes at once), reuses earlier results of the same canonical
 placement, writes each finished trial atomically, and on a re-run replays the strategy against
-the trials already on disk, so nothing finished is trained twice. Each seed's result is also
-cached as soon as it finishes, so a crash loses at most the seeds in flight.
+the trials already on disk, so nothing finished is trained twice. Each seed's result goes into
+the machine's trial cache (``runs/cache.py``) as soon as it finishes, so a crash loses at most
+the seeds in flight, and any later run that asks for the same seed of the same experiment
+reuses it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,21 +21,22 @@ from pathlib import Path
 
 import yaml
 
-from .. import atomic
 from ..config import SearchConfig, config_from_dict
 from ..data import ImageData
 from ..errors import SearchError
-from ..events import EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
+from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
 from ..runs import RunStore, TrialRecord
+from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
 from ..runs.study_storage import redacted_config
 from ..training import TrialResult
+from .aggregate import aggregate
 from .base import Proposal, Strategy
 from .executors import Unit, make_executor, worker_threads
 from .registry import make_strategy
 
 FAILED_STATES = ("failed", "oom", "nan_loss")
 # Settings that change how a run is executed, not what it computes: a resumed run may change them.
-EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints")
+EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints", "cache")
 
 
 @dataclass
@@ -42,7 +44,8 @@ class RunSummary:
     name: str
     path: Path
     records: list[TrialRecord]
-    best: TrialRecord | None
+    best: TrialRecord | None  # best.yaml: the most accurate placement measured
+    answer: TrialRecord | None = None  # the strategy's own final step, where it has one
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     trained: int = 0
@@ -105,13 +108,15 @@ class Runner:
     Lifecycle: ``__init__`` attaches the strategy to the store and reads every trial already on
     disk; ``run()`` then loops ask -> resolve (replay from disk, reuse an equal placement, or
     train each seed on the executor) -> tell -> save, until the strategy stops asking; ``finish``
-    chooses the answer from every trial in the folder and writes best.yaml and trials.csv.
+    chooses best.yaml from every trial in the folder, writes the strategy's own answer beside it
+    when that differs (answer.yaml), and writes trials.csv.
     The executor is closed when ``run`` returns, even on an exception.
     """
 
     def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
-                 on_event: EventFn | None = None, executor=None):
+                 on_event: EventFn | None = None, executor=None, cache: TrialCache | None = None):
         self.config, self.store, self.strategy = config, store, strategy
+        self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
         self.strategy.attach(store)
@@ -150,11 +155,14 @@ class Runner:
         """Choose the answer from every trial on disk (other workers' too) and write best.yaml
         and trials.csv. Called again once helper workers have finished theirs."""
         self.records = self._all_records()
-        best = self.strategy.choose(self.records)
+        best, answer = self.strategy.choose(self.records), self.strategy.answer()
+        as_spec = lambda record: record.to_spec(self.store.name, self.config.strategy, self.config.proxy.data)  # noqa: E731
         if best is not None:
-            self.store.write_best(best.to_spec(self.store.name, self.config.strategy, self.config.proxy.data))
+            self.store.write_best(as_spec(best))
+        differs = answer is not None and (best is None or answer.spec.key() != best.spec.key())
+        self.store.write_answer(as_spec(answer) if differs else None)
         self.store.write_trials_csv(self.records)
-        return RunSummary(self.store.name, self.store.path, self.records, best, self.strategy.notes(),
+        return RunSummary(self.store.name, self.store.path, self.records, best, answer, self.strategy.notes(),
                           self.problems, self.trained, self.reused, seconds)
 
     def _all_records(self) -> list[TrialRecord]:
@@ -193,7 +201,7 @@ class Runner:
 
     def _duplicate(self, earlier: TrialRecord, proposal: Proposal) -> TrialRecord:
         record = dataclasses.replace(earlier, number=self._take_number(proposal), step=proposal.step,
-                                     spec=proposal.spec, seconds=0.0, duplicate_of=earlier.number,
+                                     spec=proposal.spec, seconds=0.0, cached=0, duplicate_of=earlier.number,
                                      extra={**earlier.extra, "key": proposal.key()})
         self.reused += 1
         self.emit(TrialReused(record=record))
@@ -207,13 +215,13 @@ class Runner:
             self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
                                    seeds=len(seeds)))
             for seed_index, seed in enumerate(seeds):
-                hit = self._cached_seed(proposal, seed)
-                if hit is not None:
-                    cached[(index, seed_index)] = hit
-                    continue
                 proxy = self.config.proxy.replace(seed=seed, **proposal.proxy_changes)
                 checkpoint = (str(self.store.path / "checkpoints" / f"{numbers[index]}.pt")
                               if self.config.keep_checkpoints and seed_index == 0 else None)
+                hit = self._cached(proposal, proxy) if checkpoint is None else None  # weights are not cached
+                if hit is not None:
+                    cached[(index, seed_index)] = hit
+                    continue
                 units.append(Unit(index, seed_index, proposal, proxy, numbers[index], checkpoint))
         results = dict(cached)
         pending = {index: len(seeds) for _, index in batch}
@@ -221,18 +229,20 @@ class Runner:
             pending[index] -= sum(1 for (i, _) in cached if i == index)
         ready = [index for _, index in batch if pending[index] == 0]
         for index in ready:
-            yield index, self._finish(batch, index, numbers[index], results, len(seeds))
+            yield index, self._finish(batch, index, numbers[index], results, len(seeds), cached)
         for unit, result in self.executor.run(units, self.strategy):
             results[(unit.index, unit.seed_index)] = result
-            self._cache_seed(unit.proposal, unit.proxy.seed, result)
+            self.cache.put(self._key(unit.proposal, unit.proxy), result)
             pending[unit.index] -= 1
             if pending[unit.index] == 0:
-                yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds))
+                yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds), cached)
 
-    def _finish(self, batch, index: int, number: int, results: dict, num_seeds: int) -> TrialRecord:
+    def _finish(self, batch, index: int, number: int, results: dict, num_seeds: int, cached: dict) -> TrialRecord:
         proposal = next(p for p, i in batch if i == index)
         per_seed: list[TrialResult] = [results[(index, s)] for s in range(num_seeds)]
-        record = aggregate(number, proposal, per_seed, [self.config.proxy.seed + s for s in range(num_seeds)])
+        from_cache = frozenset(s for s in range(num_seeds) if (index, s) in cached)
+        record = aggregate(number, proposal, per_seed, [self.config.proxy.seed + s for s in range(num_seeds)],
+                           cached=from_cache)
         self.trained += 1
         if record.state == "complete":
             self.original.setdefault(proposal.key(), record)
@@ -261,58 +271,16 @@ class Runner:
             raise SearchError(f"run {self.store.name}: {len(failed)} trials failed (more than --max-failures "
                               f"{self.config.max_failures}); last: trial {last.number} {last.state}: {last.reason}")
 
-    # ---- per-seed cache --------------------------------------------------------------------
-    def _seed_path(self, proposal: Proposal, seed: int) -> Path:
-        digest = hashlib.sha1(proposal.key().encode()).hexdigest()[:16]
-        return self.store.path / "seeds" / f"{digest}-s{seed}.json"
+    # ---- the trial cache --------------------------------------------------------------------
+    def _key(self, proposal: Proposal, proxy) -> dict:
+        return cache_key(proposal.spec, proxy, threads=self.executor.threads)
 
-    def _cached_seed(self, proposal: Proposal, seed: int) -> TrialResult | None:
-        path = self._seed_path(proposal, seed)
+    def _cached(self, proposal: Proposal, proxy) -> TrialResult | None:
         try:
-            return TrialResult(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
+            return self.cache.get(self._key(proposal, proxy))
+        except CorruptEntry as err:
+            self.emit(CacheEntryIgnored(message=str(err)))
             return None
-
-    def _cache_seed(self, proposal: Proposal, seed: int, result: TrialResult) -> None:
-        if result.status == "complete":
-            atomic.write_text(self._seed_path(proposal, seed), json.dumps(result.to_dict()))
-
-
-def aggregate(number: int, proposal: Proposal, results: list[TrialResult], seeds: list[int]) -> TrialRecord:
-    """One record from a proposal's per-seed results. The record's state is the first
-    non-complete state among the seeds; its metrics are the seeds' means."""
-    state = next((r.status for r in results if r.status != "complete"), "complete")
-    reason = next((r.reason for r in results if r.reason), "")
-    als = None
-    with_als = [r.als for r in results if r.als]
-    if with_als:
-        als = [[round(sum(a[l][h] for a in with_als) / len(with_als), 6) for h in range(len(with_als[0][0]))]
-               for l in range(len(with_als[0]))]
-    extra = {"key": proposal.key()}
-    if proposal.proxy_changes:
-        extra["proxy_changes"] = dict(proposal.proxy_changes)
-    spec = proposal.spec
-    learned = [r.alphas for r in results if r.alphas]
-    if learned:  # soft masks: the trial's spec carries the alphas its seeds learned, averaged
-        spec = learned_spec(spec, learned)
-    return TrialRecord(
-        number=number, step=proposal.step, spec=spec, state=state, seeds=list(seeds),
-        val_top1=[r.val_top1 for r in results if r.val_top1 is not None and r.status in ("complete", "pruned")],
-        test_top1=[r.test_top1 for r in results if r.test_top1 is not None],
-        loss=[r.val_loss for r in results if r.val_loss is not None and math.isfinite(r.val_loss)],
-        als=als, seconds=sum(r.seconds for r in results), epochs=max((r.epochs for r in results), default=0),
-        reason=reason, extra=extra)
-
-
-def learned_spec(spec, learned: list[list[list[float]]]):
-    """``spec`` with its soft heads' alphas replaced by the mean learned alphas. Hard heads stay
-    hard (alpha 0) and learned values are kept strictly above 0 so they stay soft."""
-    rows = []
-    for layer, initial in enumerate(spec.alphas()):
-        rows.append([0.0 if a == 0.0 else (1.0 if a == 1.0 else
-                     min(1.0, max(1e-6, round(sum(s[layer][h] for s in learned) / len(learned), 6))))
-                     for h, a in enumerate(initial)])
-    return dataclasses.replace(spec, soft=rows)
 
 
 def resolve_jobs(config: SearchConfig) -> int:
@@ -390,4 +358,4 @@ def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: 
     Runner(config, store, make_strategy(config)).run()
 
 
-__all__ = ["Runner", "RunSummary", "SearchError", "run_search", "default_run_name", "aggregate"]
+__all__ = ["Runner", "RunSummary", "run_search", "default_run_name"]

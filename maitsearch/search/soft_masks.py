@@ -1,19 +1,25 @@
 """Soft masks (paper section 4.3): learn alpha per (layer, head) in one training, then harden.
 
-1. soft:    every head starts soft at ``alpha_init``; alpha = sigmoid(theta) is learned with the
-            weights. The trial's YAML holds the learned alphas (``soft:``).
+1. soft:    every head (or, with ``initial: sch3``, every head of the first 7/8 of the layers)
+            starts soft at ``alpha_init``; alpha = sigmoid(theta) is learned with the weights, at
+            its own learning rate (``ProxyConfig.alpha_lr_scale``). The trial's YAML holds the
+            learned alphas (``soft:``) and their trajectory per evaluated epoch.
 2. derived: alpha <= ``alpha_hard`` becomes a hard mask, alpha >= ``alpha_none`` an unmasked head;
-            the heads in between stay soft at their learned alpha (or, with ``round``, go to the
-            nearer of hard and unmasked). With ``verify``, the derived placement trains once more.
+            the heads in between go to the nearer of the two (``round``, the default) or stay
+            soft at their learned alpha. With ``verify``, the derived placement trains once more:
+            that is the strategy's answer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from ..errors import ConfigError
 from ..runs import TrialRecord
-from ..spec import MaskSpec
+from ..spec import MaskSpec, preset
 from .base import Proposal, Strategy
+
+INITIAL = ("all", "sch3")
 
 
 class SoftStrategy(Strategy):
@@ -21,16 +27,26 @@ class SoftStrategy(Strategy):
 
     def __init__(self, config):
         super().__init__(config)
+        settings = config.soft
+        if settings.initial not in INITIAL:
+            raise ConfigError(f"soft.initial: unknown {settings.initial!r}; choose one of {', '.join(INITIAL)}")
+        if not 0.0 < settings.alpha_init < 1.0:
+            raise ConfigError(f"soft.alpha_init: must be strictly between 0 and 1, got {settings.alpha_init}")
+        if not 0.0 <= settings.alpha_hard < settings.alpha_none <= 1.0:
+            raise ConfigError(f"soft.alpha_hard {settings.alpha_hard} must be below soft.alpha_none "
+                              f"{settings.alpha_none}, both in [0, 1]")
         self.stage = "start"
         self.soft_record: TrialRecord | None = None
         self.derived: MaskSpec | None = None
         self.derived_record: TrialRecord | None = None
 
     def initial_spec(self) -> MaskSpec:
-        layers, heads = self.config.layers, self.config.heads
-        return MaskSpec(layers=layers, heads=heads, masks=[[]] * layers,
-                        soft=[[self.config.soft.alpha_init] * heads] * layers, window=tuple(self.config.window),
-                        semantics=self.config.semantics)
+        layers, heads, settings = self.config.layers, self.config.heads, self.config.soft
+        shape = dict(window=tuple(self.config.window), semantics=self.config.semantics)
+        if settings.initial == "sch3":
+            return preset("sch3", layers, heads, alpha=settings.alpha_init, **shape)
+        return MaskSpec(layers=layers, heads=heads, masks=[[]] * layers, soft=[[settings.alpha_init] * heads] * layers,
+                        **shape)
 
     def ask(self) -> list[Proposal]:
         if self.stage == "start":
@@ -51,7 +67,7 @@ class SoftStrategy(Strategy):
         elif proposal.step == "derived":
             self.derived_record = record
 
-    def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
+    def answer(self) -> TrialRecord | None:
         if self.derived_record is not None and self.derived_record.state == "complete":
             return self.derived_record
         if self.soft_record is not None and self.derived is not None:
@@ -64,8 +80,13 @@ class SoftStrategy(Strategy):
         if self.derived is None:
             return []
         soft_heads = sum(1 for row in self.derived.alphas() for a in row if 0 < a < 1)
-        return [f"learned alphas from trial {self.soft_record.number} (init {settings.alpha_init}); "
-                f"alpha <= {settings.alpha_hard} -> hard mask, >= {settings.alpha_none} -> unmasked: "
+        learned = [a for row in self.soft_record.spec.alphas() for a in row if 0 < a < 1]
+        spread = (f"they end between {min(learned):.3f} and {max(learned):.3f} (spread {max(learned) - min(learned):.3f})"
+                  if learned else "none stayed soft")
+        rule = ("the rest rounded to the nearer" if settings.round else "the rest kept soft")
+        return [f"learned alphas from trial {self.soft_record.number} (init {settings.alpha_init}, learning rate "
+                f"{self.config.proxy.alpha_lr_scale:g}x the weights'): {spread}.",
+                f"alpha <= {settings.alpha_hard} -> hard mask, >= {settings.alpha_none} -> unmasked, {rule}: "
                 f"{self.derived.num_masked} hard, {soft_heads} soft, placement {self.derived.compact()}."]
 
 

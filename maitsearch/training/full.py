@@ -49,6 +49,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     drop_path: float = 0.1  # DeiT-tiny's value
     grad_clip: float | None = None
+    alpha_lr_scale: float = 10.0  # soft-mask alphas' lr over the weights' (see ProxyConfig)
+    alpha_weight_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
@@ -101,7 +103,9 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
     optimizer, scheduler = build_optimizer(model, lr=config.resolved_lr, weight_decay=config.weight_decay,
                                            min_lr=config.min_lr, warmup_epochs=config.warmup_epochs,
-                                           epochs=config.epochs, steps_per_epoch=steps_per_epoch)
+                                           epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                                           alpha_lr_scale=config.alpha_lr_scale,
+                                           alpha_weight_decay=config.alpha_weight_decay)
     first_epoch, history = 0, []
     if state is not None:
         model.load_state_dict(state["model"])

@@ -20,9 +20,14 @@ from ..data import ImageData, load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, MeasuringStarted, TrainingStarted, ignore
 from ..model import apply_mask_spec, measure_als
-from ..spec import MaskSpec
+from ..spec import MaskSpec, uniform_als
 from .loop import (NonFiniteLoss, autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile,
                    resolve_device, train_one_epoch)
+
+# Bump when a change to the training code, the model or the embedded data changes the numbers
+# ``fit`` returns for the same spec and config: it is part of every trial-cache key, so old
+# entries stop matching instead of passing off old numbers as new (runs/cache.py).
+TRAINING_VERSION = 1
 
 
 @dataclass
@@ -34,8 +39,10 @@ class TrialResult:
     test_top1: float | None = None
     val_loss: float | None = None
     train_loss: float | None = None
-    als: list[list[float]] | None = None
+    als: list[list[float]] | None = None  # raw ALS per (layer, head)
+    als_uniform: float | None = None  # the raw ALS of uniform attention on this grid and window
     alphas: list[list[float]] | None = None  # every head's alpha at the end (soft masks learn theirs)
+    alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: alphas after each evaluated epoch
     epochs: int = 0
     steps: int = 0
     seconds: float = 0.0
@@ -88,9 +95,13 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
     optimizer, scheduler = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
                                            min_lr=config.min_lr, warmup_epochs=config.warmup_epochs,
-                                           epochs=config.epochs, steps_per_epoch=steps_per_epoch)
+                                           epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                                           alpha_lr_scale=config.alpha_lr_scale,
+                                           alpha_weight_decay=config.alpha_weight_decay)
     autocast = autocast_dtype(config.amp, device)
-    result = TrialResult(status="complete")
+    result = TrialResult(status="complete", als_uniform=uniform_als(config.grid, spec.window))
+    if spec.is_soft:
+        result.alpha_history = {}
     emit = on_event or ignore
     emit(TrainingStarted(epochs=config.epochs, steps_per_epoch=steps_per_epoch))
     try:
@@ -111,6 +122,8 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
                 val = evaluate(train_model, data.batches("val", 256, device=device), autocast=autocast)
                 result.val_top1, result.val_loss = val["top1"], val["loss"]
                 metrics.update(val_top1=val["top1"], val_loss=val["loss"])
+                if result.alpha_history is not None:
+                    result.alpha_history[epoch] = current_alphas(model)
             result.history.append(metrics)
             emit(EpochDone(epoch=epoch, metrics=metrics))
             if evaluated and on_epoch is not None:
@@ -127,10 +140,15 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
         als = measure_als(model, data.batches("val", 256, device=device))
         result.als = [[round(float(a), 6) for a in row] for row in als]
         if spec.is_soft:
-            result.alphas = [[round(float(a), 6) for a in block.attn.alphas()] for block in model.blocks]
+            result.alphas = current_alphas(model)
     result.seconds = time.perf_counter() - start
     result.model = model if keep_model else None
     return result
+
+
+def current_alphas(model) -> list[list[float]]:
+    """(L, H) alpha of every head now: 0 hard, 1 plain, sigmoid(theta) for soft heads."""
+    return [[round(float(a), 6) for a in block.attn.alphas()] for block in model.blocks]
 
 
 def load_trained_proxy(checkpoint, spec: MaskSpec, config: ProxyConfig, data: ImageData) -> torch.nn.Module:

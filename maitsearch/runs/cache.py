@@ -1,0 +1,133 @@
+"""A cache of trained proxy seeds, shared by every run, calibration and strategy on the machine.
+
+A finished (placement, seed) is stored once under a content key: everything that decides the
+numbers ``fit`` returns. Another run that asks for the same key reuses the result instead of
+training it again, so the ``none`` and ``sch1`` baselines of a proxy train once per machine,
+not once per run. Entries are JSON files written atomically, so two workers racing on one key
+leave one whole entry (the same numbers either way). An entry that does not parse is ignored
+and retrained. The folder is ``--cache DIR``, else ``$MAITSEARCH_CACHE``, else
+``.maitsearch-cache`` beside the results folder.
+
+What the key holds, and why each part:
+- the canonical placement, window, semantics and pattern (``MaskSpec.key``): the experiment;
+- every ProxyConfig field, seed included: the model, the data and the recipe;
+- the data's identity beyond its name, for folders on disk (path and modification times);
+- ``TRAINING_VERSION`` and the torch version: code that would change the numbers;
+- the torch thread count: float sums are ordered differently with more threads, and results
+  are bit-identical only for the same count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import atomic
+from ..config import ProxyConfig
+from ..spec import MaskSpec
+from ..training import TrialResult
+from ..training.proxy import TRAINING_VERSION
+
+CACHE_ENV = "MAITSEARCH_CACHE"
+CACHE_FOLDER = ".maitsearch-cache"
+
+
+def cache_folder(results_root: str | Path, requested: str | Path | None = None) -> Path:
+    """``requested``, else $MAITSEARCH_CACHE, else ``.maitsearch-cache`` beside the results folder."""
+    if requested:
+        return Path(requested)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(results_root).resolve().parent / CACHE_FOLDER
+
+
+def data_identity(name: str) -> str:
+    """Embedded and torchvision data are fixed by their name (and the code version); a folder
+    on disk is identified by its path and the modification times of its split folders."""
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    stamps = [f"{split}:{(path / split).stat().st_mtime_ns}" for split in ("train", "val", "test")
+              if (path / split).is_dir()]
+    return f"{path.resolve()}|{','.join(stamps)}"
+
+
+def cache_key(spec: MaskSpec, proxy: ProxyConfig, threads: int) -> dict:
+    import torch
+
+    return {"version": TRAINING_VERSION, "torch": torch.__version__, "threads": threads,
+            "placement": spec.key(), "proxy": proxy.to_dict(), "data": data_identity(proxy.data)}
+
+
+def digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class CorruptEntry(Exception):
+    """An entry that cannot be read back; ``str()`` is one line naming the file."""
+
+
+@dataclass
+class CacheEntry:
+    path: Path
+    key: dict
+    result: TrialResult
+    created: float
+
+
+class TrialCache:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def path(self, key: dict) -> Path:
+        name = digest(key)
+        return self.folder / name[:2] / f"{name}.json"
+
+    def get(self, key: dict) -> TrialResult | None:
+        """The cached result for ``key``, None when there is none; ``CorruptEntry`` when the
+        file exists but cannot be read (the caller retrains and overwrites it)."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        return self._read(path, expected=key).result
+
+    def put(self, key: dict, result: TrialResult) -> Path | None:
+        """Store a complete result (a pruned or failed one depends on more than its key)."""
+        if result.status != "complete":
+            return None
+        entry = {"key": key, "created": time.time(), "result": result.to_dict()}
+        return atomic.write_text(self.path(key), json.dumps(entry))
+
+    def entries(self) -> tuple[list[CacheEntry], list[str]]:
+        """Every readable entry, newest first, and one line per unreadable file."""
+        found, problems = [], []
+        for path in sorted(self.folder.glob("*/*.json")) if self.folder.is_dir() else []:
+            try:
+                found.append(self._read(path))
+            except CorruptEntry as err:
+                problems.append(str(err))
+        return sorted(found, key=lambda e: e.created, reverse=True), problems
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many files went."""
+        removed = 0
+        for path in self.folder.glob("*/*.json") if self.folder.is_dir() else []:
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    @staticmethod
+    def _read(path: Path, expected: dict | None = None) -> CacheEntry:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entry = CacheEntry(path, data["key"], TrialResult(**data["result"]), float(data["created"]))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise CorruptEntry(f"{path}: unreadable cache entry ({type(err).__name__}); it will be retrained") from None
+        if expected is not None and json.loads(json.dumps(expected, default=str)) != entry.key:
+            raise CorruptEntry(f"{path}: holds another key (a hash collision or a hand-edited file); "
+                               "it will be retrained")
+        return entry
