@@ -39,6 +39,12 @@ class ProxyConfig:
     # 60 epochs: at 24 layers the placements' gaps (up to 4 points) stand clear of the paired
     # seed noise (2 points); at 30 they are within it (calibration: README, "The default proxy")
     epochs: int = 60
+    # shift each training image by up to this many pixels (zero-padded random crop), a fresh
+    # shift every epoch; 0 keeps the dataset's own augmentation
+    shift_augment: int = 0
+    # learned: timm's init; sincos: learned, but initialised from 2D sin-cos, so the patches
+    # start out knowing where their neighbours are
+    pos_embed: str = "learned"
     batch_size: int = 32  # small batches: more optimizer steps from few images
     eval_every: int = 5  # validate every n epochs (and after the last); pruners see only these
     lr: float = 1e-3  # AdamW; DeiT's 5e-4 per 512 images would be 3e-5 here, far too slow for 30 epochs

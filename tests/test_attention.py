@@ -6,7 +6,8 @@ import pytest
 import torch
 from timm.layers import Attention
 
-from maitsearch.model.attention import MaskedAttention, attention_probs
+from maitsearch.model.attention import MaskedAttention
+from maitsearch.model.measure import attention_probs
 from maitsearch.model.locality import head_pattern_seed, random_matrix, token_matrix
 
 from .reference import neighbours_by_hand, reference_block_attention

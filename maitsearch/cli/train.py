@@ -21,7 +21,7 @@ def train_command(
         batch_size: int = typer.Option(64, min=1),
         lr: Optional[float] = typer.Option(None, help="Default: DeiT's 5e-4 x batch / 512."),
         img_size: Optional[int] = typer.Option(None, help="Default: the model's own (224)."),
-        depth: Optional[int] = typer.Option(None, help="Depth of a mait_* model (12, 24, 36)."),
+        depth: Optional[int] = typer.Option(None, help="Blocks, for models that take a depth (mait_*, deit_*, cait_*; the paper: 12, 24, 36)."),
         seed: int = typer.Option(0),
         device: str = typer.Option("auto", help="auto, cpu or cuda."),
         kernel: str = typer.Option("auto", help="Masked heads' kernel: auto, dense, local (O(N*k)) or flex (CUDA)."),

@@ -7,6 +7,7 @@ proxy trial's input pipeline far cheaper than its model on a 2-core CPU.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -32,6 +33,11 @@ class ImageData:
 
     def size(self, split: str) -> int:
         return len(self.splits[split][1])
+
+    def with_shift(self, pixels: int) -> "ImageData":
+        """The same data with random shifts of up to ``pixels`` in training batches (a random
+        crop of the zero-padded image), drawn afresh every epoch."""
+        return dataclasses.replace(self, crop_padding=int(pixels))
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .images import ImageData, channel_stats, resize_uint8, stratified_split
 
 TORCHVISION_SETS = {
@@ -132,6 +132,10 @@ class StreamingFolderData:
 
     def size(self, split: str) -> int:
         return len(self.folders[split])
+
+    def with_shift(self, pixels: int) -> "StreamingFolderData":
+        raise ConfigError("proxy.shift_augment: a streamed ImageFolder tree has its own random-resized crops; "
+                          "set shift_augment to 0")
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -2,16 +2,18 @@
 
 - ``locality``: windows on the patch grid, ALS from probabilities, attention cost.
 - ``attention``: ``MaskedAttention``, a drop-in subclass of timm's ``Attention``.
+- ``talking_heads``: ``MaskedTalkingHeadAttn``, the same for CaiT's patch layers.
 - ``kernels``: dense, O(N*k) window and FlexAttention paths for masked heads.
-- ``mait``: ``apply_mask_spec`` for any timm ViT, and the registered ``mait_*`` models.
+- ``mait``: ``apply_mask_spec`` for any timm ViT or CaiT, and the registered ``mait_*`` models.
 - ``measure``: ALS of every head, cross-layer similarity.
 
 Knows specs; knows nothing of data, training or searches (docs/DESIGN.md, section 2).
 """
 
-from .attention import MaskedAttention, attention_probs
-from .mait import apply_mask_spec, resolve_spec
-from .measure import cross_layer_similarity, measure_als
+from .attention import MaskedAttention
+from .mait import MaiT, apply_mask_spec, resolve_spec
+from .measure import attention_probs, cross_layer_similarity, measure_als
+from .talking_heads import MaskedTalkingHeadAttn
 
-__all__ = ["MaskedAttention", "attention_probs", "apply_mask_spec", "resolve_spec", "measure_als",
-           "cross_layer_similarity"]
+__all__ = ["MaskedAttention", "MaskedTalkingHeadAttn", "MaiT", "attention_probs", "apply_mask_spec", "resolve_spec",
+           "measure_als", "cross_layer_similarity"]

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Attention
+from timm.layers import Attention, register_notrace_module
 from torch import nn
 
 from . import kernels
@@ -31,6 +31,7 @@ from .locality import head_pattern_seed, random_matrix, token_matrix, window_mat
 _CONFIG_BUFFERS = ("allowed", "head_order_index", "head_restore_index")
 
 
+@register_notrace_module  # FX traces around it (its forward branches on Python state), not into it
 class MaskedAttention(Attention):
     """timm's ``Attention`` with per-head locality masks.
 
@@ -135,19 +136,33 @@ class MaskedAttention(Attention):
         """(B, H, T, T) attention probabilities with the masks applied, heads in their own order.
         Dense and unfused: for measuring ALS, never used by ``forward``."""
         q, k, _ = self._project(x)
-        logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, H, T, T)
-        m, h = self.num_masked, self.num_hard
-        if m:
-            masked = logits[:, :m] * self._factor(0, m, logits.dtype)
-            if h and self.semantics == "local":
-                strict = masked[:, :h].masked_fill(~self._allowed(0, h), -math.inf)
-                masked = torch.cat([strict, masked[:, h:]], dim=1)
-            logits = torch.cat([masked, logits[:, m:]], dim=1)
-        probs = logits.softmax(dim=-1)
+        probs = self._masked_logits((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, T, T)
         return probs if self.head_restore_index is None else probs.index_select(1, self.head_restore_index)
 
+    def _masked_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, T) logits of every head, masked heads first, with every mask applied: masked
+        heads' logits outside the window times alpha (0 hard, sigmoid(theta) soft), or -inf for
+        ``local`` hard heads. Dense, and plain enough for TorchScript."""
+        m, h = self.num_masked, self.num_hard
+        allowed = self.allowed
+        if m == 0 or allowed is None:
+            return logits
+        if allowed.dim() == 2:
+            allowed = allowed.unsqueeze(0)  # (1 or masked heads, T, T)
+        alpha = torch.zeros(m, dtype=logits.dtype, device=logits.device)
+        if hasattr(self, "soft_logit"):
+            alpha[h:] = torch.sigmoid(self.soft_logit).to(logits.dtype)
+        factor = torch.where(allowed, torch.ones((), dtype=logits.dtype, device=logits.device), alpha[:, None, None])
+        masked = logits[:, :m] * factor
+        if h > 0 and self.semantics == "local":
+            outside = ~allowed if allowed.size(0) == 1 else ~allowed[:h]
+            masked = torch.cat([masked[:, :h].masked_fill(outside, -math.inf), masked[:, h:]], dim=1)
+        return torch.cat([masked, logits[:, m:]], dim=1)
+
     # ---- forward ---------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript compiles only this branch
+            return self._scripted_forward(x)
         if not self.num_masked:
             return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
         if attn_mask is not None or is_causal:
@@ -171,6 +186,27 @@ class MaskedAttention(Attention):
         if gate is not None:
             x = x * gate
         return self.proj_drop(self.proj(x))
+
+    def _scripted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every head in one dense pass: what a scripted MaiT runs. The eager forward's head
+        groups and kernels (custom autograd, FlexAttention) are Python-only; this computes the
+        same function (``tests/test_models.py`` compares the two)."""
+        B, T, _ = x.shape
+        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        order = self.head_order_index
+        if order is not None:
+            qkv = qkv.index_select(2, order)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        probs = self._masked_logits((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        out = (self.attn_drop(probs) @ v).transpose(1, 2)  # (B, T, H, d), masked heads first
+        restore = self.head_restore_index
+        if restore is not None:
+            out = out.index_select(2, restore)
+        out = self.norm(out.reshape(B, T, self.num_heads * self.head_dim))
+        if self.gate is not None:
+            out = out * self.gate(x).sigmoid()
+        return self.proj_drop(self.proj(out))
 
     def _attend(self, path: str, first: int, q, k, v) -> torch.Tensor:
         """One run of heads (B, h, T, d) -> (B, h, T, d) on its kernel."""
@@ -241,13 +277,3 @@ class MaskedAttention(Attention):
         return (f"heads={self.num_heads}, hard={list(self.hard_heads)}, soft={list(self.soft_heads)}, "
                 f"window={self.window}, semantics={self.semantics}, pattern={self.pattern}, "
                 f"grid={self.grid_size}, prefix={self.num_prefix_tokens}, kernel={self.kernels['cpu']}")
-
-
-def attention_probs(attn: Attention, x: torch.Tensor) -> torch.Tensor:
-    """(B, H, T, T) attention probabilities of any timm ``Attention`` (masked or not)."""
-    if isinstance(attn, MaskedAttention):
-        return attn.attention_probs(x)
-    B, T, _ = x.shape
-    q, k, _ = attn.qkv(x).reshape(B, T, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    return ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)

@@ -1,19 +1,26 @@
 """MaiT on timm: ``apply_mask_spec`` and the registered ``mait_*`` models (docs/DESIGN.md, section 5).
 
-A MaiT is a timm VisionTransformer whose blocks' attention modules are ``MaskedAttention``s owning
-the same parameters, so DeiT checkpoints load into a MaiT and back.
+A MaiT is a timm model whose attention modules are masked versions owning the same parameters,
+so checkpoints move between DeiT (or CaiT) and MaiT both ways. ``apply_mask_spec`` converts a
+timm VisionTransformer (DeiT, distilled DeiT, ...) or a CaiT in place; the registered ``mait_*``
+models are ``MaiT``s, ViTs built masked, registered the way timm registers its own models
+(pretrained cfgs, ``features_only``, ``forward_intermediates``, FX and TorchScript).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import Attention
 from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.cait import Cait, TalkingHeadAttn
+from timm.models.vision_transformer import checkpoint_filter_fn
 
-from .attention import MaskedAttention
 from ..errors import ConfigError
 from ..spec import PRESETS, MaskSpec, load_spec, preset
+from .attention import MaskedAttention
+from .talking_heads import MaskedTalkingHeadAttn
 
 
 def resolve_spec(spec: MaskSpec | str | Path, layers: int | None = None, heads: int | None = None) -> MaskSpec:
@@ -27,16 +34,19 @@ def resolve_spec(spec: MaskSpec | str | Path, layers: int | None = None, heads: 
     return load_spec(spec)
 
 
-def apply_mask_spec(model: VisionTransformer, spec: MaskSpec | str | Path, *, kernel: str = "auto") -> VisionTransformer:
-    """Turn a timm VisionTransformer (DeiT, distilled DeiT, ...) into a MaiT in place.
+def apply_mask_spec(model, spec: MaskSpec | str | Path, *, kernel: str = "auto"):
+    """Turn a timm VisionTransformer (DeiT, distilled DeiT, ...) or CaiT into a MaiT in place.
 
-    Every block's attention becomes a ``MaskedAttention`` sharing its weights; layers without
+    Every block's attention becomes a masked one sharing its weights; a ViT's layers without
     masks keep running timm's code. The patch grid and prefix-token count are read from the
-    model. Applying again replaces the previous spec. Returns the model.
+    model; CaiT's class-attention layers are left alone. Applying again replaces the previous
+    spec. Returns the model.
     """
     blocks = getattr(model, "blocks", None)
     if blocks is None or not hasattr(model, "patch_embed") or not hasattr(model, "num_prefix_tokens"):
-        raise TypeError(f"apply_mask_spec: expected a timm VisionTransformer, got {type(model).__name__}")
+        raise TypeError(f"apply_mask_spec: expected a timm VisionTransformer or CaiT, got {type(model).__name__}")
+    is_cait = isinstance(model, Cait)
+    kind = TalkingHeadAttn if is_cait else Attention
     layers = len(blocks)
     heads = {getattr(block.attn, "num_heads", None) for block in blocks}
     spec = resolve_spec(spec, layers, next(iter(heads)) if len(heads) == 1 else None)
@@ -45,70 +55,91 @@ def apply_mask_spec(model: VisionTransformer, spec: MaskSpec | str | Path, *, ke
     if layers != spec.layers:
         raise ConfigError(f"apply_mask_spec: the spec has {spec.layers} layers but the model has {layers} blocks")
     for index, block in enumerate(blocks):
-        if not isinstance(block.attn, Attention):
+        if not isinstance(block.attn, kind):
             raise TypeError(f"apply_mask_spec: block {index} uses {type(block.attn).__name__}, "
-                            "not timm's Attention, so its heads cannot be masked")
+                            f"not timm's {kind.__name__}, so its heads cannot be masked")
         if block.attn.num_heads != spec.heads:
             raise ConfigError(f"apply_mask_spec: the spec has {spec.heads} heads per layer but block {index} "
-                             f"has {block.attn.num_heads}")
+                              f"has {block.attn.num_heads}")
 
-    config = dict(grid_size=tuple(model.patch_embed.grid_size), num_prefix_tokens=model.num_prefix_tokens,
-                  window=spec.window, semantics=spec.semantics, pattern=spec.pattern,
-                  pattern_seed=spec.pattern_seed, kernel=kernel)
+    grid = tuple(model.patch_embed.grid_size)
+    shape = dict(window=spec.window, semantics=spec.semantics, pattern=spec.pattern, pattern_seed=spec.pattern_seed)
     for index, (block, alphas) in enumerate(zip(blocks, spec.alphas())):
-        if isinstance(block.attn, MaskedAttention):
-            block.attn.configure(alphas, layer_index=index, **config)
+        if is_cait:  # patch layers hold no class token: it joins in the class-attention layers
+            config = dict(grid_size=grid, layer_index=index, **shape)
+            masked_class = MaskedTalkingHeadAttn
         else:
-            block.attn = MaskedAttention.from_attention(block.attn, alphas, layer_index=index, **config)
+            config = dict(grid_size=grid, num_prefix_tokens=model.num_prefix_tokens, layer_index=index,
+                          kernel=kernel, **shape)
+            masked_class = MaskedAttention
+        if isinstance(block.attn, masked_class):
+            block.attn.configure(alphas, **config)
+        else:
+            block.attn = masked_class.from_attention(block.attn, alphas, **config)
     model.mask_spec = spec
     return model
 
 
+def attention_prefix_tokens(model) -> int:
+    """Prefix tokens the attention layers see: CaiT's patch layers see none."""
+    return 0 if isinstance(model, Cait) else model.num_prefix_tokens
+
+
 # ---- registered timm models --------------------------------------------------------------
+class MaiT(VisionTransformer):
+    """A timm VisionTransformer built with a mask spec (``mask_spec``: path, MaskSpec or preset
+    name; default ``sch1``, one masked head per layer; ``none`` for plain DeiT). The mask is
+    built for the grid of ``img_size``, so the input size is fixed (``fixed_input_size`` in the
+    pretrained cfg)."""
+
+    def __init__(self, mask_spec: MaskSpec | str | Path | None = "sch1", kernel: str = "auto", **kwargs):
+        super().__init__(**kwargs)
+        apply_mask_spec(self, "none" if mask_spec is None else mask_spec, kernel=kernel)
+
+
 # Widths and heads of the paper's Table 1. Depth is a kwarg (12, 24 and 36 in the paper).
 MAIT_SIZES = {"xtiny": (144, 3), "tiny": (192, 3), "xsmall": (288, 3), "small": (384, 6)}
 
-default_cfgs = generate_default_cfgs({
-    f"mait_{size}_patch16_224.untrained": {
-        "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "crop_pct": 0.9, "interpolation": "bicubic",
-        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "first_conv": "patch_embed.proj",
-        "classifier": "head",
-    }
-    for size in MAIT_SIZES
-})
+
+def _cfg(**overrides) -> dict:
+    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
+            "fixed_input_size": True,  # the masks are built for one patch grid
+            "crop_pct": 0.9, "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+            "first_conv": "patch_embed.proj", "classifier": "head", "license": "apache-2.0", **overrides}
 
 
-def _create_mait(size: str, pretrained: bool = False, depth: int = 12,
-                 mask_spec: MaskSpec | str | Path | None = None, kernel: str = "auto", **kwargs) -> VisionTransformer:
-    if pretrained:
-        raise ConfigError("mait models have no pretrained weights: load a DeiT state dict into them instead")
+# ``.untrained``: no weights are published; pretrained=True takes DeiT weights from a local
+# file through timm's own mechanism: pretrained_cfg_overlay=dict(file=PATH).
+default_cfgs = generate_default_cfgs({f"mait_{size}_patch16_224.untrained": _cfg() for size in MAIT_SIZES})
+
+
+def _create_mait(size: str, pretrained: bool = False, depth: int = 12, **kwargs) -> MaiT:
     embed_dim, num_heads = MAIT_SIZES[size]
-    model = build_model_with_cfg(VisionTransformer, f"mait_{size}_patch16_224", pretrained=False,
-                                 patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kwargs)
-    if mask_spec is not None:
-        apply_mask_spec(model, mask_spec, kernel=kernel)
-    return model
+    out_indices = kwargs.pop("out_indices", 3)
+    return build_model_with_cfg(MaiT, f"mait_{size}_patch16_224", pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+                                patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kwargs)
 
 
 @register_model
-def mait_xtiny_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
+def mait_xtiny_patch16_224(pretrained: bool = False, **kwargs) -> MaiT:
     """MaiT extra-tiny (width 144, 3 heads). ``depth=``, ``mask_spec=`` (path, MaskSpec or preset name)."""
     return _create_mait("xtiny", pretrained, **kwargs)
 
 
 @register_model
-def mait_tiny_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
+def mait_tiny_patch16_224(pretrained: bool = False, **kwargs) -> MaiT:
     """MaiT tiny (width 192, 3 heads), DeiT-tiny's shape. ``depth=``, ``mask_spec=``."""
     return _create_mait("tiny", pretrained, **kwargs)
 
 
 @register_model
-def mait_xsmall_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
+def mait_xsmall_patch16_224(pretrained: bool = False, **kwargs) -> MaiT:
     """MaiT extra-small (width 288, 3 heads). ``depth=``, ``mask_spec=``."""
     return _create_mait("xsmall", pretrained, **kwargs)
 
 
 @register_model
-def mait_small_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
+def mait_small_patch16_224(pretrained: bool = False, **kwargs) -> MaiT:
     """MaiT small (width 384, 6 heads), DeiT-small's shape. ``depth=``, ``mask_spec=``."""
     return _create_mait("small", pretrained, **kwargs)

@@ -12,8 +12,25 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from .attention import attention_probs
+from timm.models.cait import TalkingHeadAttn
+
 from .locality import als_of_probs, window_matrix
+from .mait import attention_prefix_tokens
+
+
+def attention_probs(attn, x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, T) attention probabilities of an attention module, masked or not: timm's
+    ``Attention``, CaiT's ``TalkingHeadAttn`` (its softmax, before the post-softmax head mix), or
+    any module with an ``attention_probs`` method (the masked ones)."""
+    if hasattr(attn, "attention_probs"):
+        return attn.attention_probs(x)
+    B, T, _ = x.shape
+    q, k, _ = attn.qkv(x).reshape(B, T, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    if isinstance(attn, TalkingHeadAttn):
+        logits = (q * attn.scale) @ k.transpose(-2, -1)
+        return attn.proj_l(logits.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(dim=-1)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    return ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
 
 
 @torch.no_grad()
@@ -29,7 +46,7 @@ def measure_als(model, images: torch.Tensor | Iterable, *, window: tuple[int, in
     spec = getattr(model, "mask_spec", None)
     window = tuple(window or (spec.window if spec is not None else (3, 3)))
     device = next(model.parameters()).device
-    grid, prefix = tuple(model.patch_embed.grid_size), model.num_prefix_tokens
+    grid, prefix = tuple(model.patch_embed.grid_size), attention_prefix_tokens(model)
     local = window_matrix(grid, window, device)
     sums = torch.zeros(len(model.blocks), model.blocks[0].attn.num_heads, dtype=torch.float64, device=device)
 

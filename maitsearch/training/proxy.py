@@ -24,6 +24,8 @@ from ..spec import MaskSpec, uniform_als
 from .loop import (NonFiniteLoss, autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile,
                    resolve_device, train_one_epoch)
 
+POS_EMBEDS = ("learned", "sincos")
+
 # Bump when a change to the training code, the model or the embedded data changes the numbers
 # ``fit`` returns for the same spec and config: it is part of every trial-cache key, so old
 # entries stop matching instead of passing off old numbers as new (runs/cache.py).
@@ -68,11 +70,18 @@ def build_proxy_model(spec: MaskSpec, config: ProxyConfig, data: ImageData) -> t
 
     if spec.layers != config.layers or spec.heads != config.heads:
         raise ConfigError(f"spec is {spec.layers}x{spec.heads} but the proxy is {config.layers}x{config.heads}")
+    if config.pos_embed not in POS_EMBEDS:
+        raise ConfigError(f"proxy.pos_embed: unknown {config.pos_embed!r}; choose one of {', '.join(POS_EMBEDS)}")
     model = VisionTransformer(
         img_size=config.image_size, patch_size=config.patch_size, in_chans=data.in_chans,
         num_classes=data.num_classes, embed_dim=config.width, depth=config.layers, num_heads=config.heads,
         mlp_ratio=config.mlp_ratio, qkv_bias=True, init_values=config.layer_scale,
         drop_path_rate=config.drop_path, class_token=True, global_pool="token", weight_init=config.weight_init)
+    if config.pos_embed == "sincos":
+        from timm.layers import build_sincos2d_pos_embed
+
+        with torch.no_grad():  # the patches' part; the class token keeps its own
+            model.pos_embed[0, model.num_prefix_tokens:] = build_sincos2d_pos_embed(list(config.grid), config.width)
     return apply_mask_spec(model, spec)
 
 
@@ -88,6 +97,8 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
     """
     start = time.perf_counter()
     data = data if data is not None else load_data(config.data, image_size=config.image_size)
+    if config.shift_augment:
+        data = data.with_shift(config.shift_augment)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = build_proxy_model(spec, config, data).to(device)
