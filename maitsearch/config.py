@@ -36,6 +36,7 @@ class ProxyConfig:
     # a digit somewhere on a canvas, 539 training digits: the data-limited, translation-varied
     # regime where locality should help (plain centred digits rank nothing; see README)
     data: str = "digits-shift"
+    data_dir: str | None = None  # where torchvision sets live (the embedded tasks need none)
     # 60 epochs: at 24 layers the placements' gaps (up to 4 points) stand clear of the paired
     # seed noise (2 points); at 30 they are within it (calibration: README, "The default proxy")
     epochs: int = 60

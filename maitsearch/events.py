@@ -75,6 +75,10 @@ class RunStarted:
     path: str
     strategy: str
     resumed: int  # finished trials found on disk
+    workers: int = 1  # training processes
+    threads: int = 1  # torch threads in each
+    load: float = 0.0  # the machine's 1-minute load average when the run started
+    cores: int = 1
 
 
 @dataclass(frozen=True)

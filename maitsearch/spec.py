@@ -86,7 +86,17 @@ class MaskSpec:
 
     @property
     def num_masked(self) -> int:
+        """Hard-masked heads."""
         return sum(self.counts())
+
+    @property
+    def num_soft(self) -> int:
+        """Soft-masked heads (alpha strictly between 0 and 1)."""
+        return sum(1 for row in self.alphas() for a in row if 0.0 < a < 1.0)
+
+    def label(self) -> str:
+        """The compact form, and the soft heads it cannot show: ``0000 +12 soft``."""
+        return self.compact() + (f" +{self.num_soft} soft" if self.num_soft else "")
 
     def compact(self) -> str:
         """Hex digits of head bits per layer, layer 0 first (bit h = head h is hard-masked)."""
@@ -214,6 +224,20 @@ def preset(name: str, layers: int, heads: int, *, seed: int = 0, alpha: float = 
     if name == "random":
         kwargs = {**kwargs, "pattern": "random", "pattern_seed": seed}
     return MaskSpec.from_counts(counts, heads, **kwargs).with_meta(preset=name)
+
+
+def named_preset(text: str, layers: int, heads: int, *, window: Sequence[int] = (3, 3), **kwargs: Any) -> MaskSpec:
+    """A preset by name, where the name may carry its own window: ``sch1@5x5`` (else ``window``).
+    The spec's ``meta.preset`` keeps the name as written."""
+    name, _, own = text.partition("@")
+    if own:
+        try:
+            rows, cols = (int(part) for part in own.lower().split("x"))
+        except ValueError:
+            raise SpecError(None, None, "preset", f"{text}: expected a window such as {name}@3x5") from None
+        window = (rows, cols)
+    return preset(name, layers, heads, window=tuple(window), **kwargs).with_meta(
+        preset=f"{name}@{window[0]}x{window[1]}" if own else name)
 
 
 def uniform_als(grid: Sequence[int], window: Sequence[int]) -> float:

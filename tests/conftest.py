@@ -1,15 +1,19 @@
 import dataclasses
 import os
-import tempfile
 
 import pytest
 
 # Tests run many tiny models at once; one thread each keeps the two CI cores busy without
 # oversubscription, and makes timings irrelevant to results.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# The trial cache is shared by every run on a machine. Tests get their own (one per test, and
-# one for the session fixtures), so no test is answered by another's results.
-os.environ["MAITSEARCH_CACHE"] = tempfile.mkdtemp(prefix="maitsearch-test-cache-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_trial_cache(tmp_path_factory):
+    """The trial cache is shared by every run on a machine. Tests get their own: one for the
+    session fixtures (set up first), then one per test, so no test is answered by another's
+    results."""
+    os.environ["MAITSEARCH_CACHE"] = str(tmp_path_factory.mktemp("session-trial-cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -85,7 +85,7 @@ def test_bad_config_preset(tmp_path):
 
 def test_bad_baseline_placements(tmp_path):
     line = one_line_error(["run", "--config", "quick", "--baselines", "none,sch9", "--results", tmp_path])
-    assert line == "error: preset: unknown preset 'sch9'; choose one of none, sch1, sch2, all, random"
+    assert line == "error: preset: unknown preset 'sch9'; choose one of none, sch1, sch2, sch3, all, random"
     missing = tmp_path / "gone.yaml"
     line = one_line_error(["run", "--config", "quick", "--baselines", missing, "--results", tmp_path])
     assert line == f"error: {missing}: file: no such file"
@@ -123,3 +123,64 @@ def test_storage_urls_are_redacted(url, shown, monkeypatch, tmp_path):
     assert storage_url(shown, tmp_path) == shown.replace(":***@", "@")
     monkeypatch.setenv("MAITSEARCH_STORAGE", url)
     assert storage_url(shown, tmp_path) == url
+
+
+# ---- a newcomer's first hour (issue 17): every mistake one line, exit 2, nothing written -------
+SPEC_FILE = "spec.yaml"
+FIRST_HOUR = {
+    "unknown model": (["train", "--model", "nosuchmodel", "--spec", SPEC_FILE], "error: --model nosuchmodel: not a timm model"),
+    "near-miss model": (["train", "--model", "deit_tiny_patch16_22", "--spec", SPEC_FILE], "did you mean deit_tiny_patch16_224"),
+    "not a vit": (["train", "--model", "resnet18", "--spec", SPEC_FILE, "--depth", "12"], "error: --model resnet18"),
+    "gpu that is not there": (["train", "--device", "cuda", "--spec", SPEC_FILE], "error: device cuda: no CUDA GPU"),
+    "results in /proc": (["run", "--config", "quick", "--results", "/proc/nope"], "error: --results /proc/nope: cannot"),
+    "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],
+                                     "error: --data-dir data: no such directory for cifar10"),
+    "budgets not numbers": (["calibrate", "--budgets", "a,b"], "error: --budgets 'a,b': expected whole multiples"),
+    "zero layers": (["run", "--layers", "0"], "error: --layers: "),
+    "negative heads": (["run", "--heads", "-1"], "error: --heads: "),
+    "unknown flag": (["run", "--bogus"], "error: No such option: --bogus"),
+    "strategy": (["run", "--config", "quick", "--strategy", "bogus"], "error: strategy: unknown strategy 'bogus'"),
+    "even window": (["run", "--config", "quick", "--window", "4x4"], "error: window: window sizes must be odd"),
+    "semantics": (["run", "--config", "quick", "--semantics", "foo"], "error: semantics: must be one of paper, local"),
+    "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: preset: unknown preset 'sch9'"),
+    "space": (["run", "--config", "quick", "--strategy", "optuna", "--space", "weird"], "error: optuna.space: unknown"),
+    "sampler": (["run", "--config", "quick", "--strategy", "optuna", "--sampler", "nope"], "error: optuna.sampler: unknown"),
+    "output folder missing": (["spec", "preset", "sch1", "-L", "2", "-H", "3", "-o", "/nonexistent/dir/x.yaml"],
+                              "error: --output /nonexistent/dir/x.yaml: folder /nonexistent/dir does not exist"),
+}
+
+
+@pytest.mark.parametrize("args,expected", FIRST_HOUR.values(), ids=FIRST_HOUR.keys())
+def test_first_hour_mistakes_cost_one_line_and_write_nothing(args, expected, tmp_path, monkeypatch):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    work = tmp_path / "work"
+    work.mkdir()
+    preset("sch1", 12, 3).save(work / SPEC_FILE)
+    monkeypatch.chdir(work)
+    before = sorted(p.name for p in work.iterdir())
+    line = one_line_error(args)
+    assert line.startswith(expected) or expected in line, line
+    assert "Traceback" not in line
+    assert sorted(p.name for p in work.iterdir()) == before, "nothing was written"
+    assert not os.path.exists("/nonexistent") and not os.path.exists("/proc/nope")
+
+
+def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path),
+               "--name", "interrupted"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "interrupted" / "trials" / "0.yaml").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == ("interrupted: every finished trial is saved; run the same command "
+                                              "again to go on")
+    assert "Traceback" not in stderr

@@ -9,6 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from maitsearch.cli import app
+from maitsearch.cli.render import machine_frame
 from maitsearch.runs.reading import RUN_DTYPES, TRIAL_DTYPES, list_runs, load_run
 from maitsearch.spec import load_spec
 
@@ -46,15 +47,24 @@ def test_trials_table_matches_the_run(quick_results):
 def test_csv_and_json_round_trip_with_dtypes(quick_results, listing):
     root, _ = quick_results
     args = ["results", "--results", root] + ([] if listing else ["quick-optuna"])
-    dtypes = RUN_DTYPES if listing else TRIAL_DTYPES
-    expected = list_runs(root) if listing else load_run(root / "quick-optuna").trials
+    dtypes = {k: v for k, v in (RUN_DTYPES if listing else TRIAL_DTYPES).items() if k != "bars"}
+    frame = list_runs(root) if listing else load_run(root / "quick-optuna").trials
+    expected = machine_frame(frame)  # fractions rounded to 6 decimals, no display-only sparkline
+    assert "bars" not in expected.columns and len(expected.columns) == len(dtypes)
     from_csv = pd.read_csv(io.StringIO(cli(*args, "--format", "csv").stdout), dtype=dtypes, keep_default_na=True)
     pd.testing.assert_frame_equal(from_csv, expected, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(from_csv, frame.drop(columns="bars", errors="ignore"), check_exact=False,
+                                  atol=1e-6)  # and within rounding of the unrounded data
     from_json = pd.read_json(io.StringIO(cli(*args, "--format", "json").stdout), orient="table")
     assert dict(from_json.dtypes.astype(str)) == dict(expected.dtypes.astype(str))
     pd.testing.assert_frame_equal(from_json, expected, check_exact=False, rtol=1e-9)
-    markdown = cli(*args, "--format", "markdown").stdout
-    assert markdown.splitlines()[0].startswith("| ") and len(markdown.splitlines()) == len(expected) + 2
+    markdown = cli(*args, "--format", "markdown").stdout.splitlines()
+    assert markdown[0].startswith("| ") and len(markdown) == len(expected) + 2
+    top1 = "best_top1" if listing else "top1"
+    header = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    assert f"{top1}_pct" in header and top1 not in header, "markdown is for people: percent, named so"
+    value = frame[top1].dropna().iloc[0]
+    assert f"{value * 100:.2f}".rstrip("0").rstrip(".") in "\n".join(markdown)
 
 
 def test_damaged_folders_are_listed_with_what_is_wrong(quick_results, tmp_path):

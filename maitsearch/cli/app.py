@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from ..errors import MaitsearchError
 
+try:  # typer 0.26 and later vendor click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_errors
+
 
 class _OneLineErrors(TyperGroup):
-    """Every command that raises a ``MaitsearchError`` ends with its one line and exit code 2:
-    the one place the CLI catches library errors."""
+    """Every mistake ends as one line on stderr and exit code 2: a library ``MaitsearchError``
+    (the one place the CLI catches them) and a bad flag alike. Ctrl-C says what was kept and
+    exits 130."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MaitsearchError as err:
             fail(error_line(err))
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click_errors.ClickException as err:  # a bad flag or value
+            err_console.print(f"error: {_flag_message(err)}", markup=False)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            code = 130
+        if code == 130:  # typer turns Ctrl-C into exit code 130
+            err_console.print("\ninterrupted: every finished trial is saved; run the same command again to go on",
+                              markup=False)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _flag_message(err) -> str:
+    """Click's message on one line, led by the flag: ``--layers: Input should be ...``."""
+    message = " ".join(err.format_message().split())
+    param = getattr(err, "param", None)
+    if isinstance(err, click_errors.BadParameter) and param is not None and getattr(param, "opts", None):
+        return f"{max(param.opts, key=len)}: {message.split(': ', 1)[-1]}"
+    return message
 
 
 def error_line(err: MaitsearchError) -> str:
@@ -57,6 +91,17 @@ def fail(message: str, code: int = 2) -> None:
     """End the command with one line on stderr."""
     err_console.print(message, markup=False)
     raise typer.Exit(code)
+
+
+def check_output_path(path) -> None:
+    """An output file goes into a folder that exists: a typo must not create folders elsewhere."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    folder = Path(path).expanduser().parent
+    if not folder.is_dir():
+        raise ConfigError(f"--output {path}: folder {folder} does not exist")
 
 
 def parse_window(text: str) -> tuple[int, int]:

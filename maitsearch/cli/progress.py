@@ -77,6 +77,8 @@ class RunView:
             case RunStarted():
                 resumed = f", resuming with {event.resumed} finished trial(s)" if event.resumed else ""
                 self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
+                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s): load "
+                                   f"{event.load:.1f} on {event.cores} cores", markup=False)
             case TrialStarted():
                 self.seeds = event.seeds
                 description = f"trial {event.number} {event.step} {event.placement}"
@@ -122,5 +124,5 @@ def trial_line(record) -> str:
     what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else (
         time if time == "cached" else f"{time} s")
     state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
-    return (f"trial {record.number:>3} {record.step:<10} {record.spec.compact():<26} val {top1:>14}  "
+    return (f"trial {record.number:>3} {record.step:<10} {record.spec.label():<26} val {top1:>14}  "
             f"test {test:>14}  {what}{state}")

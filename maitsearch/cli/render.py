@@ -64,7 +64,7 @@ def trials_table(records, best=None) -> Table:
         flat = [a for row in (record.normalized_als() or []) for a in row]
         state = record.state if record.duplicate_of is None else f"= {record.duplicate_of}"
         style = "bold green" if best is not None and record.number == best.number else None
-        table.add_row(str(record.number), record.label, record.spec.compact(), count_bars(record.spec), state,
+        table.add_row(str(record.number), record.label, record.spec.label(), count_bars(record.spec), state,
                       format_mean_std(record.val_top1), format_mean_std(record.test_top1),
                       f"{sum(flat) / len(flat):+.3f}" if flat else "-", trial_time(record), style=style)
     return table
@@ -161,8 +161,30 @@ def _cell(value) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:g}"
     return str(value)
+
+
+# Accuracy columns (fractions in DataFrames, CSV and JSON) and how people read them: percent.
+PERCENT_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "best_top1", "best_top1_std",
+                   "baseline_top1", "baseline_top1_std", "gain")
+DISPLAY_ONLY = ("bars",)  # a sparkline for the terminal, not data
+
+
+def machine_frame(frame):
+    """For CSV and JSON: fractions as stored, every float rounded to 6 decimals (no
+    0.005570999999999993), and no display-only columns."""
+    frame = frame.drop(columns=[c for c in DISPLAY_ONLY if c in frame.columns])
+    floats = [c for c in frame.columns if str(frame[c].dtype) == "float64"]
+    return frame.assign(**{c: frame[c].round(6) for c in floats})
+
+
+def people_frame(frame):
+    """For markdown: accuracies in percent (columns renamed ``*_pct``), 2 decimals, as in the tables."""
+    frame = machine_frame(frame)
+    percent = [c for c in PERCENT_COLUMNS if c in frame.columns]
+    frame = frame.assign(**{c: (frame[c] * 100).round(2) for c in percent})
+    return frame.rename(columns={c: f"{c}_pct" for c in percent})
 
 
 def markdown_table(frame) -> str:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, console, err_console, fail
+from .app import app, check_output_path, console, err_console, fail
 
 FORMATS = ("table", "csv", "markdown", "json")
 
@@ -33,7 +33,11 @@ def open_run(name: str, root: Path, storage: Optional[str]):
 
 
 def emit_frame(frame, fmt: str, title: str) -> None:
-    """Write a DataFrame as csv, markdown or json (pandas' table schema keeps the dtypes)."""
+    """Write a DataFrame as csv or json (fractions, pandas' table schema keeps the dtypes) or
+    markdown (percent, like the terminal tables)."""
+    from .render import machine_frame, people_frame
+
+    frame = people_frame(frame) if fmt in ("markdown", "table") else machine_frame(frame)
     if fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == "json":
@@ -85,8 +89,8 @@ def results_command(
         else:
             emit_frame(frame, fmt, f"runs in {results}")
         return
-    if trial is not None and len(runs) != 1:
-        fail("error: --trial: name exactly one run")
+    if (trial is not None or plot) and len(runs) != 1:
+        fail(f"error: {'--trial' if trial is not None else '--plot'}: name exactly one run (figures are drawn per run)")
     opened = [open_run(name, results, storage) for name in runs]
     if len(opened) == 1:
         show_run(opened[0], fmt, plot, trial)
@@ -117,6 +121,8 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
         if normalized:
             panels.insert(0, als_heatmap_table(normalized, spec, f"normalized ALS, trial {shown.number}"))
         console.print(Columns(panels, padding=(0, 4)))
+    for line in run.comparisons():
+        console.print(f"- {line}", markup=False)
     for problem in run.problems:
         err_console.print(f"warning: {problem}", markup=False)
     if plot:
@@ -153,16 +159,22 @@ def compare_runs(runs, fmt: str) -> None:
 
 
 def comparison_warnings(runs) -> list[str]:
-    """What makes the runs' numbers incomparable: dataset, proxy or seeds."""
+    """What makes the runs' numbers incomparable, field by field: dataset, proxy settings,
+    seeds, shape."""
     warnings = []
     first = runs[0]
     for run in runs[1:]:
-        for label, get in (("dataset", lambda r: r.dataset),
-                           ("proxy", lambda r: {k: v for k, v in (r.config.get("proxy") or {}).items() if k != "seed"}),
-                           ("seeds", lambda r: (r.config.get("seeds"), (r.config.get("proxy") or {}).get("seed"))),
-                           ("layers x heads", lambda r: (r.config.get("layers"), r.config.get("heads")))):
-            if get(run) != get(first):
-                warnings.append(f"{run.name} and {first.name} differ in {label}: their accuracies are not comparable")
+        fields = []
+        for key in ("layers", "heads", "seeds"):
+            if run.config.get(key) != first.config.get(key):
+                fields.append(f"{key} {first.config.get(key)!r} vs {run.config.get(key)!r}")
+        ours, theirs = first.config.get("proxy") or {}, run.config.get("proxy") or {}
+        for key in sorted(set(ours) | set(theirs)):
+            if key not in ("layers", "heads") and ours.get(key) != theirs.get(key):
+                fields.append(f"proxy.{key} {ours.get(key)!r} vs {theirs.get(key)!r}")
+        if fields:
+            warnings.append(f"{first.name} and {run.name} differ in {'; '.join(fields)}: their accuracies are "
+                            "not comparable")
     return warnings
 
 
@@ -175,6 +187,7 @@ def export_command(
         storage: Optional[str] = typer.Option(None, help="Read the run from its Optuna storage."),
 ) -> None:
     """Copy a trial's mask spec (with its metrics in meta) out of a run."""
+    check_output_path(output)
     opened = open_run(run, results, storage)
     if trial is None:
         if opened.best is None:

@@ -14,7 +14,7 @@ from .app import app, console, parse_window
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
                  seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
                  pruner=None, round_=False, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
-                 baselines=None, cache=None):
+                 baselines=None, cache=None, data_dir=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
     a flag left at None keeps the preset's value."""
     from ..config import SearchConfig, load_config
@@ -27,7 +27,7 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
         top["window"] = list(parse_window(window))
     if baselines is not None:
         top["baselines"] = [name.strip() for name in baselines.split(",") if name.strip()]
-    proxy = {k: v for k, v in dict(data=data, epochs=epochs).items() if v is not None}
+    proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir).items() if v is not None}
     if data is not None:  # a derived task comes with its own canvas and patch grid
         from ..data import proxy_shape
 
@@ -46,6 +46,8 @@ LAYERS = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (d
 HEADS = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3).")
 CONFIG = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file.")
 RESULTS = typer.Option(Path("results"), help="Where run folders live.")
+DATA_DIR = typer.Option(None, help="Where torchvision sets live (with --data cifar10 and the like).")
+DOWNLOAD = typer.Option(False, help="Download a torchvision set into --data-dir first.")
 CACHE = typer.Option(None, "--cache", help="Trial cache folder shared by runs (default: $MAITSEARCH_CACHE, else "
                                            ".maitsearch-cache beside --results).")
 
@@ -78,12 +80,15 @@ def run_command(
                                                            "sch2@3x5) or spec YAML files ('' for none)."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
+        data_dir: Optional[str] = DATA_DIR,
+        download: bool = DOWNLOAD,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
     from ..data import load_data
     from ..errors import ConfigError
     from ..runs import validate_run_name
     from ..search import run_search
+    from ..search.checks import check_config
     from .progress import RunView, make_progress
 
     if name is not None:
@@ -92,24 +97,31 @@ def run_command(
                           seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
                           space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
                           window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
-                          baselines=baselines, cache=cache)
+                          baselines=baselines, cache=cache, data_dir=data_dir)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
-    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+    check_config(search, results)  # every setting, before a progress bar or a folder exists
+    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
+                        download=download)
     with make_progress(console) as progress:
         summary = run_search(search, results_root=results, name=name, data=dataset,
                              on_event=RunView(console, progress))
-    render_summary(summary)
+    render_summary(summary, search, results)
 
 
-def render_summary(summary) -> None:
+def render_summary(summary, config, results: Path) -> None:
+    """The trials, the strategy's notes, and the answer against the baselines: a user sees
+    here, not only in report.md, when the strategy's answer lost to a hand-written placement."""
+    from ..runs.report import comparisons, find_calibration
     from .render import trials_table
 
     console.print(trials_table(summary.records, summary.best))
     for note in summary.notes:
         console.print(f"- {note}", markup=False)
+    for line in comparisons(summary.records, summary.best, summary.answer, find_calibration(results, config)):
+        console.print(f"- {line}", markup=False)
     if summary.best is not None:
-        console.print(f"best: trial {summary.best.number} ({summary.best.step}) -> {summary.path / 'best.yaml'}",
+        console.print(f"best: trial {summary.best.number} ({summary.best.label}) -> {summary.path / 'best.yaml'}",
                       markup=False)
     cached = sum(r.cached for r in summary.records)
     console.print(f"report: {summary.path / 'report.md'}  ({summary.trained} trained, {summary.reused} reused, "
@@ -129,24 +141,31 @@ def calibrate_command(
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config)."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
+        data_dir: Optional[str] = DATA_DIR,
+        download: bool = DOWNLOAD,
 ) -> None:
     """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
     from ..data import load_data
     from ..errors import ConfigError
     from ..runs import validate_run_name
     from ..search import calibrate
+    from ..search.checks import check_config
     from .progress import RunView, make_progress
     from .render import calibration_table
 
     if name is not None:
         validate_run_name(name)
     search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs,
-                          cache=cache)
+                          cache=cache, data_dir=data_dir)
     try:
         parsed = tuple(int(b) for b in budgets.split(","))
     except ValueError:
-        raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3") from None
-    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size)
+        parsed = ()
+    if not parsed or min(parsed) < 1:
+        raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3")
+    check_config(search.replace(strategy="presets"), results)
+    dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
+                        download=download)
     with make_progress(console) as progress:
         outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
                             on_event=RunView(console, progress))

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .app import als_fits, console, err_console, parse_window, spec_app
+from .app import als_fits, check_output_path, console, err_console, parse_window, spec_app
 
 
 @spec_app.command("check")
@@ -47,7 +47,7 @@ def spec_show(file: Path = typer.Argument(..., help="A mask spec YAML file.")) -
 
 @spec_app.command("preset")
 def spec_preset(
-        name: str = typer.Argument(..., help="none, sch1, sch2, all or random."),
+        name: str = typer.Argument(..., help="none, sch1, sch2, sch3, all or random, optionally @ROWSxCOLS."),
         layers: int = typer.Option(..., "--layers", "-L", min=1),
         heads: int = typer.Option(..., "--heads", "-H", min=1),
         window: str = typer.Option("3x3", help="Window rows x cols, odd sizes."),
@@ -55,12 +55,14 @@ def spec_preset(
         seed: int = typer.Option(0, help="Seed of the random preset's masks."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
-    """Write one of the paper's reference placements as a spec."""
-    from ..spec import preset
+    """Write one of the paper's reference placements as a spec (a name may carry its own
+    window: sch1@5x5)."""
+    from ..spec import named_preset
 
-    spec = preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)
+    spec = named_preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)
     if output is None:
         sys.stdout.write(spec.to_yaml())
     else:
+        check_output_path(output)
         spec.save(output)
         console.print(f"wrote {output}", markup=False)

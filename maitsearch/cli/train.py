@@ -31,6 +31,7 @@ def train_command(
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
     from ..spec import load_spec
     from ..training import TrainConfig, train
+    from ..training.full import check_train_config
     from .progress import training_bars
 
     mask_spec = load_spec(spec)
@@ -38,7 +39,9 @@ def train_command(
     config = TrainConfig(model=model, data=data, data_dir=str(data_dir) if data_dir else None, download=download,
                          image_size=img_size, depth=depth, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          device=device, kernel=kernel)
+    check_train_config(config)  # before a progress bar is drawn
     with training_bars(console, label=f"train {model}") as bars:
         metrics = train(mask_spec, config, out, resume=resume, on_event=bars)
-    console.print(f"val top-1 {metrics.get('val_top1', float('nan')):.4f} after {epochs} epochs; "
-                  f"checkpoint, metrics.jsonl and spec in {out}", markup=False)
+    top1 = metrics.get("val_top1")
+    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {epochs} epochs; "
+                  f"checkpoint, metrics.jsonl (fractions) and spec in {out}", markup=False)

@@ -26,7 +26,7 @@ from ..spec import MaskSpec, load_spec, uniform_als
 from .record import TrialRecord
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-TRIALS_CSV_COLUMNS = ["number", "step", "placement", "masked", "state", "top1", "top1_std", "test_top1",
+TRIALS_CSV_COLUMNS = ["number", "step", "placement", "masked", "soft", "state", "top1", "top1_std", "test_top1",
                       "test_top1_std", "loss", "norm_als_mean", "norm_als_head0", "seeds", "cached", "seconds",
                       "duplicate_of", "reason"]
 

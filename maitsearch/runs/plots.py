@@ -20,9 +20,11 @@ from ..spec import MaskSpec  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:
+    """PNG without a software-version stamp, so drawing the same data again writes the same
+    bytes (committed figures stay unchanged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return path
 
@@ -104,14 +106,24 @@ def alpha_trajectories(history: dict[int, Sequence[Sequence[float]]], path: str 
 
 
 def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: Sequence[float],
-                         labels: Sequence[str], baseline: float | None, path: str | Path, title: str) -> Path:
+                         labels: Sequence[str], baseline: float | None, path: str | Path, title: str,
+                         states: Sequence[str] | None = None, chosen: int | None = None) -> Path:
     """Mean validation top-1 of each trial (error bars: std over seeds), with the running best
-    and the unmasked baseline."""
+    of the complete trials, the unmasked baseline, pruned trials hollow (their accuracy is an
+    early epoch's) and best.yaml's trial starred."""
     fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(numbers) + 2), 3.4))
+    numbers = np.asarray(numbers)
     means_pct = np.asarray(means, dtype=float) * 100
-    ax.errorbar(numbers, means_pct, yerr=np.asarray(stds, dtype=float) * 100, fmt="o", capsize=3, label="trial")
-    running = np.maximum.accumulate(np.nan_to_num(means_pct, nan=-np.inf))
+    stds_pct = np.asarray(stds, dtype=float) * 100
+    pruned = np.asarray([state == "pruned" for state in (states or ["complete"] * len(numbers))])
+    ax.errorbar(numbers[~pruned], means_pct[~pruned], yerr=stds_pct[~pruned], fmt="o", capsize=3, label="trial")
+    if pruned.any():
+        ax.plot(numbers[pruned], means_pct[pruned], "o", mfc="none", color="tab:gray", label="pruned (early epoch)")
+    running = np.maximum.accumulate(np.where(pruned, -np.inf, np.nan_to_num(means_pct, nan=-np.inf)))
     ax.step(numbers, running, where="post", color="tab:green", label="best so far")
+    if chosen is not None and chosen in set(numbers.tolist()):
+        at = int(np.flatnonzero(numbers == chosen)[0])
+        ax.plot([chosen], [means_pct[at]], "*", ms=14, color="tab:orange", label="best.yaml")
     if baseline is not None:
         ax.axhline(baseline * 100, color="tab:red", ls="--", lw=1, label="unmasked baseline")
     for x, y, label in zip(numbers, means_pct, labels):

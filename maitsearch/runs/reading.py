@@ -18,7 +18,7 @@ from .folder import RunStore, validate_run_name
 from .record import TrialRecord
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
-TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64",
+TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64", "soft": "int64",
                 "bars": "string", "state": "string", "top1": "float64", "top1_std": "float64",
                 "test_top1": "float64", "test_top1_std": "float64", "loss": "float64", "norm_als_mean": "float64",
                 "norm_als_head0": "float64", "seeds": "int64", "cached": "int64", "seconds": "float64",
@@ -31,8 +31,10 @@ BARS = " ▁▂▃▄▅▆▇█"
 
 
 def count_bars(spec: MaskSpec) -> str:
-    """Masked heads per layer as a sparkline: one character per layer, full block = all heads."""
-    return "".join(BARS[round(count / spec.heads * (len(BARS) - 1))] for count in spec.counts())
+    """How masked each layer is, as a sparkline: one character per layer, a full block when
+    every head is hard-masked. A soft head counts 1 - alpha, so a layer of soft heads at 0.5
+    shows half a block."""
+    return "".join(BARS[round(sum(1.0 - a for a in row) / spec.heads * (len(BARS) - 1))] for row in spec.alphas())
 
 
 @dataclass
@@ -91,6 +93,20 @@ class Run:
 
         return baseline_of(self.records)
 
+    def comparisons(self) -> list[str]:
+        """best.yaml, and answer.yaml where there is one, against the unmasked baseline and
+        Sch.1, judged with the calibration of this proxy when the results folder holds one."""
+        from ..config import config_from_dict
+        from ..errors import ConfigError
+        from .report import comparisons, find_calibration
+
+        try:
+            calibration = find_calibration(self.path.parent, config_from_dict(self.config))
+        except ConfigError:  # a config this version cannot read: no calibration to look up
+            calibration = None
+        answer = self.answer_record() if self.answer is not None else None
+        return comparisons(self.records, self.best_record(), answer, calibration)
+
     def summary(self) -> dict:
         states = [r.state for r in self.records]
         best, baseline = self.best_record(), self.baseline_record()
@@ -146,11 +162,13 @@ class Run:
         if not done:
             raise ValueError(f"run {self.name}: no trial with an accuracy to plot")
         baseline = self.baseline_record()
+        best = self.best_record()
         return plots.accuracy_over_trials(
             [r.number for r in done], [r.top1 for r in done], [r.top1_std or 0.0 for r in done],
             [_point_label(r) for r in done],
             baseline.top1 if baseline else None, path or self.path / "accuracy.png",
-            f"validation top-1 per trial, {self.name}")
+            f"validation top-1 per trial, {self.name}", states=[r.state for r in done],
+            chosen=best.number if best is not None else None)
 
     def plot_pareto(self, path: str | Path | None = None) -> Path:
         from ..model.locality import attention_cost
@@ -203,7 +221,7 @@ class Run:
         from ..training.proxy import load_trained_proxy
 
         proxy = self.proxy_config()
-        data = load_data(proxy.data, image_size=proxy.image_size)
+        data = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir)
         model = load_trained_proxy(checkpoint, spec, proxy, data)
         batch = torch.cat([x for x, _ in data.batches("val", images)])[:images]
         return cross_layer_similarity(model, batch)

@@ -106,7 +106,7 @@ class TrialRecord:
         als = self.normalized_als() or []
         flat = [a for row in als for a in row]
         return {"number": self.number, "step": self.step, "placement": self.spec.compact(),
-                "masked": self.spec.num_masked, "state": self.state, "top1": self.top1,
+                "masked": self.spec.num_masked, "soft": self.spec.num_soft, "state": self.state, "top1": self.top1,
                 "top1_std": self.top1_std, "test_top1": self.test,
                 "test_top1_std": mean_std(self.test_top1)[1] if self.test_top1 else None,
                 "loss": mean_std(self.loss)[0] if self.loss else None,

@@ -209,7 +209,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     for record in records:
         flat = [a for row in (record.normalized_als() or []) for a in row]
         als = f"{sum(flat) / len(flat):+.3f}" if flat else "-"
-        placement = record.spec.compact() + (" (soft)" if record.spec.is_soft else "")
+        placement = record.spec.label()
         state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
         lines.append(f"| {record.number} | {record.label} | `{placement}` | {record.spec.num_masked} | {state} | "
                      f"{format_mean_std(record.val_top1)} | {format_mean_std(record.test_top1)} | {als} | "

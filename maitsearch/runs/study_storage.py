@@ -60,6 +60,17 @@ def storage_url(requested: str | None, run_path: Path) -> str:
     return requested
 
 
+def check_storage_url(url: str) -> None:
+    """The URL names a storage maitsearch can open (nothing is connected to or created)."""
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):]).expanduser()
+        if not path.parent.is_dir():
+            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
+    elif not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
+        raise StorageError(f"--storage {redact(url)}: unsupported storage; use journal:PATH, "
+                           "sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
 def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
     """An Optuna storage for ``url`` with heartbeats and one retry of a dead worker's trial."""
     import optuna
@@ -72,17 +83,13 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
         retry = retry_class(max_retry=1)
     callback_kw = ("heartbeat_stale_trial_callback" if hasattr(storages, "RetryHeartbeatStaleTrialCallback")
                    else "failed_trial_callback")
+    check_storage_url(url)
     if url.startswith("journal:"):
         path = Path(url[len("journal:"):]).expanduser()
-        if not path.parent.is_dir():
-            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
         from optuna.storages.journal import JournalFileBackend
 
         return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval=heartbeat_interval,
                                        grace_period=grace_period, failed_trial_callback=retry)
-    if not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
-        raise StorageError(f"--storage {redact(url)}: unsupported storage; use journal:PATH, "
-                           "sqlite:///PATH or postgresql://USER@HOST/DB")
     engine_kwargs = {}
     if url.startswith("postgresql"):
         # an unreachable server must answer within seconds, not hang the worker

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..config import SearchConfig
 from ..errors import ConfigError
 from ..runs import TrialRecord
-from ..spec import MaskSpec, load_spec, preset
+from ..spec import MaskSpec, load_spec, named_preset
 
 
 @dataclass
@@ -90,15 +90,8 @@ class Strategy(abc.ABC):
         spec YAML file, such as another run's ``best.yaml``, to train it with this run's seeds."""
         if name.endswith((".yaml", ".yml")):
             return self._spec_file(Path(name))
-        name, _, window = name.partition("@")
-        if window:
-            try:
-                window = tuple(int(part) for part in window.lower().split("x"))
-            except ValueError:
-                raise ConfigError(f"placement {name}@{window}: expected a window such as @3x5") from None
-        return preset(name, self.config.layers, self.config.heads, window=window or tuple(self.config.window),
-                      semantics=self.config.semantics).with_meta(preset=f"{name}@{window[0]}x{window[1]}"
-                                                                 if window else name)
+        return named_preset(name, self.config.layers, self.config.heads, window=tuple(self.config.window),
+                            semantics=self.config.semantics)
 
     def _spec_file(self, path: Path) -> MaskSpec:
         spec = load_spec(path)

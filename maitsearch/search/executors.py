@@ -65,33 +65,55 @@ class DataCache:
     def get(self, proxy: ProxyConfig) -> ImageData:
         if self.given is not None:
             return self.given
-        key = (proxy.data, proxy.image_size)
+        key = (proxy.data, proxy.image_size, proxy.data_dir)
         if key not in self.loaded:
-            self.loaded[key] = load_data(proxy.data, image_size=proxy.image_size)
+            self.loaded[key] = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir)
         return self.loaded[key]
+
+
+def free_cores() -> int:
+    """Cores not busy with other work, from the 1-minute load average: at least 1. Two
+    processes that each take every core on a busy 2-core machine measured 40 times slower."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform
+        busy = 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
+def worker_threads(jobs: int) -> int:
+    """Each of ``jobs`` training processes gets an equal share of the free cores: more threads
+    than cores makes every process wait on the others."""
+    return max(1, free_cores() // jobs)
 
 
 class SerialExecutor:
     """Trains units one after the other in this process, with per-epoch callbacks (pruning) and
     per-step progress events."""
 
+    workers = 1
+
     def __init__(self, data: ImageData | None = None, emit: EventFn | None = None):
         self.data = DataCache(data)
         self.emit = emit or ignore
-
-    @property
-    def threads(self) -> int:
-        """The torch threads each unit trains with (part of its trial-cache key)."""
-        return torch.get_num_threads()
+        # torch's threads (all cores unless OMP_NUM_THREADS says otherwise), but no more than
+        # the cores other work leaves free; part of each unit's trial-cache key
+        self.threads = min(torch.get_num_threads(), free_cores())
 
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
-        for unit in units:
-            self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
-            on_epoch = (lambda epoch, metrics, unit=unit:
-                        strategy.on_epoch(unit.proposal, unit.seed_index, epoch, metrics))
-            result = train_unit(unit.proposal.spec, unit.proxy, self.data.get(unit.proxy), on_epoch=on_epoch,
-                                on_event=self.emit, checkpoint=unit.checkpoint)
-            yield unit, result
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            for unit in units:
+                self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
+                on_epoch = (lambda epoch, metrics, unit=unit:
+                            strategy.on_epoch(unit.proposal, unit.seed_index, epoch, metrics))
+                result = train_unit(unit.proposal.spec, unit.proxy, self.data.get(unit.proxy), on_epoch=on_epoch,
+                                    on_event=self.emit, checkpoint=unit.checkpoint)
+                yield unit, result
+        finally:
+            torch.set_num_threads(before)
 
     def close(self) -> None:
         pass
@@ -99,12 +121,6 @@ class SerialExecutor:
 
 _WORKER_DATA: DataCache | None = None
 _WORKER_EVENTS = None
-
-
-def worker_threads(jobs: int) -> int:
-    """Each of ``jobs`` training processes gets an equal share of the cores: more threads than
-    cores makes every process wait on the others."""
-    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _init_worker(threads: int, events) -> None:
@@ -133,6 +149,7 @@ class PoolExecutor:
         import multiprocessing
 
         self.emit = emit or ignore
+        self.workers = jobs
         self.threads = threads = worker_threads(jobs)
         context = multiprocessing.get_context("spawn")
         self.events = context.Manager().Queue()  # workers' epoch events, for the live view

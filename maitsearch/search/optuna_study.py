@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import threading
 import warnings
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
-from ..runs.study_storage import (RECORD_ATTR, open_storage, redact, redacted_config, single_worker_lock,
-                                  storage_url, study_name)
+from ..runs.study_storage import (RECORD_ATTR, check_storage_url, open_storage, redact, redacted_config,
+                                  single_worker_lock, storage_url, study_name)
 from ..spec import MaskSpec, parse_spec
 from .base import Proposal, Strategy
 
@@ -39,6 +40,8 @@ class OptunaStrategy(Strategy):
                                      (settings.pruner, PRUNERS, "pruner")):
             if value not in allowed:
                 raise ConfigError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+        if settings.storage:
+            check_storage_url(storage_url(settings.storage, Path(".")))
         unknown = [o for o in settings.objectives if o not in OBJECTIVES]
         if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
             raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import yaml
 
 from ..config import SearchConfig, config_from_dict
 from ..data import ImageData
-from ..errors import SearchError
+from ..errors import ConfigError, SearchError
 from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
 from ..runs import RunStore, TrialRecord
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
@@ -31,7 +32,8 @@ from ..runs.study_storage import redacted_config
 from ..training import TrialResult
 from .aggregate import aggregate
 from .base import Proposal, Strategy
-from .executors import Unit, make_executor, worker_threads
+from .checks import check_config
+from .executors import Unit, free_cores, make_executor, worker_threads
 from .registry import make_strategy
 
 FAILED_STATES = ("failed", "oom", "nan_loss")
@@ -132,7 +134,9 @@ class Runner:
         start = time.perf_counter()
         self.store.write_trials_csv(self.records)  # whatever a crash left, the table matches the files
         self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
-                             strategy=self.strategy.name or self.config.strategy, resumed=len(self.records)))
+                             strategy=self.strategy.name or self.config.strategy, resumed=len(self.records),
+                             workers=self.executor.workers, threads=self.executor.threads,
+                             load=_load(), cores=os.cpu_count() or 1))
         try:
             while True:
                 proposals = self.strategy.ask()
@@ -283,8 +287,16 @@ class Runner:
             return None
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+
+
 def resolve_jobs(config: SearchConfig) -> int:
-    """``jobs: 0`` means one process per core; an Optuna study on SQLite takes one worker only."""
+    """``jobs: 0`` means one process per free core (cores the load average leaves idle); an
+    Optuna study on SQLite takes one worker only."""
     if config.jobs > 0:
         return config.jobs
     if config.strategy == "optuna":
@@ -292,7 +304,7 @@ def resolve_jobs(config: SearchConfig) -> int:
 
         if storage_url(config.optuna.storage, Path(".")).startswith("sqlite"):
             return 1
-    return max(1, min(os.cpu_count() or 1, 8))
+    return max(1, min(free_cores(), 8))
 
 
 def run_search(config: SearchConfig, *, results_root: str | Path = "results", name: str | None = None,
@@ -302,21 +314,33 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
 
     Optuna with ``jobs > 1`` starts ``jobs - 1`` more workers on this machine; like workers on
     other machines, they share the study through its storage (so SQLite is refused)."""
+    own_strategy = strategy is None  # helper workers can only run the default strategy
+    strategy = check_config(config, results_root, strategy)
     public = redacted_config(config)
+    try:
+        Path(results_root).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--results {results_root}: cannot create it ({err.strerror})") from None
     store = prepare_store(public, results_root, name)
+    created = not any(store.trials_dir.glob("*.yaml"))  # a new run, or one that never finished a trial
     jobs = resolve_jobs(config)
     config = config.replace(jobs=jobs)
     import torch
 
     helpers, threads = [], torch.get_num_threads()
-    if config.strategy == "optuna" and strategy is None and jobs > 1:
+    if config.strategy == "optuna" and own_strategy and jobs > 1:
         helpers = start_optuna_workers(config, store, jobs - 1)
         config = config.replace(jobs=1)
         # This process is a worker too: it takes the same share of the cores as the helpers,
         # or its default threads and theirs oversubscribe the machine.
         torch.set_num_threads(worker_threads(jobs))
     try:
-        runner = Runner(config, store, strategy or make_strategy(config), data, on_event)
+        try:
+            runner = Runner(config, store, strategy, data, on_event)
+        except BaseException:  # a storage that cannot be opened: leave no empty run folder behind
+            if created:
+                shutil.rmtree(store.path, ignore_errors=True)
+            raise
         summary = runner.run()
     finally:
         torch.set_num_threads(threads)

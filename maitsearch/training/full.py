@@ -9,6 +9,7 @@ an interrupted run ends bit-for-bit where an uninterrupted one would. Metrics go
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ..data import load_data
 from ..errors import ConfigError, ResumeError
 from ..events import EpochDone, EventFn, TrainingStarted, ignore
 from ..model import apply_mask_spec
-from ..spec import MaskSpec
+from ..spec import MaskSpec, parse_spec
 from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
                    train_one_epoch)
 
@@ -65,16 +66,43 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def check_train_config(config: TrainConfig) -> None:
+    """Every setting that can be checked before data loads or a folder is made."""
+    check_model_name(config.model)
+    resolve_device(config.device)
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} {getattr(config, name)}: expected at least 1")
+    if config.lr is not None and not config.lr > 0:
+        raise ConfigError(f"--lr {config.lr}: expected a positive learning rate")
+
+
+def check_model_name(name: str) -> None:
+    import timm
+
+    if not timm.is_model(name.split(".")[0]):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for the names"
+        raise ConfigError(f"--model {name}: not a timm model; {hint}")
+
+
 def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
     import timm
 
+    check_model_name(config.model)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans, "drop_path_rate": config.drop_path}
     if config.image_size is not None:
         kwargs["img_size"] = config.image_size
     if config.depth is not None:  # timm's ViT, DeiT, CaiT and mait_* constructors all take depth
         kwargs["depth"] = config.depth
-    model = timm.create_model(config.model, **kwargs)
-    return apply_mask_spec(model, spec, kernel=config.kernel)
+    try:
+        model = timm.create_model(config.model, **kwargs)
+    except TypeError as err:  # a setting the model does not take (--depth on a ResNet)
+        raise ConfigError(f"--model {config.model}: {str(err).splitlines()[0]}") from None
+    try:
+        return apply_mask_spec(model, spec, kernel=config.kernel)
+    except TypeError as err:  # not a ViT or CaiT: no heads to mask
+        raise ConfigError(f"--model {config.model}: {err}") from None
 
 
 def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool = False,
@@ -82,12 +110,14 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
     """Train and evaluate; returns the last epoch's metrics. See the module docstring."""
     out = Path(out)
     emit = on_event or ignore
+    check_train_config(config)
     checkpoint_path = out / CHECKPOINT
     state = None
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
-        if state["config"] != json.loads(json.dumps(config.to_dict())) or state["spec"] != spec.to_yaml():
-            raise ResumeError(f"--resume: {checkpoint_path} was written with a different spec or settings; "
+        changed = resume_differences(state, config, spec)
+        if changed:
+            raise ResumeError(f"--resume: {checkpoint_path} was written with other settings ({'; '.join(changed)}); "
                               "use the original flags or another --out")
     elif checkpoint_path.exists():
         raise ResumeError(f"--out {out} already holds a checkpoint: add --resume to continue it, or pick another --out")
@@ -135,6 +165,17 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
         atomic.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
         emit(EpochDone(epoch=epoch, metrics=metrics))
     return metrics
+
+
+def resume_differences(state: dict, config: TrainConfig, spec: MaskSpec) -> list[str]:
+    """What differs between a checkpoint's settings and these: ``epochs: 10 -> 20``."""
+    saved, now = state["config"], json.loads(json.dumps(config.to_dict()))
+    changed = [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(saved) | set(now))
+               if saved.get(key) != now.get(key)]
+    if state["spec"] != spec.to_yaml():
+        saved_spec = parse_spec(state["spec"], source="checkpoint")
+        changed.append(f"mask spec: {saved_spec.compact()} -> {spec.compact()}")
+    return changed
 
 
 def save_checkpoint(path: Path, model, optimizer, epoch: int, config: TrainConfig, spec: MaskSpec) -> None:

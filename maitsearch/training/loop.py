@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..events import StepDone
 
 
@@ -24,9 +25,17 @@ class NonFiniteLoss(RuntimeError):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when there is a GPU), ``cpu`` or ``cuda[:N]``; a GPU that is not there is a
+    one-line ``ConfigError``, not a CUDA traceback halfway through."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name}: no CUDA GPU on this machine; use auto or cpu")
+        return torch.device(name)
+    raise ConfigError(f"device {name!r}: use auto, cpu or cuda")
 
 
 def autocast_dtype(amp: bool, device: torch.device) -> torch.dtype | None:

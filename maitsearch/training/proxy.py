@@ -96,7 +96,8 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
     ``result.model``. Deterministic on CPU for a given ``config.seed``.
     """
     start = time.perf_counter()
-    data = data if data is not None else load_data(config.data, image_size=config.image_size)
+    data = data if data is not None else load_data(config.data, image_size=config.image_size,
+                                                   data_dir=config.data_dir)
     if config.shift_augment:
         data = data.with_shift(config.shift_augment)
     device = resolve_device(config.device)

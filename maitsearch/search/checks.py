@@ -1,0 +1,71 @@
+"""Every setting of a run, checked before anything is written: a mistake costs one line and
+leaves no run folder behind. ``run_search`` calls ``check_config`` first; the CLI calls it too,
+before it draws a progress bar."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..config import ProxyConfig, SearchConfig
+from ..errors import ConfigError
+from ..spec import preset
+from ..training.loop import resolve_device
+from ..training.proxy import POS_EMBEDS
+from .base import Strategy
+from .registry import make_strategy
+
+
+def check_config(config: SearchConfig, results_root: str | Path | None = None,
+                 strategy: Strategy | None = None) -> Strategy:
+    """Raise a one-line ``MaitsearchError`` for the first bad setting; return the strategy (its
+    constructor checks its own settings, its ``spec_of`` every baseline)."""
+    for name, value, least in (("--seeds", config.seeds, 1), ("--trials", config.trials, 1),
+                               ("--jobs", config.jobs, 0), ("--max-failures", config.max_failures, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{name} {value!r}: expected a whole number of at least {least}")
+    check_proxy(config.proxy)
+    preset("none", config.layers, config.heads, window=tuple(config.window), semantics=config.semantics)
+    strategy = strategy or make_strategy(config)
+    for name in config.baselines:
+        strategy.spec_of(name)
+    if results_root is not None:
+        check_writable(Path(results_root), "--results")
+    return strategy
+
+
+def check_proxy(proxy: ProxyConfig) -> None:
+    for name in ("layers", "heads", "width", "patch_size", "image_size", "epochs", "batch_size", "eval_every"):
+        value = getattr(proxy, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"proxy.{name} {value!r}: expected a positive whole number")
+    if proxy.image_size % proxy.patch_size:
+        raise ConfigError(f"proxy.image_size {proxy.image_size} is not a multiple of proxy.patch_size "
+                          f"{proxy.patch_size}: the patches must tile the image")
+    if proxy.width % proxy.heads:
+        raise ConfigError(f"proxy.width {proxy.width} does not split into {proxy.heads} heads: "
+                          "pick a width that is a multiple of the heads")
+    if not proxy.lr > 0 or proxy.min_lr < 0 or proxy.weight_decay < 0 or proxy.alpha_lr_scale <= 0:
+        raise ConfigError("proxy.lr and proxy.alpha_lr_scale must be positive, proxy.min_lr and "
+                          "proxy.weight_decay at least 0")
+    if proxy.pos_embed not in POS_EMBEDS:
+        raise ConfigError(f"proxy.pos_embed {proxy.pos_embed!r}: choose one of {', '.join(POS_EMBEDS)}")
+    if proxy.shift_augment < 0:
+        raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
+    resolve_device(proxy.device)
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """The folder exists, or its nearest existing ancestor is a folder that takes a new folder:
+    tried for real with a temporary folder, removed at once (access bits do not bind root, and
+    /proc refuses even root)."""
+    probe = folder.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{flag} {folder}: {probe} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".maitsearch-probe-", dir=probe))
+    except OSError as err:
+        raise ConfigError(f"{flag} {folder}: cannot create folders in {probe} ({err.strerror})") from None
