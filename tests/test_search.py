@@ -290,7 +290,7 @@ def test_presets_strategy_trains_named_placements_with_their_own_windows():
     assert [p.spec.window for p in proposals] == [(3, 3), (3, 3), (3, 5), (5, 5)]
     assert [p.step for p in proposals] == ["none", "sch1@3x3", "sch1@3x5", "sch1@5x5"]
     assert len({p.key() for p in proposals}) == 4, "windows make different experiments"
-    with pytest.raises(ValueError, match="expected a window such as @3x5"):
+    with pytest.raises(ValueError, match="expected a window such as sch1@3x5"):
         PresetsStrategy(config.replace(baselines=["sch1@wide"])).ask()
 
 
