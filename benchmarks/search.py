@@ -1,10 +1,12 @@
 """Wall time of `maitsearch run`, from nothing and then again with the trial cache warm.
 
-    python benchmarks/search.py [--config default] [--extra "--strategy soft"] [--root DIR]
+    python benchmarks/search.py [--config default] [--extra "--strategy soft"]
+                                [--results DIR --name NAME] [--cache DIR]
 
-The run goes through the real CLI in an empty results folder with an empty trial cache (cold),
-then once more under another --name with the same cache (warm): the second run must retrain no
-baseline. Prints both wall times, the breakdown (trial-seeds trained or taken from the cache,
+The run goes through the real CLI with an empty trial cache (cold), then once more under another
+--name, in a scratch results folder, with the same cache (warm): the second run must retrain no
+baseline. `--results results --name default-l24h3` keeps the cold run as a committed run folder;
+`--cache` keeps the trial cache for later runs (it must be empty or absent). Prints both wall times, the breakdown (trial-seeds trained or taken from the cache,
 seconds per trained trial-seed) and the goals of issue 15 (cold <= 600 s for the default
 config; warm <= a third of cold). Writes benchmarks/out/search-<config>.json.
 """
@@ -52,14 +54,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="default")
     parser.add_argument("--extra", default="", help="Extra flags for maitsearch run, e.g. '--strategy soft'.")
-    parser.add_argument("--root", default=None, help="Folder for the runs and the cache (default: a temporary one).")
+    parser.add_argument("--results", default=None, help="Results folder for the cold run (default: a scratch one).")
+    parser.add_argument("--name", default=None, help="Name of the cold run (default: CONFIG-cold).")
+    parser.add_argument("--cache", default=None, help="Trial cache, empty or absent (default: a scratch one).")
     args = parser.parse_args()
-    root = Path(args.root or tempfile.mkdtemp(prefix="maitsearch-bench-"))
-    shutil.rmtree(root / "results", ignore_errors=True)
-    shutil.rmtree(root / "cache", ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix="maitsearch-bench-"))
+    results = Path(args.results) if args.results else scratch / "results"
+    name = args.name or f"{args.config}-cold"
+    cache = Path(args.cache) if args.cache else scratch / "cache"
+    if (results / name).exists():
+        sys.exit(f"{results / name} exists: the cold run needs a new name")
+    if cache.exists() and any(cache.iterdir()):
+        sys.exit(f"{cache} is not empty: a cold run needs an empty cache (maitsearch cache clear --cache {cache})")
     extra = args.extra.split()
-    cold = run_once(args.config, root / "results", root / "cache", f"{args.config}-cold", extra)
-    warm = run_once(args.config, root / "results", root / "cache", f"{args.config}-warm", extra)
+    cold = run_once(args.config, results, cache, name, extra)
+    warm = run_once(args.config, scratch / "warm", cache, f"{name}-warm", extra)
+    shutil.rmtree(scratch / "warm", ignore_errors=True)
     for row in (cold, warm):
         print(f"{row['name']:<16} {row['wall_s']:7.1f} s  {row['trial_seeds_trained']:3d} trial-seeds trained, "
               f"{row['trial_seeds_cached']:3d} from the cache, {row['baseline_seeds_retrained']} baseline seeds "

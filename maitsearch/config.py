@@ -37,18 +37,21 @@ class ProxyConfig:
     # regime where locality should help (plain centred digits rank nothing; see README)
     data: str = "digits-shift"
     data_dir: str | None = None  # where torchvision sets live (the embedded tasks need none)
-    # 60 epochs: at 24 layers the placements' gaps (up to 4 points) stand clear of the paired
-    # seed noise (2 points); at 30 they are within it (calibration: README, "The default proxy")
-    epochs: int = 60
+    # 30 epochs suffice once the shifts and the sin-cos start below are on: 3 paired seeds
+    # resolve 0.6 points there (60 epochs of the old recipe resolved 2.4)
+    epochs: int = 30
     # shift each training image by up to this many pixels (zero-padded random crop), a fresh
-    # shift every epoch; 0 keeps the dataset's own augmentation
-    shift_augment: int = 0
+    # shift every epoch: with 539 digits the unmasked model otherwise memorises positions, and
+    # Sch.1's masked head stays near uniform (normalized ALS 0.1-0.2 instead of 0.3-0.5)
+    shift_augment: int = 4
     # learned: timm's init; sincos: learned, but initialised from 2D sin-cos, so the patches
-    # start out knowing where their neighbours are
-    pos_embed: str = "learned"
+    # start out knowing where their neighbours are (lifts the unmasked baseline by 6 points)
+    pos_embed: str = "sincos"
     batch_size: int = 32  # small batches: more optimizer steps from few images
     eval_every: int = 5  # validate every n epochs (and after the last); pruners see only these
-    lr: float = 1e-3  # AdamW; DeiT's 5e-4 per 512 images would be 3e-5 here, far too slow for 30 epochs
+    # AdamW. DeiT's 5e-4 per 512 images would be 3e-5 here, far too slow; 3e-3 beat 1e-3 by 6-10
+    # points at 12 layers and doubled the masked head's locality
+    lr: float = 3e-3
     min_lr: float = 1e-5
     warmup_epochs: float = 2.0  # as DeiT: full lr on random attention weights destabilises training
     weight_decay: float = 0.05  # DeiT's value

@@ -63,7 +63,7 @@ def test_run_identity_ignores_how_numbers_are_spelled():
     from maitsearch.search.runner import config_digest
 
     config = SearchConfig()
-    spelled = config.replace(proxy=config.proxy.replace(warmup_epochs=2, lr=0.001))  # int 2 for 2.0
+    spelled = config.replace(proxy=config.proxy.replace(warmup_epochs=2, lr=0.003))  # int 2 for 2.0, 0.003 spelled anew
     assert config_digest(spelled) == config_digest(config)
     assert config_digest(config.replace(seeds=5)) != config_digest(config)
     assert config_digest(config.replace(jobs=7)) == config_digest(config), "execution settings do not count"

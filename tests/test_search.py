@@ -337,3 +337,23 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     assert torch.get_num_threads() == threads
     assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
     assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]
+
+
+def test_free_cores_sees_a_busy_core_at_once():
+    """The 1-minute load average lags; the /proc/stat sample must see a spinning process now."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from maitsearch.search import executors
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat: the load average stands in")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert executors.busy_cores(window=0.5) >= 0.6
+    finally:
+        spinner.kill()
+        spinner.wait()

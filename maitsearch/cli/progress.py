@@ -77,8 +77,8 @@ class RunView:
             case RunStarted():
                 resumed = f", resuming with {event.resumed} finished trial(s)" if event.resumed else ""
                 self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
-                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s): load "
-                                   f"{event.load:.1f} on {event.cores} cores", markup=False)
+                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s); "
+                                   f"{event.load:.1f} of {event.cores} cores busy with other work", markup=False)
             case TrialStarted():
                 self.seeds = event.seeds
                 description = f"trial {event.number} {event.step} {event.placement}"

@@ -10,6 +10,7 @@ or any exception becomes a ``TrialResult`` with a state and a one-line reason.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterator
@@ -71,15 +72,42 @@ class DataCache:
         return self.loaded[key]
 
 
-def free_cores() -> int:
-    """Cores not busy with other work, from the 1-minute load average: at least 1. Two
-    processes that each take every core on a busy 2-core machine measured 40 times slower."""
-    cores = os.cpu_count() or 1
+def busy_cores(window: float = 0.3) -> float:
+    """Cores that other work keeps busy now: sampled from /proc/stat over ``window`` seconds
+    while this process sleeps, else the 1-minute load average. The load average alone lags:
+    a minute after a job ends it still reads about 0.5 and cost a fresh run one of two workers."""
     try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average on this platform
-        busy = 0.0
-    return max(1, min(cores, round(cores - busy)))
+        before = _cpu_times()
+        time.sleep(window)
+        after = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (OSError, AttributeError):  # no load average on this platform
+            return 0.0
+    total = sum(after) - sum(before)
+    idle = (after[3] + after[4]) - (before[3] + before[4])  # idle and iowait
+    cores = os.cpu_count() or 1
+    return cores * (1 - idle / total) if total > 0 else 0.0
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:]]
+
+
+_last_free: tuple[float, int] | None = None
+
+
+def free_cores() -> int:
+    """Cores not busy with other work: at least 1. Two processes that each take every core on a
+    busy 2-core machine measured 40 times slower. One sample serves for a few seconds, so the
+    pool and its workers' threads are sized from the same reading."""
+    global _last_free
+    if _last_free is None or time.monotonic() - _last_free[0] > 5:
+        cores = os.cpu_count() or 1
+        _last_free = (time.monotonic(), max(1, min(cores, round(cores - busy_cores()))))
+    return _last_free[1]
 
 
 def worker_threads(jobs: int) -> int:

@@ -33,7 +33,7 @@ from ..training import TrialResult
 from .aggregate import aggregate
 from .base import Proposal, Strategy
 from .checks import check_config
-from .executors import Unit, free_cores, make_executor, worker_threads
+from .executors import Unit, busy_cores, free_cores, make_executor, worker_threads
 from .registry import make_strategy
 
 FAILED_STATES = ("failed", "oom", "nan_loss")
@@ -136,7 +136,7 @@ class Runner:
         self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
                              strategy=self.strategy.name or self.config.strategy, resumed=len(self.records),
                              workers=self.executor.workers, threads=self.executor.threads,
-                             load=_load(), cores=os.cpu_count() or 1))
+                             load=busy_cores(), cores=os.cpu_count() or 1))
         try:
             while True:
                 proposals = self.strategy.ask()
@@ -287,15 +287,8 @@ class Runner:
             return None
 
 
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return 0.0
-
-
 def resolve_jobs(config: SearchConfig) -> int:
-    """``jobs: 0`` means one process per free core (cores the load average leaves idle); an
+    """``jobs: 0`` means one process per free core (cores other work leaves idle); an
     Optuna study on SQLite takes one worker only."""
     if config.jobs > 0:
         return config.jobs
