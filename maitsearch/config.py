@@ -47,6 +47,10 @@ class ProxyConfig:
     # learned: timm's init; sincos: learned, but initialised from 2D sin-cos, so the patches
     # start out knowing where their neighbours are (lifts the unmasked baseline by 6 points)
     pos_embed: str = "sincos"
+    # token: a class token reads the image, as in DeiT and the paper. avg: no class token, the
+    # mean of the patches feeds the head; the class token is a global relay that every masked
+    # patch can reach, and with it masking every head costs a long-range task almost nothing
+    pool: str = "token"
     batch_size: int = 32  # small batches: more optimizer steps from few images
     eval_every: int = 5  # validate every n epochs (and after the last); pruners see only these
     # AdamW. DeiT's 5e-4 per 512 images would be 3e-5 here, far too slow; 3e-3 beat 1e-3 by 6-10

@@ -62,7 +62,7 @@ def check_forward_backward(masked, modes, x, allowed_per_head, atol=1e-5):
 
 @pytest.mark.parametrize("mix", HEAD_MIXES)
 @pytest.mark.parametrize("grid,window,prefix", [
-    (grid, window, prefix) for grid, window, prefix in itertools.product(GRIDS, WINDOWS, (1, 2))])
+    (grid, window, prefix) for grid, window, prefix in itertools.product(GRIDS, WINDOWS, (0, 1, 2))])
 @pytest.mark.parametrize("kernel", ["dense", "local"])
 def test_matches_dense_reference(kernel, grid, window, prefix, mix):
     modes = HEAD_MIXES[mix]

@@ -165,3 +165,19 @@ def test_large_image_folder_streams_from_disk(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first, again)), "the order depends on the seed only"
     x, y = next(data.batches("val", 6))
     assert x.shape == (6, 3, 24, 24) and y.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_mirror_task_labels_are_the_mirror_by_hand():
+    from maitsearch.data.digits import TASK_SPECS
+
+    task = TASK_SPECS["digits-mirror"]
+    data = task.build(seed=0)
+    assert torch.equal(data.splits["val"][0], task.build(seed=0).splits["val"][0])
+    images, labels = data.splits["train"]
+    assert data.num_classes == 2 and 0.4 < labels.float().mean() < 0.6
+    left, right = images[..., :12], images[..., 12:]
+    is_mirror = (right == left.flip(-1)).flatten(1).all(1)
+    has_ink = (left > 0).flatten(1).any(1)
+    assert torch.equal(is_mirror[has_ink], labels[has_ink].bool()), "label 1 exactly when the right half mirrors"
+    # both halves always hold the same ink: neither half alone tells the label
+    torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))

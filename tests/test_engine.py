@@ -13,7 +13,7 @@ from maitsearch.training.loop import epoch_seed
 from maitsearch.spec import MaskSpec, preset
 
 TINY = ProxyConfig(layers=2, heads=3, width=48, data="digits", image_size=16, patch_size=2, epochs=4, batch_size=32,
-                   lr=2e-3, warmup_epochs=0.5, eval_every=1)
+                   lr=2e-3, warmup_epochs=0.5, eval_every=1, shift_augment=0)  # centred digits need no shifts
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,11 @@ def test_alphas_learn_at_their_own_rate_and_their_history_is_kept(digits):
     assert moved(fast) > 5 * moved(slow)
     assert sorted(fast.alpha_history) == [0, 1] and fast.alpha_history[1] == fast.alphas
     assert fast.als_uniform == pytest.approx(484 / 4096)  # 16 / 2 = an 8x8 grid, 3x3 windows
+
+
+def test_average_pool_proxy_has_no_class_token_and_masks_every_patch(digits):
+    result = fit(preset("sch1", 2, 3, semantics="local"), TINY.replace(epochs=1, pool="avg"), digits,
+                 keep_model=True)
+    assert result.model.cls_token is None and result.model.num_prefix_tokens == 0
+    assert result.model.blocks[0].attn.num_tokens == 64, "an 8x8 grid and no prefix token"
+    assert [row[0] for row in result.als] == pytest.approx([1.0, 1.0], abs=1e-6)

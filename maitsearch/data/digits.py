@@ -92,6 +92,51 @@ class CanvasTask:
         return images
 
 
+@dataclass(frozen=True)
+class MirrorTask(CanvasTask):
+    """Is the right half the mirror image of the left? Fragments of digits fill the left half;
+    the right half mirrors it (label 1) or mirrors it rolled vertically (label 0). Both halves
+    always hold the same ink, so no patch can answer alone: the label lives in patch pairs up to
+    the whole image apart, a task where masking every head must cost accuracy."""
+
+    fragments: int = 3  # digit fragments on the left half
+    images_per_digit: int = 2  # images whose fragments come from each source digit's split
+
+    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+        if image_size not in (None, self.canvas):
+            raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
+                            f"image_size to {self.canvas}")
+        digits, labels = digits_tensors()
+        digits = resize(digits, self.digit).clamp(0, 1)
+        generator = torch.Generator().manual_seed(40_013 + seed)
+        index = stratified_split(labels, self.split, seed=seed)
+        splits = {}
+        for name, members in index.items():
+            mirrored = torch.rand(len(members) * self.images_per_digit, generator=generator) < 0.5
+            images = torch.stack([self._pair(digits, members, bool(m), generator) for m in mirrored])
+            splits[name] = (to_uint8(images), mirrored.long())
+        mean, std = channel_stats(splits["train"][0])
+        return ImageData(self.name, 2, 1, self.canvas, splits, mean, std, description=self.description,
+                         info={"canvas": self.canvas, "fragment": self.fragment, "fragments": self.fragments,
+                               "images_per_digit": self.images_per_digit, "split": dict(self.split)})
+
+    def _pair(self, digits: torch.Tensor, members: torch.Tensor, mirrored: bool,
+              generator: torch.Generator) -> torch.Tensor:
+        c, f, half = self.canvas, self.fragment, self.canvas // 2
+        left = torch.zeros(1, c, half)
+        for _ in range(self.fragments):
+            donor = int(members[torch.randint(0, len(members), (1,), generator=generator)])
+            fy, fx = (int(v) for v in torch.randint(0, self.digit - f + 1, (2,), generator=generator))
+            py = int(torch.randint(0, c - f + 1, (1,), generator=generator))
+            px = int(torch.randint(0, half - f + 1, (1,), generator=generator))
+            window = left[:, py:py + f, px:px + f]
+            torch.maximum(window, digits[donor, :, fy:fy + f, fx:fx + f], out=window)
+        right = left.flip(-1)
+        if not mirrored:  # a roll of at least 3 pixels either way: never the mirror by accident
+            right = right.roll(int(torch.randint(3, c - 2, (1,), generator=generator)), dims=1)
+        return torch.cat([left, right], dim=-1)
+
+
 SMALL_TRAIN = {"train": 0.3, "val": 0.35, "test": 0.35}
 
 TASK_SPECS = {
@@ -105,6 +150,10 @@ TASK_SPECS = {
     "digits-canvas": CanvasTask(
         "digits-canvas", canvas=24, digit=12, clutter=4, copies=1,
         description="a 12x12 digit at a random spot of a 24x24 canvas among 4 fragments of other digits"),
+    "digits-mirror": MirrorTask(
+        "digits-mirror", canvas=24, digit=12, fragment=8, split={"train": 0.5, "val": 0.25, "test": 0.25},
+        description="is the right half the mirror of the left? 3 digit fragments on a 24x24 canvas; "
+                    "the label needs patches the whole image apart"),
 }
 
 TASKS = {name: task.build for name, task in TASK_SPECS.items()}

@@ -56,11 +56,19 @@ def data_identity(name: str) -> str:
     return f"{path.resolve()}|{','.join(stamps)}"
 
 
+# Proxy options added after the cache's first entries, at the value that trains exactly as the
+# code did before the option existed: left out of the key there, so a new option does not orphan
+# every entry made without it. Any other value is in the key like every other field.
+NEUTRAL_OPTIONS = {"pool": "token"}
+
+
 def cache_key(spec: MaskSpec, proxy: ProxyConfig, threads: int) -> dict:
     import torch
 
+    fields = {name: value for name, value in proxy.to_dict().items()
+              if not (name in NEUTRAL_OPTIONS and NEUTRAL_OPTIONS[name] == value)}
     return {"version": TRAINING_VERSION, "torch": torch.__version__, "threads": threads,
-            "placement": spec.key(), "proxy": proxy.to_dict(), "data": data_identity(proxy.data)}
+            "placement": spec.key(), "proxy": fields, "data": data_identity(proxy.data)}
 
 
 def digest(key: dict) -> str:

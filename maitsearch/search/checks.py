@@ -12,7 +12,7 @@ from ..config import ProxyConfig, SearchConfig
 from ..errors import ConfigError
 from ..spec import preset
 from ..training.loop import resolve_device
-from ..training.proxy import POS_EMBEDS
+from ..training.proxy import POOLS, POS_EMBEDS
 from .base import Strategy
 from .registry import make_strategy
 
@@ -51,6 +51,8 @@ def check_proxy(proxy: ProxyConfig) -> None:
                           "proxy.weight_decay at least 0")
     if proxy.pos_embed not in POS_EMBEDS:
         raise ConfigError(f"proxy.pos_embed {proxy.pos_embed!r}: choose one of {', '.join(POS_EMBEDS)}")
+    if proxy.pool not in POOLS:
+        raise ConfigError(f"proxy.pool {proxy.pool!r}: choose one of {', '.join(POOLS)}")
     if proxy.shift_augment < 0:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
     resolve_device(proxy.device)

@@ -25,6 +25,7 @@ from .loop import (NonFiniteLoss, autocast_dtype, build_optimizer, epoch_seed, e
                    resolve_device, train_one_epoch)
 
 POS_EMBEDS = ("learned", "sincos")
+POOLS = ("token", "avg")
 
 # Bump when a change to the training code, the model or the embedded data changes the numbers
 # ``fit`` returns for the same spec and config: it is part of every trial-cache key, so old
@@ -72,15 +73,17 @@ def build_proxy_model(spec: MaskSpec, config: ProxyConfig, data: ImageData) -> t
         raise ConfigError(f"spec is {spec.layers}x{spec.heads} but the proxy is {config.layers}x{config.heads}")
     if config.pos_embed not in POS_EMBEDS:
         raise ConfigError(f"proxy.pos_embed: unknown {config.pos_embed!r}; choose one of {', '.join(POS_EMBEDS)}")
+    if config.pool not in POOLS:
+        raise ConfigError(f"proxy.pool: unknown {config.pool!r}; choose one of {', '.join(POOLS)}")
     model = VisionTransformer(
         img_size=config.image_size, patch_size=config.patch_size, in_chans=data.in_chans,
         num_classes=data.num_classes, embed_dim=config.width, depth=config.layers, num_heads=config.heads,
         mlp_ratio=config.mlp_ratio, qkv_bias=True, init_values=config.layer_scale,
-        drop_path_rate=config.drop_path, class_token=True, global_pool="token", weight_init=config.weight_init)
+        drop_path_rate=config.drop_path, class_token=config.pool == "token", global_pool=config.pool, weight_init=config.weight_init)
     if config.pos_embed == "sincos":
         from timm.layers import build_sincos2d_pos_embed
 
-        with torch.no_grad():  # the patches' part; the class token keeps its own
+        with torch.no_grad():  # the patches' part; a class token keeps its own
             model.pos_embed[0, model.num_prefix_tokens:] = build_sincos2d_pos_embed(list(config.grid), config.width)
     return apply_mask_spec(model, spec)
 
