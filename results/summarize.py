@@ -29,14 +29,35 @@ class Experiment:
     paper: str
     keep: dict[str, str] = field(default_factory=dict)  # run: only its steps ending so (a calibration's "@2x")
     figures: list[str] = field(default_factory=list)  # run/figure.png shown inline
+    proxy: str = "current"  # "first": made with the first default proxy (60 epochs, lr 1e-3, no shifts)
 
 
 EXPERIMENTS = [
     Experiment(
+        "The default proxy's calibration, with the section 5.5 random-mask control", ["default-calibration"],
+        ["maitsearch calibrate --config default --budgets 1 --name default-calibration"],
+        "A random mask in one head of all 24 layers: 0.5 points below 24-layer DeiT, while Sch.1 is 0.8 above."),
+    Experiment(
+        "The default run: the ALS strategy at 24 layers x 3 heads", ["default-l24h3"],
+        ["maitsearch run --layers 24 --heads 3 --name default-l24h3"],
+        "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1 (the ALS strategy's shape)."),
+    Experiment(
+        "Soft masks on the default proxy", ["default-soft"],
+        ["maitsearch run --strategy soft --name default-soft"],
+        "Sch.3 (soft masks, then none in the last layers) 79.3, +1.0 over DeiT; learned alphas are low "
+        "(local) in early layers and high (global) late.", figures=["default-soft/alphas.png"]),
+    Experiment(
+        "A task where locality is not everything: mirror symmetry, 4 layers, mean-pooled head",
+        ["mirror-calibration", "mirror-als"],
+        ["maitsearch calibrate --config mirror --budgets 1 --name mirror-calibration",
+         "maitsearch run --config mirror --name mirror-als"],
+        "(not in the paper: the label needs patches the whole image apart, so masking every head must cost "
+        "accuracy, and the search must find a placement between none and all)"),
+    Experiment(
         "Table 2 analogue: mask window at 12 layers", ["paper-depth"],
         ["maitsearch run --config paper-depth --name paper-depth"],
         "DeiT-tiny 72.2; one masked head in every layer: 3x3 72.6 (+0.4), 3x5 72.2, 5x5 72.1 (small: 79.8 -> "
-        "79.9 / 80.1 / 80.0). 'Various mask sizes only lead to marginal differences.'"),
+        "79.9 / 80.1 / 80.0). 'Various mask sizes only lead to marginal differences.'", proxy="first"),
     Experiment(
         "Table 3 analogue: masking schemes at 24 layers x 3 heads",
         ["paper-tiny24-als", "paper-tiny24-soft", "paper-tiny24-optuna", "paper-tiny24-confirm"],
@@ -45,12 +66,12 @@ EXPERIMENTS = [
          "maitsearch run --config paper-tiny24-optuna --jobs 2 --storage journal:results/paper-tiny24-optuna/"
          "study.journal --name paper-tiny24-optuna",
          "maitsearch run --config paper-tiny24-confirm --name paper-tiny24-confirm"],
-        "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1, Sch.3 (soft) 79.3."),
+        "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1, Sch.3 (soft) 79.3.", proxy="first"),
     Experiment(
         "Section 5.5 control: a random mask of the same drop-out rate, 24 layers", ["default24"],
         ["maitsearch calibrate --config default --epochs 30 --budgets 1,2 --jobs 2 --name default24"],
         "A random mask in one head of all 24 layers: 0.5 points below 24-layer DeiT, while Sch.1 is 0.8 above.",
-        keep={"default24": "@2x"}),
+        keep={"default24": "@2x"}, proxy="first"),
     Experiment(
         "Section 5.5 control: depth 12 against 24", ["paper-controls-l12", "default24"],
         ["maitsearch run --config paper-controls --layers 12 --name paper-controls-l12",
@@ -58,7 +79,7 @@ EXPERIMENTS = [
         "DeiT-tiny 72.2 at 12 layers and 78.3 at 24; one masked head per layer 72.6 and 79.1, so the mask's "
         "gain grows from +0.4 to +0.8 with depth. Beyond 24 layers DeiT saturates (+0.25 at 36) while mixed "
         "masking keeps gaining (79.8, Figure 4).",
-        keep={"default24": "@2x"}),
+        keep={"default24": "@2x"}, proxy="first"),
     Experiment(
         "Figure 3 analogue: ALS per head, Sch.1 and soft masks", [],
         ["maitsearch results paper-tiny24-als --plot --trial 1",
@@ -66,17 +87,18 @@ EXPERIMENTS = [
         "Sch.1's masked head has a much higher ALS than the unmasked heads in layers 0-22: about 0.9 in the "
         "first 8 layers, declining to about 0.6, and below 0.05 in the last. With soft masks, several heads "
         "of the first 8 layers exceed 0.9, and every head of the last 10 is below 0.3.",
-        figures=["paper-tiny24-als/als-trial1.png", "paper-tiny24-soft/als-trial0.png"]),
+        proxy="first", figures=["paper-tiny24-als/als-trial1.png", "paper-tiny24-soft/als-trial0.png"]),
     Experiment(
         "Appendix A.3 analogue: cross-layer attention similarity, DeiT and MaiT (Sch.1), 24 layers", [],
         ["maitsearch results paper-tiny24-als --plot --trial 1"],
         "At 36 layers, DeiT's last 8 layers reach an average similarity of 0.75 (attention collapse). One "
         "masked head per layer leaves the unmasked heads at 0.75 too, and the masked head's maps are more "
         "uniform with a lower peak; mixed masking lowers the last 8 layers to 0.65.",
-        figures=["paper-tiny24-als/similarity-trial1.png"]),
+        proxy="first", figures=["paper-tiny24-als/similarity-trial1.png"]),
     Experiment(
-        "The default run", ["default-l24h3"], ["maitsearch run --layers 24 --heads 3 --name default-l24h3"],
-        "(the tool's own default: the ALS strategy with the none and Sch.1 baselines)"),
+        "The first proxy's default run", ["old-proxy-default-l24h3"],
+        ["maitsearch run --layers 24 --heads 3 --name default-l24h3 (renamed old-proxy-default-l24h3)"],
+        "(the tool's own default at the time: the ALS strategy with the none and Sch.1 baselines)", proxy="first"),
 ]
 
 
@@ -94,45 +116,53 @@ def paired(diffs: list[float], resolvable: float) -> str:
     return f"{mean * 100:+.2f} ± {std * 100:.2f}" + (" *" if abs(mean) > resolvable else "")
 
 
-def unmasked(records, layers: int, budget: str):
-    """The unmasked placement of a depth and budget, to pair the others with."""
-    return next((r for r in records if r.spec.layers == layers and r.spec.num_masked == 0 and not r.spec.is_soft
-                 and r.step.endswith(budget) and r.state == "complete"), None)
+def unmasked(records, layers: int, budget: str, data: str):
+    """The unmasked placement of a task, depth and budget, to pair the others with."""
+    return next((r for run, r in records if r.spec.layers == layers and r.spec.num_masked == 0 and not r.spec.is_soft
+                 and r.step.endswith(budget) and r.state == "complete" and run.dataset == data), None)
 
 
 def shown_rows(experiment: Experiment, runs: list) -> list[tuple]:
-    """(run, record, paired differences) for every trained placement the experiment shows."""
-    everything = [record for run in runs for record in run.records]
+    """(run, record, paired differences) for every trained placement the experiment shows; an
+    experiment pairs only within its own runs, which share one proxy."""
+    everything = [(run, record) for run in runs for record in run.records]
     rows = []
     for run in runs:
         budget = experiment.keep.get(run.name, "")
         for record in run.records:
             if record.duplicate_of is None and record.state == "complete" and record.step.endswith(budget):
-                rows.append((run, record, differences(record, unmasked(everything, record.spec.layers, budget))))
+                rows.append((run, record, differences(record, unmasked(everything, record.spec.layers, budget, run.dataset))))
     return rows
 
 
-def yardsticks(rows: list[tuple]) -> dict[int, tuple[float, int, int]]:
-    """Per depth: (resolvable gap, pooled paired noise, placements pooled). Every run trains the
-    same seeds from the same initial weights, so all placements of one depth pair with the same
+def group(experiment: Experiment, run, record) -> tuple[str, str, int]:
+    """Placements that pair with each other: one proxy, one task, one depth."""
+    return experiment.proxy, run.dataset, record.spec.layers
+
+
+def yardsticks(rows: dict[str, list[tuple]]) -> dict[tuple, tuple[float, float, int]]:
+    """Per group: (resolvable gap, pooled paired noise, placements pooled). Every run trains the
+    same seeds from the same initial weights, so all placements of a group pair with the same
     unmasked runs, and their differences pool into one noise estimate (one placement's own
     3-seed std is too noisy a yardstick; the calibration pools the same way)."""
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for experiment in EXPERIMENTS:
+        for run, record, diffs in rows.get(experiment.title, []):
+            if len(diffs) > 1:
+                groups.setdefault(group(experiment, run, record), {})[record.spec.key()] = diffs
     out = {}
-    for layers in sorted({record.spec.layers for _, record, _ in rows}):
-        groups = {record.spec.key(): diffs for _, record, diffs in rows
-                  if record.spec.layers == layers and len(diffs) > 1}
-        if groups:
-            noise, seeds = pooled_std(groups), min(len(d) for d in groups.values())
-            out[layers] = (resolvable_gap(noise, seeds, paired=True), noise, len(groups))
+    for key, members in groups.items():
+        noise, seeds = pooled_std(members), min(len(d) for d in members.values())
+        out[key] = (resolvable_gap(noise, seeds, paired=True), noise, len(members))
     return out
 
 
-def table(rows: list[tuple], gaps: dict) -> list[str]:
+def table(experiment: Experiment, rows: list[tuple], gaps: dict) -> list[str]:
     lines = ["| run | trial | placement | compact | seeds | val top-1 (%) | test top-1 (%) | paired gap to none |",
              "|---|---:|---|---|---:|---:|---:|---:|"]
     for run, record, diffs in rows:
         label = record.label + (" (soft)" if record.spec.is_soft and "soft" not in record.label else "")
-        resolvable = gaps.get(record.spec.layers, (float("inf"),))[0]
+        resolvable = gaps.get(group(experiment, run, record), (float("inf"),))[0]
         lines.append(f"| {run.name} | {record.number} | {label} | `{record.spec.compact()}` | "
                      f"{len(record.val_top1)} | {format_mean_std(record.val_top1)} | "
                      f"{format_mean_std(record.test_top1)} | "
@@ -156,25 +186,28 @@ def main() -> None:
               if (ROOT / name).is_dir()}
     rows = {experiment.title: shown_rows(experiment, [loaded[n] for n in experiment.runs if n in loaded])
             for experiment in EXPERIMENTS}
-    gaps = yardsticks([row for experiment_rows in rows.values() for row in experiment_rows])
+    gaps = yardsticks(rows)
     lines = ["# Paper findings at proxy scale", "",
              "Every run below was made by the command shown, from the repository root, on a 2-core CPU (no GPU), "
-             "and `maitsearch results <run>` reads it back. All use the default proxy (the `digits-shift` task, "
-             "width 48, 60 epochs; see the main README), with 3 seeds per placement unless the table says "
-             "otherwise. Accuracies are validation and test top-1 in %, mean ± std over seeds. *Paired gap*: "
-             "mean ± std of the per-seed difference in validation top-1 from the unmasked placement of the same "
-             "depth; `*` marks a gap larger than two standard errors of the paired noise, pooled over every "
-             "placement of that depth on this page. Gaps without `*` are within the seed noise.", ""]
-    lines += [f"- {layers} layers: paired noise {noise * 100:.2f} points pooled over {count} placements; gaps "
-              f"above {gap * 100:.2f} points stand clear of it." for layers, (gap, noise, count) in gaps.items()]
-    lines += ["",
-             "The default proxy's calibration (`default24`, below) puts the resolvable paired gap at about 2.4 "
-             "points with 3 seeds: the paper's effects (0.4 to 1 point) are below what 3 seeds of this proxy "
-             "resolve, so most rows are, honestly, within noise.", ""]
+             "and `maitsearch results <run>` reads it back. Two proxies appear. The *current* default proxy "
+             "(the `digits-shift` task, width 48, 30 epochs at lr 3e-3, 4-pixel shifts, sin-cos position start; "
+             "main README, \"The default proxy\") made the first sections. The *first* default proxy (60 "
+             "epochs at lr 1e-3, no shifts, timm's position init) made the sections marked so; its attention "
+             "stayed near uniform, which is why it was replaced. Placements pair only within one proxy. "
+             "3 seeds per placement unless the table says otherwise. Accuracies are validation and test top-1 "
+             "in %, mean ± std over seeds. *Paired gap*: mean ± std of the per-seed difference in validation "
+             "top-1 from the unmasked placement of the same proxy, task and depth; `*` marks a gap larger than "
+             "two standard errors of the paired noise, pooled over every placement of that group on this page. "
+             "Gaps without `*` are within the seed noise.", ""]
+    lines += [f"- {proxy} proxy, {data}, {layers} layers: paired noise {noise * 100:.2f} points pooled over "
+              f"{count} placements; gaps above {gap * 100:.2f} points stand clear of it."
+              for (proxy, data, layers), (gap, noise, count) in gaps.items()]
+    lines += [""]
     for experiment in EXPERIMENTS:
         runs = [loaded[name] for name in experiment.runs if name in loaded]
         timed = [f"{name} {times[name] / 60:.0f} min" for name in experiment.runs if name in times]
-        lines += [f"## {experiment.title}", "", "Commands:", ""]
+        marked = " (first proxy)" if experiment.proxy == "first" else ""
+        lines += [f"## {experiment.title}{marked}", "", "Commands:", ""]
         lines += [f"    {command}" for command in experiment.commands] + [""]
         if timed:
             lines += ["Wall time: " + ", ".join(timed) + ".", ""]
@@ -182,7 +215,7 @@ def main() -> None:
         if experiment.runs and not runs:
             lines += ["(not run yet)", ""]
         if runs:
-            lines += table(rows[experiment.title], gaps)
+            lines += table(experiment, rows[experiment.title], gaps)
         for run in runs:
             if run.calibration and experiment.runs[0] == run.name:
                 for budget in (run.calibration.get("by_budget") or {}).values():

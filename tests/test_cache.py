@@ -145,3 +145,13 @@ def test_cache_list_and_clear(quick_config, digits, tmp_path):
     cleared = runner.invoke(app, ["cache", "clear", "--cache", str(tmp_path / "cache")])
     assert cleared.exit_code == 0 and "removed 2" in cleared.stdout
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_cache_list_tells_apart_placements_that_share_their_masks():
+    from maitsearch.cli.cache import _placement
+
+    assert _placement(preset("sch1", 2, 3).key()) == "11"
+    assert _placement(preset("random", 2, 3).key()) == "11 random0"
+    assert _placement(preset("sch1", 2, 3, window=(3, 5), semantics="local").key()) == "11 w3x5 local"
+    soft = MaskSpec(layers=2, heads=3, masks=[[], []], soft=[[0.5, 1, 1], [0.5, 1, 1]])
+    assert _placement(soft.key()) == "00 soft"

@@ -34,7 +34,7 @@ def cache_list(cache: Optional[Path] = CACHE, results: Path = RESULTS) -> None:
     now = time.time()
     for entry in entries:
         proxy, result = entry.key.get("proxy", {}), entry.result
-        placement = entry.key.get("placement", "?").split("/")[0]
+        placement = _placement(entry.key.get("placement", "?"))
         table.add_row(placement, str(proxy.get("data", "?")), f"{proxy.get('layers', '?')} x {proxy.get('heads', '?')}",
                       str(proxy.get("epochs", "?")), str(proxy.get("seed", "?")),
                       "-" if result.val_top1 is None else f"{result.val_top1 * 100:.2f}", f"{result.seconds:.0f}",
@@ -59,3 +59,11 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds:.0f} s"
+
+
+def _placement(key: str) -> str:
+    """The placement with what sets it apart from a plain 3x3 paper mask: a random pattern, soft
+    heads, another window or semantics (two rows of 111... can be different experiments)."""
+    compact, *settings = key.split("/")
+    extra = ["soft" if ";" in part else part for part in settings if part not in ("w3x3", "paper")]
+    return " ".join([compact, *extra])
