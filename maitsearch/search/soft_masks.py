@@ -3,7 +3,7 @@
 1. soft:    every head (or, with ``initial: sch3``, every head of the first 7/8 of the layers)
             starts soft at ``alpha_init``; alpha = sigmoid(theta) is learned with the weights, at
             its own learning rate (``ProxyConfig.alpha_lr_scale``). The trial's YAML holds the
-            learned alphas (``soft:``) and their trajectory per evaluated epoch.
+            learned alphas (``soft:``) and their trajectory per epoch.
 2. derived: alpha <= ``alpha_hard`` becomes a hard mask, alpha >= ``alpha_none`` an unmasked head;
             the heads in between go to the nearer of the two (``round``, the default) or stay
             soft at their learned alpha. With ``verify``, the derived placement trains once more:

@@ -45,7 +45,7 @@ class TrialResult:
     als: list[list[float]] | None = None  # raw ALS per (layer, head)
     als_uniform: float | None = None  # the raw ALS of uniform attention on this grid and window
     alphas: list[list[float]] | None = None  # every head's alpha at the end (soft masks learn theirs)
-    alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: alphas after each evaluated epoch
+    alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: alphas after every epoch
     epochs: int = 0
     steps: int = 0
     seconds: float = 0.0
@@ -137,8 +137,8 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
                 val = evaluate(train_model, data.batches("val", 256, device=device), autocast=autocast)
                 result.val_top1, result.val_loss = val["top1"], val["loss"]
                 metrics.update(val_top1=val["top1"], val_loss=val["loss"])
-                if result.alpha_history is not None:
-                    result.alpha_history[epoch] = current_alphas(model)
+            if result.alpha_history is not None:  # every epoch: reading them costs nothing
+                result.alpha_history[epoch] = current_alphas(model)
             result.history.append(metrics)
             emit(EpochDone(epoch=epoch, metrics=metrics))
             if evaluated and on_epoch is not None:
