@@ -181,3 +181,23 @@ def test_mirror_task_labels_are_the_mirror_by_hand():
     assert torch.equal(is_mirror[has_ink], labels[has_ink].bool()), "label 1 exactly when the right half mirrors"
     # both halves always hold the same ink: neither half alone tells the label
     torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
+
+
+def test_cue_task_labels_the_digit_under_the_square_by_hand():
+    from maitsearch.data.digits import TASK_SPECS, digits_tensors
+    from maitsearch.data.images import resize, to_uint8
+
+    data = TASK_SPECS["digits-cue"].build(seed=0)
+    images, labels = data.splits["val"]
+    sources, source_labels = digits_tensors()
+    label_of = {}
+    for digit, label in zip(to_uint8(resize(sources, 12).clamp(0, 1)), source_labels.tolist()):
+        label_of.setdefault(digit.numpy().tobytes(), set()).add(label)
+    top = images[:, 0, :3] > 0  # the square: 3x3 pixels, over one half only
+    assert (top.sum((1, 2)) == 9).all()
+    right = top[:, :, 12:].any(2).any(1)
+    assert not (top[:, :, :12].any(2).any(1) & right).any()
+    assert not images[:, 0, 3:12].any(), "nothing between the square and the digits"
+    for image, label, is_right in zip(images, labels.tolist(), right.tolist()):
+        under = image[:, 12:, 12:] if is_right else image[:, 12:, :12]
+        assert label in label_of[under.contiguous().numpy().tobytes()]

@@ -137,6 +137,46 @@ class MirrorTask(CanvasTask):
         return torch.cat([left, right], dim=-1)
 
 
+@dataclass(frozen=True)
+class CueTask(CanvasTask):
+    """Two digits side by side along the bottom of the canvas, and a small square in the top
+    row over one of them: the label is the class of the digit under the square. The square is
+    rows of patches away from either digit, so a patch of a digit learns which digit counts only
+    by attending that far; a sum of local features over the image holds both digits' classes
+    and the square's side, but not which class goes with the side."""
+
+    cue: int = 3  # side of the square, in pixels: one patch at patch size 3
+    images_per_digit: int = 2  # images in which each source digit is the one under the square
+
+    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+        if image_size not in (None, self.canvas):
+            raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
+                            f"image_size to {self.canvas}")
+        digits, labels = digits_tensors()
+        digits = resize(digits, self.digit).clamp(0, 1)
+        generator = torch.Generator().manual_seed(70_001 + seed)
+        index = stratified_split(labels, self.split, seed=seed)
+        c, d, half = self.canvas, self.digit, self.canvas // 2
+        splits = {}
+        for name, members in index.items():
+            chosen = members.repeat(self.images_per_digit)
+            others = members[torch.randint(0, len(members), (len(chosen),), generator=generator)]
+            right = torch.rand(len(chosen), generator=generator) < 0.5  # the chosen digit's side
+            cue_x = torch.randint(0, half - self.cue + 1, (len(chosen),), generator=generator)
+            images = torch.zeros(len(chosen), 1, c, c)
+            for i in range(len(chosen)):
+                first, second = (others[i], chosen[i]) if right[i] else (chosen[i], others[i])
+                images[i, :, c - d:, :d] = digits[first]  # fixed spots: reading them needs no search
+                images[i, :, c - d:, half:half + d] = digits[second]
+                x = int(cue_x[i]) + (half if right[i] else 0)
+                images[i, :, :self.cue, x:x + self.cue] = 1.0
+            splits[name] = (to_uint8(images), labels[chosen])
+        mean, std = channel_stats(splits["train"][0])
+        return ImageData(self.name, 10, 1, c, splits, mean, std, description=self.description,
+                         info={"canvas": c, "digit": d, "cue": self.cue, "images_per_digit": self.images_per_digit,
+                               "split": dict(self.split)})
+
+
 SMALL_TRAIN = {"train": 0.3, "val": 0.35, "test": 0.35}
 
 TASK_SPECS = {
@@ -154,6 +194,10 @@ TASK_SPECS = {
         "digits-mirror", canvas=24, digit=12, fragment=8, split={"train": 0.5, "val": 0.25, "test": 0.25},
         description="is the right half the mirror of the left? 3 digit fragments on a 24x24 canvas; "
                     "the label needs patches the whole image apart"),
+    "digits-cue": CueTask(
+        "digits-cue", canvas=24, digit=12, split={"train": 0.5, "val": 0.25, "test": 0.25},
+        description="two digits along the bottom of a 24x24 canvas, labelled by the one under a small square "
+                    "in the top row, 4 or more patch rows (at patch 3) above the digits"),
 }
 
 TASKS = {name: task.build for name, task in TASK_SPECS.items()}
