@@ -61,6 +61,13 @@ EXPERIMENTS = [
         "accuracy, and the search must find a placement between none and all)",
         note="Masking every head does not lose here, so no search was run on this task: see the findings."),
     Experiment(
+        "A task where locality is not everything: the digit under a square, 4 layers, mean-pooled head",
+        ["cue-calibration", "cue-als"],
+        ["maitsearch calibrate --config cue --budgets 1 --name cue-calibration",
+         "maitsearch run --config cue --name cue-als"],
+        "(not in the paper: the square is 4 patch rows above the digits, so masking every head must cost "
+        "accuracy, and the search must find a placement between none and all)"),
+    Experiment(
         "Table 2 analogue: mask window at 12 layers", ["paper-depth"],
         ["maitsearch run --config paper-depth --name paper-depth"],
         "DeiT-tiny 72.2; one masked head in every layer: 3x3 72.6 (+0.4), 3x5 72.2, 5x5 72.1 (small: 79.8 -> "
