@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from maitsearch.cli.run import build_config
-from maitsearch.config import SEARCHES_DIR, SearchConfig, config_from_dict, load_config
+from maitsearch.config import SEARCHES_DIR, ProxyConfig, SearchConfig, config_from_dict, load_config
 
 
 def test_default_preset_is_the_built_in_default():
@@ -67,3 +67,16 @@ def test_run_identity_ignores_how_numbers_are_spelled():
     assert config_digest(spelled) == config_digest(config)
     assert config_digest(config.replace(seeds=5)) != config_digest(config)
     assert config_digest(config.replace(jobs=7)) == config_digest(config), "execution settings do not count"
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"pool": "max"}, r"proxy.pool 'max': choose one of token, avg"),
+    ({"pos_embed": "rope"}, r"proxy.pos_embed 'rope': choose one of learned, sincos"),
+    ({"shift_augment": -1}, r"proxy.shift_augment -1: a shift in pixels"),
+])
+def test_proxy_choices_are_checked_before_anything_trains(change, match):
+    from maitsearch.errors import ConfigError
+    from maitsearch.search.checks import check_proxy
+
+    with pytest.raises(ConfigError, match=match):
+        check_proxy(ProxyConfig().replace(**change))

@@ -79,7 +79,8 @@ def build_proxy_model(spec: MaskSpec, config: ProxyConfig, data: ImageData) -> t
         img_size=config.image_size, patch_size=config.patch_size, in_chans=data.in_chans,
         num_classes=data.num_classes, embed_dim=config.width, depth=config.layers, num_heads=config.heads,
         mlp_ratio=config.mlp_ratio, qkv_bias=True, init_values=config.layer_scale,
-        drop_path_rate=config.drop_path, class_token=config.pool == "token", global_pool=config.pool, weight_init=config.weight_init)
+        drop_path_rate=config.drop_path, class_token=config.pool == "token", global_pool=config.pool,
+        weight_init=config.weight_init)
     if config.pos_embed == "sincos":
         from timm.layers import build_sincos2d_pos_embed
 
