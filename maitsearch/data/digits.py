@@ -11,6 +11,7 @@ scikit-learn. Every image is a deterministic function of the seed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -55,15 +56,22 @@ class CanvasTask:
     eval_copies: int = 1  # validation/test images per source digit: more positions, less measurement noise
     split: dict = field(default_factory=lambda: {"train": 0.5, "val": 0.2, "test": 0.3})
     description: str = ""
+    generator_offset: ClassVar[int] = 10_007  # each task draws its own random stream from a seed
 
-    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+    def _sources(self, image_size: int | None, seed: int):
+        """What every canvas task starts from: the source digits at ``digit`` pixels, their labels,
+        the task's generator for ``seed``, and the split over source digits (so no test digit is
+        seen in training, even elsewhere on the canvas)."""
         if image_size not in (None, self.canvas):
             raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
                             f"image_size to {self.canvas}")
         digits, labels = digits_tensors()
         digits = resize(digits, self.digit).clamp(0, 1)
-        generator = torch.Generator().manual_seed(10_007 + seed)
-        index = stratified_split(labels, self.split, seed=seed)
+        generator = torch.Generator().manual_seed(self.generator_offset + seed)
+        return digits, labels, generator, stratified_split(labels, self.split, seed=seed)
+
+    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+        digits, labels, generator, index = self._sources(image_size, seed)
         splits = {}
         for name, members in index.items():
             sources = members.repeat(self.copies if name == "train" else self.eval_copies)
@@ -100,16 +108,11 @@ class MirrorTask(CanvasTask):
     the whole image apart, a task where masking every head must cost accuracy."""
 
     fragments: int = 3  # digit fragments on the left half
+    generator_offset: ClassVar[int] = 40_013
     images_per_digit: int = 2  # images whose fragments come from each source digit's split
 
     def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
-        if image_size not in (None, self.canvas):
-            raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
-                            f"image_size to {self.canvas}")
-        digits, labels = digits_tensors()
-        digits = resize(digits, self.digit).clamp(0, 1)
-        generator = torch.Generator().manual_seed(40_013 + seed)
-        index = stratified_split(labels, self.split, seed=seed)
+        digits, labels, generator, index = self._sources(image_size, seed)
         splits = {}
         for name, members in index.items():
             mirrored = torch.rand(len(members) * self.images_per_digit, generator=generator) < 0.5
@@ -146,16 +149,11 @@ class CueTask(CanvasTask):
     and the square's side, but not which class goes with the side."""
 
     cue: int = 3  # side of the square, in pixels: one patch at patch size 3
+    generator_offset: ClassVar[int] = 70_001
     images_per_digit: int = 2  # images in which each source digit is the one under the square
 
     def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
-        if image_size not in (None, self.canvas):
-            raise DataError(f"{self.name} is generated at {self.canvas}x{self.canvas}; set the proxy's "
-                            f"image_size to {self.canvas}")
-        digits, labels = digits_tensors()
-        digits = resize(digits, self.digit).clamp(0, 1)
-        generator = torch.Generator().manual_seed(70_001 + seed)
-        index = stratified_split(labels, self.split, seed=seed)
+        digits, labels, generator, index = self._sources(image_size, seed)
         c, d, half = self.canvas, self.digit, self.canvas // 2
         splits = {}
         for name, members in index.items():
