@@ -15,24 +15,23 @@ probabilities for ALS come from ``attention_probs``, which the forward pass neve
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from timm.layers import Attention, register_notrace_module
-from torch import nn
 
 from . import kernels
 from .kernels.flex import FlexMasks
 from .locality import head_pattern_seed, random_matrix, token_matrix, window_matrix
+from .masked_heads import MaskedHeads
 
 _CONFIG_BUFFERS = ("allowed", "head_order_index", "head_restore_index")
 
 
 @register_notrace_module  # FX traces around it (its forward branches on Python state), not into it
-class MaskedAttention(Attention):
+class MaskedAttention(MaskedHeads, Attention):
     """timm's ``Attention`` with per-head locality masks.
 
     Lifecycle: built either directly (``MaskedAttention(dim, heads, alphas=..., grid_size=...)``)
@@ -52,15 +51,6 @@ class MaskedAttention(Attention):
                        semantics=semantics, pattern=pattern, pattern_seed=pattern_seed,
                        layer_index=layer_index, kernel=kernel)
 
-    @classmethod
-    def from_attention(cls, attn: Attention, alphas: Sequence[float], **config) -> "MaskedAttention":
-        """A MaskedAttention sharing ``attn``'s submodules and parameters (no copy of weights)."""
-        masked = cls.__new__(cls)
-        masked.__dict__.update({name: copy.copy(value) if isinstance(value, (dict, set)) else value
-                                for name, value in vars(attn).items()})
-        masked.configure(alphas, **config)
-        return masked
-
     def configure(self, alphas: Sequence[float] | None, *, grid_size: tuple[int, int], num_prefix_tokens: int,
                   window: tuple[int, int] = (3, 3), semantics: str = "paper", pattern: str = "window",
                   pattern_seed: int = 0, layer_index: int = 0, kernel: str = "auto") -> None:
@@ -79,7 +69,6 @@ class MaskedAttention(Attention):
         self.num_hard, self.num_masked = len(hard), len(hard) + len(soft)
 
         device = self.qkv.weight.device
-        self._parameters.pop("soft_logit", None)
         for name in _CONFIG_BUFFERS:
             self.register_buffer(name, None, persistent=False)
         order = hard + soft + plain
@@ -95,9 +84,7 @@ class MaskedAttention(Attention):
                                                head_pattern_seed(pattern_seed, layer_index, h)), num_prefix_tokens)
                     for h in hard + soft]).to(device)  # (masked heads, T, T)
             self.allowed = allowed
-        if soft:
-            initial = torch.tensor([alphas[h] for h in soft], device=device)
-            self.soft_logit = nn.Parameter(torch.log(initial) - torch.log1p(-initial))  # sigmoid^-1(alpha)
+        self._reset_soft_logit([alphas[h] for h in soft], device)
 
         dropout = self.attn_drop.p
         # chosen once per device type, like timm's fused_attn
@@ -263,15 +250,6 @@ class MaskedAttention(Attention):
             return allowed
         alpha = self._alpha(dtype)[first:first + count, None, None]
         return torch.where(allowed, torch.ones((), dtype=dtype, device=alpha.device), alpha)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        # A DeiT checkpoint has no soft_logit: loading it keeps the configured initial alphas, so
-        # pretrained DeiT weights load strictly into any MaiT.
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-        if prefix + "soft_logit" in missing_keys:
-            missing_keys.remove(prefix + "soft_logit")
 
     def extra_repr(self) -> str:
         return (f"heads={self.num_heads}, hard={list(self.hard_heads)}, soft={list(self.soft_heads)}, "

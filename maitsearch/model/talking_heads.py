@@ -12,30 +12,21 @@ stay untouched), so every token here is a patch.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Sequence
 
 import torch
 from timm.layers import register_notrace_module
 from timm.models.cait import TalkingHeadAttn
-from torch import nn
 
 from .locality import head_pattern_seed, random_matrix, window_matrix
+from .masked_heads import MaskedHeads
 
 
 @register_notrace_module
-class MaskedTalkingHeadAttn(TalkingHeadAttn):
+class MaskedTalkingHeadAttn(MaskedHeads, TalkingHeadAttn):
     """CaiT's ``TalkingHeadAttn`` sharing the original's submodules, with per-head masks: alpha 0
     hard, 1 plain, in between soft (sigmoid(theta), learned). Dense, as CaiT's own attention is."""
-
-    @classmethod
-    def from_attention(cls, attn: TalkingHeadAttn, alphas: Sequence[float], **config) -> "MaskedTalkingHeadAttn":
-        masked = cls.__new__(cls)
-        masked.__dict__.update({name: copy.copy(value) if isinstance(value, (dict, set)) else value
-                                for name, value in vars(attn).items()})
-        masked.configure(alphas, **config)
-        return masked
 
     def configure(self, alphas: Sequence[float], *, grid_size: tuple[int, int], window: tuple[int, int] = (3, 3),
                   semantics: str = "paper", pattern: str = "window", pattern_seed: int = 0,
@@ -57,10 +48,7 @@ class MaskedTalkingHeadAttn(TalkingHeadAttn):
         self.register_buffer("outside", ~allowed & masked[:, None, None], persistent=False)  # (H, N, N)
         self.register_buffer("hard_alpha", torch.tensor([0.0 if a == 0.0 else 1.0 for a in alphas], device=device),
                              persistent=False)
-        self._parameters.pop("soft_logit", None)
-        if self.soft_heads:
-            initial = torch.tensor([alphas[h] for h in self.soft_heads], device=device)
-            self.soft_logit = nn.Parameter(torch.log(initial) - torch.log1p(-initial))
+        self._reset_soft_logit([alphas[h] for h in self.soft_heads], device)
 
     def alphas(self) -> torch.Tensor:
         """(H,) current alpha of every head: 0 hard, 1 plain, sigmoid(theta) soft."""
@@ -104,14 +92,6 @@ class MaskedTalkingHeadAttn(TalkingHeadAttn):
         if self.semantics == "local" and self.hard_heads:
             logits = logits.masked_fill(self.outside & (self.hard_alpha == 0.0)[:, None, None], -math.inf)
         return logits.softmax(dim=-1)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        # a CaiT checkpoint has no soft_logit: the configured initial alphas stay (as MaskedAttention)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-        if prefix + "soft_logit" in missing_keys:
-            missing_keys.remove(prefix + "soft_logit")
 
     def extra_repr(self) -> str:
         return (f"heads={self.num_heads}, hard={list(self.hard_heads)}, soft={list(self.soft_heads)}, "
