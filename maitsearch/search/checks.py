@@ -12,7 +12,7 @@ from ..config import ProxyConfig, SearchConfig
 from ..errors import ConfigError
 from ..spec import preset
 from ..training.loop import resolve_device
-from ..training.proxy import POOLS, POS_EMBEDS
+from ..training.proxy import check_model_choices
 from .base import Strategy
 from .registry import make_strategy
 
@@ -49,10 +49,7 @@ def check_proxy(proxy: ProxyConfig) -> None:
     if not proxy.lr > 0 or proxy.min_lr < 0 or proxy.weight_decay < 0 or proxy.alpha_lr_scale <= 0:
         raise ConfigError("proxy.lr and proxy.alpha_lr_scale must be positive, proxy.min_lr and "
                           "proxy.weight_decay at least 0")
-    if proxy.pos_embed not in POS_EMBEDS:
-        raise ConfigError(f"proxy.pos_embed {proxy.pos_embed!r}: choose one of {', '.join(POS_EMBEDS)}")
-    if proxy.pool not in POOLS:
-        raise ConfigError(f"proxy.pool {proxy.pool!r}: choose one of {', '.join(POOLS)}")
+    check_model_choices(proxy)
     if proxy.shift_augment < 0:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
     resolve_device(proxy.device)

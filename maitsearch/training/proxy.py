@@ -65,16 +65,22 @@ class Pruned(Exception):
     """Raised by an ``on_epoch`` callback to stop a trial early (a pruner's decision)."""
 
 
+def check_model_choices(config: ProxyConfig) -> None:
+    """The proxy's named choices, one line each: checked here for ``fit`` callers, and by the
+    search's config check before a run folder exists."""
+    if config.pos_embed not in POS_EMBEDS:
+        raise ConfigError(f"proxy.pos_embed {config.pos_embed!r}: choose one of {', '.join(POS_EMBEDS)}")
+    if config.pool not in POOLS:
+        raise ConfigError(f"proxy.pool {config.pool!r}: choose one of {', '.join(POOLS)}")
+
+
 def build_proxy_model(spec: MaskSpec, config: ProxyConfig, data: ImageData) -> torch.nn.Module:
     """A timm VisionTransformer of the proxy's shape with ``spec`` applied."""
     from timm.models import VisionTransformer
 
     if spec.layers != config.layers or spec.heads != config.heads:
         raise ConfigError(f"spec is {spec.layers}x{spec.heads} but the proxy is {config.layers}x{config.heads}")
-    if config.pos_embed not in POS_EMBEDS:
-        raise ConfigError(f"proxy.pos_embed: unknown {config.pos_embed!r}; choose one of {', '.join(POS_EMBEDS)}")
-    if config.pool not in POOLS:
-        raise ConfigError(f"proxy.pool: unknown {config.pool!r}; choose one of {', '.join(POOLS)}")
+    check_model_choices(config)
     model = VisionTransformer(
         img_size=config.image_size, patch_size=config.patch_size, in_chans=data.in_chans,
         num_classes=data.num_classes, embed_dim=config.width, depth=config.layers, num_heads=config.heads,
