@@ -112,13 +112,15 @@ class TrialRecord:
                 "loss": mean_std(self.loss)[0] if self.loss else None,
                 "norm_als_mean": sum(flat) / len(flat) if flat else None,
                 "norm_als_head0": sum(row[0] for row in als) / len(als) if als else None,
-                "seeds": len(self.seeds), "cached": self.cached, "seconds": self.seconds,
+                "seeds": len(self.seeds), "cached": self.cached, "seconds": float(self.seconds),
                 "duplicate_of": self.duplicate_of, "reason": self.reason}
 
     def csv_row(self) -> dict:
         row = self.summary()
         rounded = {key: _round(row[key]) for key in ROUNDED_COLUMNS}
-        return {**row, **rounded, "seconds": round(self.seconds, 1)}
+        # float even when every seed came from the cache (0): a live run and a rebuild from
+        # the trial YAMLs must write the same bytes
+        return {**row, **rounded, "seconds": round(float(self.seconds), 1)}
 
 
 ROUNDED_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "loss", "norm_als_mean", "norm_als_head0")
