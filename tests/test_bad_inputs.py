@@ -52,6 +52,15 @@ def test_bad_storage_urls(storage, expected, tmp_path):
     assert line.startswith(f"error: {expected}") and ":pw@" not in line
 
 
+def test_journal_in_a_missing_folder_other_than_the_run_leaves_nothing(tmp_path):
+    """A journal folder that is not there is only fine when it is the run's own (created with the
+    run): any other is refused once the run folder exists, and the new folder is removed again."""
+    line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--results", tmp_path,
+                           "--name", "s", "--storage", f"journal:{tmp_path}/typo/study.log"])
+    assert line == f"error: --storage journal:{tmp_path}/typo/study.log: folder {tmp_path}/typo does not exist"
+    assert not any(tmp_path.iterdir()), "nothing was written"
+
+
 def test_unreachable_database_answers_within_ten_seconds(tmp_path):
     start = time.monotonic()
     line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--results", tmp_path, "--name", "u",

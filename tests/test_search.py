@@ -339,8 +339,9 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
 
 
 def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path):
-    """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study;
-    the report holds both workers' trials, and this process's torch threads are restored."""
+    """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study,
+    kept in the run's own folder (which does not exist until the run makes it); the report holds
+    both workers' trials, and this process's torch threads are restored."""
     import torch
 
     from maitsearch.search.runner import run_search
@@ -348,11 +349,12 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     threads = torch.get_num_threads()
     config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="none",
-                                                             storage=f"journal:{tmp_path / 'study.journal'}"))
+                                                             storage=f"journal:{tmp_path / 'helpers' / 'study.journal'}"))
     summary = run_search(config, results_root=tmp_path, name="helpers", data=digits)
     assert torch.get_num_threads() == threads
     assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
     assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]
+    assert (tmp_path / "helpers" / "study.journal").stat().st_size > 0
 
 
 def test_free_cores_sees_a_busy_core_at_once():

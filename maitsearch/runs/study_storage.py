@@ -60,11 +60,16 @@ def storage_url(requested: str | None, run_path: Path) -> str:
     return requested
 
 
-def check_storage_url(url: str) -> None:
-    """The URL names a storage maitsearch can open (nothing is connected to or created)."""
+def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
+    """The URL names a storage maitsearch can open (nothing is connected to or created).
+
+    ``before_run_folder``: checked before the run folder exists, a journal may sit in a folder
+    that does not exist yet but whose parent does (``journal:results/RUN/study.journal``: the
+    run creates its folder first). ``open_storage`` checks again, strictly, once it does."""
     if url.startswith("journal:"):
         path = Path(url[len("journal:"):]).expanduser()
-        if not path.parent.is_dir():
+        folder = path.parent.parent if before_run_folder and not path.parent.exists() else path.parent
+        if not folder.is_dir():
             raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
     elif not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
         raise StorageError(f"--storage {redact(url)}: unsupported storage; use journal:PATH, "

@@ -41,7 +41,7 @@ class OptunaStrategy(Strategy):
             if value not in allowed:
                 raise ConfigError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
         if settings.storage:
-            check_storage_url(storage_url(settings.storage, Path(".")))
+            check_storage_url(storage_url(settings.storage, Path(".")), before_run_folder=True)
         unknown = [o for o in settings.objectives if o not in OBJECTIVES]
         if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
             raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
