@@ -183,11 +183,12 @@ def test_mirror_task_labels_are_the_mirror_by_hand():
     torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
 
 
-def test_cue_task_labels_the_digit_under_the_square_by_hand():
+@pytest.mark.parametrize("task,lift", [("digits-cue", 0), ("digits-cue-lift", 8)])
+def test_cue_task_labels_the_digit_under_the_square_by_hand(task, lift):
     from maitsearch.data.digits import TASK_SPECS, digits_tensors
     from maitsearch.data.images import resize, to_uint8
 
-    data = TASK_SPECS["digits-cue"].build(seed=0)
+    data = TASK_SPECS[task].build(seed=0)
     images, labels = data.splits["val"]
     sources, source_labels = digits_tensors()
     label_of = {}
@@ -197,7 +198,17 @@ def test_cue_task_labels_the_digit_under_the_square_by_hand():
     assert (top.sum((1, 2)) == 9).all()
     right = top[:, :, 12:].any(2).any(1)
     assert not (top[:, :, :12].any(2).any(1) & right).any()
-    assert not images[:, 0, 3:12].any(), "nothing between the square and the digits"
+    assert not images[:, 0, 3:12 - lift].any(), "nothing between the square and the highest a digit sits"
+    heights = set()
     for image, label, is_right in zip(images, labels.tolist(), right.tolist()):
-        under = image[:, 12:, 12:] if is_right else image[:, 12:, :12]
-        assert label in label_of[under.contiguous().numpy().tobytes()]
+        half = image[:, :, 12:] if is_right else image[:, :, :12]
+        # the digit's top row, read off the image: the first inked row below the square's band
+        inked = half[0, 3:].any(1).nonzero()
+        top_row = 3 + int(inked[0]) if len(inked) else 12
+        candidates = [row for row in range(12 - lift, 13) if row <= top_row]
+        found = [row for row in candidates if half[:, row:row + 12].contiguous().numpy().tobytes() in label_of]
+        assert found, "the marked half holds a whole source digit"
+        assert label in set().union(*(label_of[half[:, row:row + 12].contiguous().numpy().tobytes()] for row in found))
+        assert not half[:, found[-1] + 12:].any() and not half[:, 3:found[0]].any(), "and nothing else"
+        heights.add(found[-1])
+    assert len(heights) == lift + 1, "every height from the bottom edge to the lift is used"

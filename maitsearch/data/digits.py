@@ -146,11 +146,16 @@ class CueTask(CanvasTask):
     row over one of them: the label is the class of the digit under the square. The square is
     rows of patches away from either digit, so a patch of a digit learns which digit counts only
     by attending that far; a sum of local features over the image holds both digits' classes
-    and the square's side, but not which class goes with the side."""
+    and the square's side, but not which class goes with the side.
+
+    With ``lift``, each digit sits at its own random height, up to ``lift`` pixels above the
+    bottom, so a digit must be found before it is read, the job local heads did well on
+    digits-shift, while binding it to the square still needs global heads."""
 
     cue: int = 3  # side of the square, in pixels: one patch at patch size 3
     generator_offset: ClassVar[int] = 70_001
     images_per_digit: int = 2  # images in which each source digit is the one under the square
+    lift: int = 0  # pixels a digit may sit above the bottom edge, drawn per digit
 
     def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
         digits, labels, generator, index = self._sources(image_size, seed)
@@ -161,18 +166,22 @@ class CueTask(CanvasTask):
             others = members[torch.randint(0, len(members), (len(chosen),), generator=generator)]
             right = torch.rand(len(chosen), generator=generator) < 0.5  # the chosen digit's side
             cue_x = torch.randint(0, half - self.cue + 1, (len(chosen),), generator=generator)
+            # drawn only when asked for, so digits-cue keeps its random stream and its images
+            lifts = (torch.randint(0, self.lift + 1, (len(chosen), 2), generator=generator) if self.lift
+                     else torch.zeros(len(chosen), 2, dtype=torch.long))
             images = torch.zeros(len(chosen), 1, c, c)
             for i in range(len(chosen)):
                 first, second = (others[i], chosen[i]) if right[i] else (chosen[i], others[i])
-                images[i, :, c - d:, :d] = digits[first]  # fixed spots: reading them needs no search
-                images[i, :, c - d:, half:half + d] = digits[second]
+                top_left, top_right = (c - d - int(lift) for lift in lifts[i])
+                images[i, :, top_left:top_left + d, :d] = digits[first]
+                images[i, :, top_right:top_right + d, half:half + d] = digits[second]
                 x = int(cue_x[i]) + (half if right[i] else 0)
                 images[i, :, :self.cue, x:x + self.cue] = 1.0
             splits[name] = (to_uint8(images), labels[chosen])
         mean, std = channel_stats(splits["train"][0])
         return ImageData(self.name, 10, 1, c, splits, mean, std, description=self.description,
                          info={"canvas": c, "digit": d, "cue": self.cue, "images_per_digit": self.images_per_digit,
-                               "split": dict(self.split)})
+                               "split": dict(self.split), **({"lift": self.lift} if self.lift else {})})
 
 
 SMALL_TRAIN = {"train": 0.3, "val": 0.35, "test": 0.35}
@@ -196,6 +205,9 @@ TASK_SPECS = {
         "digits-cue", canvas=24, digit=12, split={"train": 0.5, "val": 0.25, "test": 0.25},
         description="two digits along the bottom of a 24x24 canvas, labelled by the one under a small square "
                     "in the top row, 4 or more patch rows (at patch 3) above the digits"),
+    "digits-cue-lift": CueTask(
+        "digits-cue-lift", canvas=24, digit=12, lift=8, split={"train": 0.5, "val": 0.25, "test": 0.25},
+        description="digits-cue with each digit at its own random height, up to 8 pixels above the bottom"),
 }
 
 TASKS = {name: task.build for name, task in TASK_SPECS.items()}
