@@ -159,3 +159,24 @@ def test_flex_on_cuda_matches_reference_forward_and_backward(mix):
     masked, x = masked.cuda(), x.detach().cuda().requires_grad_()
     allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
     check_forward_backward(masked, modes, x, [allowed] * len(modes), atol=2e-5)
+
+
+@pytest.mark.parametrize("mix", ["hard+soft+plain", "all-soft", "local+soft", "all-paper"])
+@pytest.mark.parametrize("kernel", ["dense", "local"])
+def test_bf16_autocast_runs_forward_and_backward_close_to_float32(kernel, mix):
+    """Mixed precision as training uses it (bf16 autocast; on CPU here, CUDA's rules are the same):
+    the custom autograd nodes must take bf16 activations with float32 probabilities from
+    autocast's softmax, and agree with the float32 reference to bf16's precision."""
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, (4, 4), (3, 3), 1, kernel)
+    allowed = neighbours_by_hand((4, 4), (3, 3), 1)
+    params = [x, masked.qkv.weight] + ([masked.soft_logit] if masked.soft_heads else [])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = masked(x)
+        grads = torch.autograd.grad(out.float().square().sum(), params)
+    expected = reference_for(masked, modes, x, [allowed] * len(modes))
+    expected_grads = torch.autograd.grad(expected.square().sum(), params)
+    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, atol=6e-2, rtol=6e-2)
