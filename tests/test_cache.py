@@ -132,6 +132,8 @@ def test_a_second_strategy_reuses_the_baselines(quick_config, digits, tmp_path):
     first = {r.label: r.val_top1 for r in als.records}
     assert all(r.val_top1 == first[label] for label, r in baselines.items())
     assert next(r for r in soft.records if r.step == "soft").cached == 0
+    assert soft.cached == 2, "the run's own count: the two baselines came whole from the cache"
+    assert "from the trial cache" in (tmp_path / "soft" / "report.md").read_text()
 
 
 def test_cache_list_and_clear(quick_config, digits, tmp_path):

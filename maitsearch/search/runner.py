@@ -50,8 +50,9 @@ class RunSummary:
     answer: TrialRecord | None = None  # the strategy's own final step, where it has one
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    trained: int = 0
-    reused: int = 0
+    trained: int = 0  # trials that trained at least one seed in this session
+    reused: int = 0  # trials that repeated an earlier placement of the run
+    cached: int = 0  # trials whose every seed came from the trial cache
     seconds: float = 0.0
 
 
@@ -126,7 +127,7 @@ class Runner:
         self.replay = {(r.step, r.extra.get("key")): r for r in self.records}
         self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
         self.next_number = max((r.number for r in self.records), default=-1) + 1
-        self.trained = self.reused = 0
+        self.trained = self.reused = self.cached = 0
         self.executor = executor or make_executor(config.jobs, data, self.emit)
 
     # ---- the loop --------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Runner:
         self.store.write_answer(as_spec(answer) if differs else None)
         self.store.write_trials_csv(self.records)
         return RunSummary(self.store.name, self.store.path, self.records, best, answer, self.strategy.notes(),
-                          self.problems, self.trained, self.reused, seconds)
+                          self.problems, self.trained, self.reused, self.cached, seconds)
 
     def _all_records(self) -> list[TrialRecord]:
         """This process's records, and those other workers on the study wrote to the folder."""
@@ -247,7 +248,10 @@ class Runner:
         from_cache = frozenset(s for s in range(num_seeds) if (index, s) in cached)
         record = aggregate(number, proposal, per_seed, [self.config.proxy.seed + s for s in range(num_seeds)],
                            cached=from_cache)
-        self.trained += 1
+        if len(from_cache) == num_seeds:
+            self.cached += 1
+        else:
+            self.trained += 1
         if record.state == "complete":
             self.original.setdefault(proposal.key(), record)
         self.emit(TrialEnded(record=record))
