@@ -51,11 +51,14 @@ def test_every_spec_setting_is_part_of_the_key(other):
     assert digest(cache_key(other, PROXY, threads=1)) != digest(cache_key(SPEC, PROXY, threads=1))
 
 
-def test_permuted_heads_threads_code_version_and_folder_data(tmp_path, monkeypatch):
+def test_permuted_heads_threads_processor_code_version_and_folder_data(tmp_path, monkeypatch):
     base = cache_key(SPEC, PROXY, threads=1)
     permuted = MaskSpec(layers=2, heads=3, masks=[[2], [1]])  # the same experiment, canonically
     assert digest(cache_key(permuted, PROXY, threads=1)) == digest(base)
     assert digest(cache_key(SPEC, PROXY, threads=2)) != digest(base)
+    monkeypatch.setattr("maitsearch.runs.cache.machine_identity", lambda device: "cpu:x86_64:AVX2:another")
+    assert digest(cache_key(SPEC, PROXY, threads=1)) != digest(base), "another processor, another entry"
+    monkeypatch.undo()
     monkeypatch.setattr("maitsearch.runs.cache.TRAINING_VERSION", 999)
     assert digest(cache_key(SPEC, PROXY, threads=1)) != digest(base)
     monkeypatch.undo()
