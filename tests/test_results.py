@@ -192,3 +192,19 @@ def test_a_trials_own_figures(quick_results, tmp_path):
     assert f"ALS per head of trial {sch1.number}" in report
     missing = runner.invoke(app, ["results", "quick-als", "--results", str(tmp_path), "--trial", "99"])
     assert missing.exit_code == 2 and missing.stderr.strip() == "error: run quick-als has no trial 99"
+
+
+def test_a_presets_run_compares_every_placement_with_the_baseline(quick_results):
+    """A presets run has no answer of its own: its report and the terminal view judge each
+    retrained placement against the unmasked baseline, seed by seed."""
+    root, summaries = quick_results
+    records = summaries["presets"].records
+    report = (root / "quick-presets" / "report.md").read_text()
+    best = summaries["presets"].best
+    others = [r for r in records if r.label != "none" and r.number != best.number]
+    assert others, "the fixture trains placements besides none and best"
+    for record in others:
+        assert f"- {record.label} (trial {record.number}) " in report
+        assert f"vs unmasked baseline (trial {records[0].number})" in report
+    assert load_run(root / "quick-presets").comparisons() == [
+        line.removeprefix("- ") for line in report.split("## Answer against the baselines\n\n")[1].split("\n\n")[0].splitlines()]

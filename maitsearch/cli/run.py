@@ -118,7 +118,8 @@ def render_summary(summary, config, results: Path) -> None:
     console.print(trials_table(summary.records, summary.best))
     for note in summary.notes:
         console.print(f"- {note}", markup=False)
-    for line in comparisons(summary.records, summary.best, summary.answer, find_calibration(results, config)):
+    for line in comparisons(summary.records, summary.best, summary.answer, find_calibration(results, config),
+                            every_placement=config.strategy == "presets"):
         console.print(f"- {line}", markup=False)
     if summary.best is not None:
         console.print(f"best: trial {summary.best.number} ({summary.best.label}) -> {summary.path / 'best.yaml'}",

@@ -105,7 +105,8 @@ class Run:
         except ConfigError:  # a config this version cannot read: no calibration to look up
             calibration = None
         answer = self.answer_record() if self.answer is not None else None
-        return comparisons(self.records, self.best_record(), answer, calibration)
+        return comparisons(self.records, self.best_record(), answer, calibration,
+                           every_placement=self.config.get("strategy") == "presets")
 
     def summary(self) -> dict:
         states = [r.state for r in self.records]

@@ -88,9 +88,11 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
 
 
 def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: TrialRecord | None,
-                calibration: dict | None) -> list[str]:
+                calibration: dict | None, *, every_placement: bool = False) -> list[str]:
     """What a reader of a run needs first: best.yaml and the strategy's own answer against the
-    unmasked baseline and against Sch.1, the placement a person writes by hand."""
+    unmasked baseline and against Sch.1, the placement a person writes by hand. With
+    ``every_placement`` (a presets run, which has no answer of its own: it retrains chosen
+    placements to compare them), each placement against the unmasked baseline."""
     lines = []
     none, sch1 = baseline_of(records), preset_record(records, "sch1")
     if best is not None and best.top1 is not None:
@@ -98,6 +100,11 @@ def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: Tr
                      f"placement this run measured with all its seeds.")
         if none is not None and none.number != best.number:
             lines.append(comparison_line(best, none, calibration))
+    if every_placement and none is not None:
+        for record in records:
+            if (record.state == "complete" and record.duplicate_of is None and record.top1 is not None
+                    and record.number not in (none.number, getattr(best, "number", None))):
+                lines.append(comparison_line(record, none, calibration, names=(record.label, "unmasked baseline")))
     if answer is not None and answer.top1 is not None:
         same = best is not None and answer.spec.key() == best.spec.key()
         lines.append(f"the strategy's own answer is trial {answer.number} ({answer.label}, `{answer.spec.compact()}`)"
@@ -198,7 +205,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
-    found = comparisons(records, best, summary.answer, calibration)
+    found = comparisons(records, best, summary.answer, calibration, every_placement=config.strategy == "presets")
     if found:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
     if summary.notes:
