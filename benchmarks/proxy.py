@@ -5,8 +5,9 @@
 For the config's proxy (one thread, as a worker trains it): seconds per training epoch, per
 validation pass, per test pass and per ALS measurement, so the cost of one trial-seed is
 composed as epochs x train + evaluations x val + test + ALS. Then the levers, each timed
-against the eager epoch in the same run: torch.compile (inductor, CPU), fewer validations
-(``eval_every``), and two one-thread processes at once against one two-thread process.
+against the eager epoch in the same run: bf16 autocast (this CPU may have AMX), torch.compile
+(inductor, CPU), fewer validations (``eval_every``), and two one-thread processes at once
+against one two-thread process.
 Run it on an idle machine. Writes benchmarks/out/proxy-<config>.json.
 """
 
@@ -48,11 +49,11 @@ def setup(config_name: str, placement: str):
     return proxy, data, model, optimizer, scheduler
 
 
-def epoch_seconds(model, proxy, data, optimizer, scheduler, epoch: int) -> float:
+def epoch_seconds(model, proxy, data, optimizer, scheduler, epoch: int, autocast: torch.dtype | None = None) -> float:
     start = time.perf_counter()
     train_one_epoch(model, data.batches("train", proxy.batch_size, shuffle=True, seed=epoch_seed(0, epoch)),
                     optimizer, scheduler, device=torch.device("cpu"), epoch=epoch,
-                    label_smoothing=proxy.label_smoothing, grad_clip=proxy.grad_clip)
+                    label_smoothing=proxy.label_smoothing, grad_clip=proxy.grad_clip, autocast=autocast)
     return time.perf_counter() - start
 
 
@@ -97,6 +98,12 @@ def main() -> None:
     print(f"{args.config} ({args.placement}), one thread: epoch {train:.2f} s, validation {val:.2f} s, test "
           f"{test:.2f} s, ALS {als:.2f} s -> one trial-seed {total:.0f} s")
     print("  shares: " + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items()))
+
+    epoch_seconds(model, proxy, data, optimizer, scheduler, 0, torch.bfloat16)  # warm-up
+    bf16 = statistics.median(epoch_seconds(model, proxy, data, optimizer, scheduler, e, torch.bfloat16)
+                             for e in range(1, args.repeats + 1))
+    rows["bf16_autocast"] = {"epoch_s": bf16, "speedup": train / bf16}
+    print(f"bf16 autocast: epoch {bf16:.2f} s ({train / bf16:.2f}x)")
 
     if not args.no_compile:
         compiled = torch.compile(model)
