@@ -110,3 +110,26 @@ def test_every_layer_is_a_package_and_the_listing_is_the_architecture():
     assert packages == set(LAYERS) - {"base"}
     flat = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert flat == BASE_MODULES
+
+
+NOTEBOOK_API = {"MaskSpec", "load_spec", "apply_mask_spec", "measure_als", "ProxyConfig", "fit",
+                "SearchConfig", "run_search", "calibrate", "load_run", "list_runs"}
+
+
+def test_the_public_api_is_what_a_notebook_needs_and_loads_no_torch():
+    """``import maitsearch`` stays light (the CLI's --help and spec check start in a fraction of
+    a second), yet every public name resolves and timm still finds the mait_* models."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, maitsearch\n"
+             "light = 'torch' not in sys.modules\n"
+             "names = sorted(maitsearch.__all__)\n"
+             "resolved = all(getattr(maitsearch, n) is not None for n in names)\n"
+             "import timm\n"
+             "print(light, resolved, ','.join(names), 'mait_tiny_patch16_224' in timm.list_models('mait_*'))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "True", "import maitsearch must not import torch"
+    assert out[1] == "True"
+    assert set(out[2].split(",")) == NOTEBOOK_API
+    assert out[3] == "True", "timm knows the mait_* models after import maitsearch"
