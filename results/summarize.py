@@ -68,6 +68,21 @@ EXPERIMENTS = [
         "(not in the paper: the square is 4 patch rows above the digits, so masking every head must cost "
         "accuracy, and the search must find a placement between none and all)"),
     Experiment(
+        "A task where locality is not everything, and where digits must be found first: the digit under a "
+        "square, each digit at a random height, 8 layers, mean-pooled head",
+        ["cue-lift-calibration", "cue-lift-optuna", "cue-lift-confirm", "cue-lift-soft"],
+        ["maitsearch calibrate --config cue-lift --budgets 1 --name cue-lift-calibration",
+         "maitsearch run --config cue-lift --strategy optuna --space blocks --pruner none --trials 12 --seeds 1 "
+         "--jobs 2 --storage journal:results/cue-lift-optuna/study.journal --name cue-lift-optuna",
+         "maitsearch run --config cue-lift --strategy presets --baselines none,all,results/cue-lift-optuna/best.yaml "
+         "--name cue-lift-confirm",
+         "maitsearch run --config cue-lift --strategy soft --baselines none,all --name cue-lift-soft"],
+        "(not in the paper: masking every head must cost accuracy, and the search must find a placement "
+        "between none and all)",
+        note="Optuna's trials have one seed each (seed 0, the seed where the unmasked baseline is weakest); "
+             "cue-lift-confirm retrains its best with the calibration's 3 seeds.",
+        figures=["cue-lift-soft/alphas.png"]),
+    Experiment(
         "Table 2 analogue: mask window at 12 layers", ["paper-depth"],
         ["maitsearch run --config paper-depth --name paper-depth"],
         "DeiT-tiny 72.2; one masked head in every layer: 3x3 72.6 (+0.4), 3x5 72.2, 5x5 72.1 (small: 79.8 -> "
