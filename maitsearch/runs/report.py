@@ -194,7 +194,8 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
              f"{config.proxy.patch_size}, {config.proxy.epochs} epochs, batch {config.proxy.batch_size}, lr "
              f"{config.proxy.lr}, layer scale {config.proxy.layer_scale}",
              f"- seeds per placement: {config.seeds} (base seed {config.proxy.seed}); trials: {len(records)} "
-             f"({summary.trained} trained this session, {summary.cached} from the trial cache, {summary.reused} reused)",
+             f"({summary.trained} trained this session, {summary.cached} from the trial cache, "
+             f"{summary.reused} reused)",
              f"- reproduce: `{reproduce_command(store, config)}`", ""]
     own = store.path / "calibration.yaml"
     if own.exists():
