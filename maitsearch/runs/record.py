@@ -35,6 +35,11 @@ class TrialRecord:
     duplicate_of: int | None = None
     extra: dict = field(default_factory=dict)  # strategy-specific provenance (optuna params, budget...)
 
+    def __post_init__(self):
+        # a float even when every seed came from the cache (a sum of nothing is the int 0): a live
+        # run and a rebuild from the trial YAMLs must write the same trials.csv
+        self.seconds = float(self.seconds)
+
     @property
     def label(self) -> str:
         """The step, with the preset's name where the step does not say it (``baseline sch1``)."""
@@ -112,15 +117,13 @@ class TrialRecord:
                 "loss": mean_std(self.loss)[0] if self.loss else None,
                 "norm_als_mean": sum(flat) / len(flat) if flat else None,
                 "norm_als_head0": sum(row[0] for row in als) / len(als) if als else None,
-                "seeds": len(self.seeds), "cached": self.cached, "seconds": float(self.seconds),
+                "seeds": len(self.seeds), "cached": self.cached, "seconds": self.seconds,
                 "duplicate_of": self.duplicate_of, "reason": self.reason}
 
     def csv_row(self) -> dict:
         row = self.summary()
         rounded = {key: _round(row[key]) for key in ROUNDED_COLUMNS}
-        # float even when every seed came from the cache (0): a live run and a rebuild from
-        # the trial YAMLs must write the same bytes
-        return {**row, **rounded, "seconds": round(float(self.seconds), 1)}
+        return {**row, **rounded, "seconds": round(self.seconds, 1)}
 
 
 ROUNDED_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "loss", "norm_als_mean", "norm_als_head0")
