@@ -119,7 +119,7 @@ def render_summary(summary, config, results: Path) -> None:
     for note in summary.notes:
         console.print(f"- {note}", markup=False)
     for line in comparisons(summary.records, summary.best, summary.answer, find_calibration(results, config),
-                            every_placement=config.strategy == "presets"):
+                            strategy=config.strategy):
         console.print(f"- {line}", markup=False)
     if summary.best is not None:
         console.print(f"best: trial {summary.best.number} ({summary.best.label}) -> {summary.path / 'best.yaml'}",

@@ -106,7 +106,7 @@ class Run:
             calibration = None
         answer = self.answer_record() if self.answer is not None else None
         return comparisons(self.records, self.best_record(), answer, calibration,
-                           every_placement=self.config.get("strategy") == "presets")
+                           strategy=self.config.get("strategy"))
 
     def summary(self) -> dict:
         states = [r.state for r in self.records]

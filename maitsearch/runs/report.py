@@ -88,11 +88,11 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
 
 
 def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: TrialRecord | None,
-                calibration: dict | None, *, every_placement: bool = False) -> list[str]:
+                calibration: dict | None, *, strategy: str | None = None) -> list[str]:
     """What a reader of a run needs first: best.yaml and the strategy's own answer against the
-    unmasked baseline and against Sch.1, the placement a person writes by hand. With
-    ``every_placement`` (a presets run, which has no answer of its own: it retrains chosen
-    placements to compare them), each placement against the unmasked baseline."""
+    unmasked baseline and against Sch.1, the placement a person writes by hand. A presets run
+    has no answer of its own (it retrains chosen placements to compare them), so there each
+    placement is judged against the unmasked baseline."""
     lines = []
     none, sch1 = baseline_of(records), preset_record(records, "sch1")
     if best is not None and best.top1 is not None:
@@ -100,7 +100,7 @@ def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: Tr
                      f"placement this run measured with all its seeds.")
         if none is not None and none.number != best.number:
             lines.append(comparison_line(best, none, calibration))
-    if every_placement and none is not None:
+    if strategy == "presets" and none is not None:
         for record in records:
             if (record.state == "complete" and record.duplicate_of is None and record.top1 is not None
                     and record.number not in (none.number, getattr(best, "number", None))):
@@ -206,7 +206,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
-    found = comparisons(records, best, summary.answer, calibration, every_placement=config.strategy == "presets")
+    found = comparisons(records, best, summary.answer, calibration, strategy=config.strategy)
     if found:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
     if summary.notes:
