@@ -84,7 +84,7 @@ def machine_identity(device: str = "auto") -> str:
     import torch
 
     if device != "cpu" and torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(torch.device(device if device != 'auto' else 'cuda'))}"
+        return f"cuda:{torch.cuda.get_device_name(torch.device('cuda' if device == 'auto' else device))}"
     return f"cpu:{platform.machine()}:{torch.backends.cpu.get_cpu_capability()}:{_cpu_model_digest()}"
 
 
