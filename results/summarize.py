@@ -35,8 +35,8 @@ class Experiment:
 
 EXPERIMENTS = [
     Experiment(
-        "The default proxy's calibration, with the section 5.5 random-mask control", ["default-calibration"],
-        ["maitsearch calibrate --config default --budgets 1 --name default-calibration"],
+        "The default proxy's calibration, with the section 5.5 random-mask control", ["default24"],
+        ["maitsearch calibrate --config default --budgets 1 --name default24"],
         "A random mask in one head of all 24 layers: 0.5 points below 24-layer DeiT, while Sch.1 is 0.8 above.",
         note="Every trial-seed came from the trial cache: they were trained while the proxy was chosen, by the "
              "same training code (same cache key), at about 220 s per trial-seed with two workers, so the run "
@@ -97,18 +97,19 @@ EXPERIMENTS = [
          "maitsearch run --config paper-tiny24-confirm --name paper-tiny24-confirm"],
         "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1, Sch.3 (soft) 79.3.", proxy="first"),
     Experiment(
-        "Section 5.5 control: a random mask of the same drop-out rate, 24 layers", ["default24"],
-        ["maitsearch calibrate --config default --epochs 30 --budgets 1,2 --jobs 2 --name default24"],
+        "Section 5.5 control: a random mask of the same drop-out rate, 24 layers", ["old-proxy-default24"],
+        ["maitsearch calibrate --config default --epochs 30 --budgets 1,2 --jobs 2 --name default24 "
+         "(renamed old-proxy-default24)"],
         "A random mask in one head of all 24 layers: 0.5 points below 24-layer DeiT, while Sch.1 is 0.8 above.",
-        keep={"default24": "@2x"}, proxy="first"),
+        keep={"old-proxy-default24": "@2x"}, proxy="first"),
     Experiment(
-        "Section 5.5 control: depth 12 against 24", ["paper-controls-l12", "default24"],
+        "Section 5.5 control: depth 12 against 24", ["paper-controls-l12", "old-proxy-default24"],
         ["maitsearch run --config paper-controls --layers 12 --name paper-controls-l12",
-         "(24 layers: the 60-epoch rows of default24 above)"],
+         "(24 layers: the 60-epoch rows of old-proxy-default24 above)"],
         "DeiT-tiny 72.2 at 12 layers and 78.3 at 24; one masked head per layer 72.6 and 79.1, so the mask's "
         "gain grows from +0.4 to +0.8 with depth. Beyond 24 layers DeiT saturates (+0.25 at 36) while mixed "
         "masking keeps gaining (79.8, Figure 4).",
-        keep={"default24": "@2x"}, proxy="first"),
+        keep={"old-proxy-default24": "@2x"}, proxy="first"),
     Experiment(
         "Figure 3 analogue: ALS per head, Sch.1 and soft masks", [],
         ["maitsearch results paper-tiny24-als --plot --trial 1",

@@ -172,7 +172,8 @@ def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results,
     cli(*args[1:])
     rerun = next(line for line in (tmp_path / "quick-als" / "report.md").read_text().splitlines()
                  if "trained this session" in line)
-    assert "(0 trained this session" in rerun, rerun
+    records = len(list((tmp_path / "quick-als" / "trials").glob("*.yaml")))
+    assert f"(0 trained this session, 0 from the trial cache, 0 reused, {records} from the run folder)" in rerun, rerun
 
 
 def test_a_trials_own_figures(quick_results, tmp_path):

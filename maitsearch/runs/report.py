@@ -182,6 +182,12 @@ def calibration_section(result: dict) -> list[str]:
     return lines
 
 
+def _resumed(summary) -> str:
+    """How many trials a resumed run found in its folder: without it, a report rewritten by a
+    resume says 0 trained and hides where its numbers came from."""
+    return f", {summary.resumed} from the run folder" if summary.resumed else ""
+
+
 def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     from . import plots
 
@@ -195,7 +201,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
              f"{config.proxy.lr}, layer scale {config.proxy.layer_scale}",
              f"- seeds per placement: {config.seeds} (base seed {config.proxy.seed}); trials: {len(records)} "
              f"({summary.trained} trained this session, {summary.cached} from the trial cache, "
-             f"{summary.reused} reused)",
+             f"{summary.reused} reused{_resumed(summary)})",
              f"- reproduce: `{reproduce_command(store, config)}`", ""]
     own = store.path / "calibration.yaml"
     if own.exists():

@@ -53,6 +53,7 @@ class RunSummary:
     trained: int = 0  # trials that trained at least one seed in this session
     reused: int = 0  # trials that repeated an earlier placement of the run
     cached: int = 0  # trials whose every seed came from the trial cache
+    resumed: int = 0  # trials already in the run folder when this session started
     seconds: float = 0.0
 
 
@@ -128,6 +129,7 @@ class Runner:
         self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
         self.next_number = max((r.number for r in self.records), default=-1) + 1
         self.trained = self.reused = self.cached = 0
+        self.resumed = len(self.records)
         self.executor = executor or make_executor(config.jobs, data, self.emit)
 
     # ---- the loop --------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class Runner:
         self.store.write_answer(as_spec(answer) if differs else None)
         self.store.write_trials_csv(self.records)
         return RunSummary(self.store.name, self.store.path, self.records, best, answer, self.strategy.notes(),
-                          self.problems, self.trained, self.reused, self.cached, seconds)
+                          self.problems, self.trained, self.reused, self.cached, self.resumed, seconds)
 
     def _all_records(self) -> list[TrialRecord]:
         """This process's records, and those other workers on the study wrote to the folder."""
