@@ -83,6 +83,20 @@ EXPERIMENTS = [
              "cue-lift-confirm retrains its best with the calibration's 3 seeds.",
         figures=["cue-lift-soft/alphas.png"]),
     Experiment(
+        "A task where locality helps and is not everything: digits at random spots mixed with copy pairs, "
+        "6 layers, mean-pooled head",
+        ["shift-copy-calibration", "shift-copy-als", "shift-copy-optuna", "shift-copy-confirm"],
+        ["maitsearch calibrate --config shift-copy --budgets 1 --name shift-copy-calibration",
+         "maitsearch run --config shift-copy --name shift-copy-als",
+         "maitsearch run --config shift-copy --strategy optuna --pruner none --trials 14 --seeds 1 --jobs 2 "
+         "--storage journal:results/shift-copy-optuna/study.journal --name shift-copy-optuna",
+         "maitsearch run --config shift-copy --strategy presets --baselines none,all,results/shift-copy-optuna/"
+         "best.yaml --name shift-copy-confirm"],
+        "(not in the paper: half the images reward local heads, half need patches half the image apart, so "
+        "neither no mask nor a mask on every head should be the best placement)",
+        note="Optuna's trials have one seed each (seed 0, the unmasked baseline's best seed); shift-copy-confirm "
+             "retrains its best with the calibration's 3 seeds."),
+    Experiment(
         "Table 2 analogue: mask window at 12 layers", ["paper-depth"],
         ["maitsearch run --config paper-depth --name paper-depth"],
         "DeiT-tiny 72.2; one masked head in every layer: 3x3 72.6 (+0.4), 3x5 72.2, 5x5 72.1 (small: 79.8 -> "

@@ -183,6 +183,40 @@ def test_mirror_task_labels_are_the_mirror_by_hand():
     torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
 
 
+def test_copy_task_labels_a_copy_within_the_jitter_by_hand():
+    """Label 1 exactly when some roll of at most ``jitter`` pixels each way maps the left half
+    onto the right; a non-copy is rolled further than any copy, so no roll within it matches."""
+    from maitsearch.data.digits import TASK_SPECS
+
+    task = TASK_SPECS["digits-copy"]
+    images, labels = task.build(seed=0).splits["val"]
+    assert 0.4 < labels.float().mean() < 0.6
+    left, right = images[..., :12], images[..., 12:]
+    shifts = [(dy, dx) for dy in range(-task.jitter, task.jitter + 1) for dx in range(-task.jitter, task.jitter + 1)]
+    offsets = {}
+    for image_left, image_right, label in zip(left, right, labels.tolist()):
+        found = [s for s in shifts if torch.equal(image_left.roll(s, dims=(1, 2)), image_right)]
+        assert bool(found) == bool(label), (found, label)
+        if found:
+            offsets[found[0]] = offsets.get(found[0], 0) + 1
+    assert len(offsets) == len(shifts), "every offset within the jitter occurs"
+    # both halves always hold the same ink: neither half alone tells the label
+    torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
+
+def test_mixed_task_is_its_parts_with_the_later_labels_shifted():
+    from maitsearch.data.digits import TASK_SPECS
+
+    task = TASK_SPECS["digits-shift-copy"]
+    mix = task.build(seed=1)
+    parts = [part.build(seed=1) for part in task.parts]
+    assert [p.num_classes for p in parts] == [10, 2] and mix.num_classes == 12
+    for split, (images, labels) in mix.splits.items():
+        assert torch.equal(images, torch.cat([p.splits[split][0] for p in parts]))
+        assert torch.equal(labels, torch.cat([parts[0].splits[split][1], parts[1].splits[split][1] + 10]))
+    # one split over source digits for every part: a validation digit is unseen in all of them
+    assert all(part.split == task.parts[0].split for part in task.parts)
+    assert mix.info["parts"]["digits-copy-3"]["classes_from"] == 10
+
 @pytest.mark.parametrize("task,lift", [("digits-cue", 0), ("digits-cue-lift", 8)])
 def test_cue_task_labels_the_digit_under_the_square_by_hand(task, lift):
     from maitsearch.data.digits import TASK_SPECS, digits_tensors

@@ -120,8 +120,11 @@ class MirrorTask(CanvasTask):
             splits[name] = (to_uint8(images), mirrored.long())
         mean, std = channel_stats(splits["train"][0])
         return ImageData(self.name, 2, 1, self.canvas, splits, mean, std, description=self.description,
-                         info={"canvas": self.canvas, "fragment": self.fragment, "fragments": self.fragments,
-                               "images_per_digit": self.images_per_digit, "split": dict(self.split)})
+                         info=self._info())
+
+    def _info(self) -> dict:
+        return {"canvas": self.canvas, "fragment": self.fragment, "fragments": self.fragments,
+                "images_per_digit": self.images_per_digit, "split": dict(self.split)}
 
     def _pair(self, digits: torch.Tensor, members: torch.Tensor, mirrored: bool,
               generator: torch.Generator) -> torch.Tensor:
@@ -134,10 +137,39 @@ class MirrorTask(CanvasTask):
             px = int(torch.randint(0, half - f + 1, (1,), generator=generator))
             window = left[:, py:py + f, px:px + f]
             torch.maximum(window, digits[donor, :, fy:fy + f, fx:fx + f], out=window)
+        return torch.cat([left, self._right_half(left, mirrored, generator)], dim=-1)
+
+    def _right_half(self, left: torch.Tensor, matches: bool, generator: torch.Generator) -> torch.Tensor:
         right = left.flip(-1)
-        if not mirrored:  # a roll of at least 3 pixels either way: never the mirror by accident
-            right = right.roll(int(torch.randint(3, c - 2, (1,), generator=generator)), dims=1)
-        return torch.cat([left, right], dim=-1)
+        if not matches:  # a roll of at least 3 pixels either way: never the mirror by accident
+            right = right.roll(int(torch.randint(3, self.canvas - 2, (1,), generator=generator)), dims=1)
+        return right
+
+
+@dataclass(frozen=True)
+class CopyTask(MirrorTask):
+    """Is the right half a copy of the left? As the mirror task, but the right half repeats the
+    left one moved by half the canvas (label 1), or moved and rolled vertically (label 0). The
+    mirror's seam, where a patch and its partner are neighbours, is gone: every patch's partner
+    is half the canvas away. With ``jitter``, a copy is also rolled up to that many pixels either
+    way, so patches no longer line up with their partners' and a match must be judged on the
+    neighbourhood, a job for local heads, while finding the partner stays one for global ones."""
+
+    jitter: int = 0  # pixels a copy may be off, each way, in each direction
+    generator_offset: ClassVar[int] = 50_021
+
+    def _info(self) -> dict:
+        return {**super()._info(), "jitter": self.jitter}
+
+    def _right_half(self, left: torch.Tensor, matches: bool, generator: torch.Generator) -> torch.Tensor:
+        right = left
+        if self.jitter:
+            dy, dx = (int(v) for v in torch.randint(-self.jitter, self.jitter + 1, (2,), generator=generator))
+            right = right.roll((dy, dx), dims=(1, 2))
+        if not matches:  # rolled further than any copy's jitter: never a copy by accident
+            low, high = 3 + self.jitter, self.canvas - 2 - self.jitter
+            right = right.roll(int(torch.randint(low, high, (1,), generator=generator)), dims=1)
+        return right
 
 
 @dataclass(frozen=True)
@@ -184,6 +216,36 @@ class CueTask(CanvasTask):
                                "split": dict(self.split), **({"lift": self.lift} if self.lift else {})})
 
 
+@dataclass(frozen=True)
+class MixedTask:
+    """Several canvas tasks in one: each split holds every part's images of that split, the
+    labels of part k shifted past the classes of the parts before it. Every part is built with
+    the same seed and the same split over source digits, so no digit of the validation or test
+    images was seen in training, in any part. A mix of a task where locality helps with one
+    where it cannot suffice is the smallest image set on which neither extreme, no mask or a
+    mask on every head, can be the best placement."""
+
+    name: str
+    parts: tuple[CanvasTask, ...]
+    description: str = ""
+
+    @property
+    def canvas(self) -> int:
+        return self.parts[0].canvas
+
+    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+        built = [part.build(image_size, seed=seed) for part in self.parts]
+        offsets = [sum(data.num_classes for data in built[:k]) for k in range(len(built))]
+        splits = {name: (torch.cat([data.splits[name][0] for data in built]),
+                         torch.cat([data.splits[name][1] + offset for data, offset in zip(built, offsets)]))
+                  for name in built[0].splits}
+        mean, std = channel_stats(splits["train"][0])
+        return ImageData(self.name, sum(data.num_classes for data in built), 1, self.canvas, splits, mean, std,
+                         description=self.description,
+                         info={"parts": {data.name: {"classes_from": offset, **data.info}
+                                         for data, offset in zip(built, offsets)}})
+
+
 SMALL_TRAIN = {"train": 0.3, "val": 0.35, "test": 0.35}
 
 TASK_SPECS = {
@@ -201,6 +263,10 @@ TASK_SPECS = {
         "digits-mirror", canvas=24, digit=12, fragment=8, split={"train": 0.5, "val": 0.25, "test": 0.25},
         description="is the right half the mirror of the left? 3 digit fragments on a 24x24 canvas; "
                     "the label needs patches the whole image apart"),
+    "digits-copy": CopyTask(
+        "digits-copy", canvas=24, digit=12, fragment=8, jitter=2, split={"train": 0.5, "val": 0.25, "test": 0.25},
+        description="is the right half a copy of the left, half the canvas away and up to 2 pixels off? 3 digit "
+                    "fragments on a 24x24 canvas; the label needs patches half the image apart"),
     "digits-cue": CueTask(
         "digits-cue", canvas=24, digit=12, split={"train": 0.5, "val": 0.25, "test": 0.25},
         description="two digits along the bottom of a 24x24 canvas, labelled by the one under a small square "
@@ -209,6 +275,13 @@ TASK_SPECS = {
         "digits-cue-lift", canvas=24, digit=12, lift=8, split={"train": 0.5, "val": 0.25, "test": 0.25},
         description="digits-cue with each digit at its own random height, up to 8 pixels above the bottom"),
 }
+TASK_SPECS["digits-shift-copy"] = MixedTask(
+    "digits-shift-copy",
+    (CanvasTask("digits-shift-3", canvas=24, digit=16, split=SMALL_TRAIN, copies=3, eval_copies=3),
+     CopyTask("digits-copy-3", canvas=24, digit=12, fragment=8, jitter=2, split=SMALL_TRAIN, images_per_digit=3)),
+    description="half digits-shift (a 16x16 digit at 3 random spots of a 24x24 canvas: classes 0-9), half "
+                "digits-copy (a copy, or not, of the left half on the right: classes 10 and 11); 30% of the "
+                "digits train, in both")
 
 TASKS = {name: task.build for name, task in TASK_SPECS.items()}
 
