@@ -203,8 +203,12 @@ def test_copy_task_labels_a_copy_within_the_jitter_by_hand():
     # both halves always hold the same ink: neither half alone tells the label
     torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
 
+
 def test_mixed_task_is_its_parts_with_the_later_labels_shifted():
-    from maitsearch.data.digits import TASK_SPECS
+    import dataclasses
+
+    from maitsearch.data.digits import DIGITS_SPLIT, TASK_SPECS, MixedTask
+    from maitsearch.errors import DataError
 
     task = TASK_SPECS["digits-shift-copy"]
     mix = task.build(seed=1)
@@ -213,9 +217,11 @@ def test_mixed_task_is_its_parts_with_the_later_labels_shifted():
     for split, (images, labels) in mix.splits.items():
         assert torch.equal(images, torch.cat([p.splits[split][0] for p in parts]))
         assert torch.equal(labels, torch.cat([parts[0].splits[split][1], parts[1].splits[split][1] + 10]))
-    # one split over source digits for every part: a validation digit is unseen in all of them
-    assert all(part.split == task.parts[0].split for part in task.parts)
     assert mix.info["parts"]["digits-copy-3"]["classes_from"] == 10
+    # one split over source digits for every part, or a validation digit could train in another
+    with pytest.raises(DataError, match="same split"):
+        MixedTask("uneven", (task.parts[0], dataclasses.replace(task.parts[1], split=DIGITS_SPLIT)))
+
 
 @pytest.mark.parametrize("task,lift", [("digits-cue", 0), ("digits-cue-lift", 8)])
 def test_cue_task_labels_the_digit_under_the_square_by_hand(task, lift):
