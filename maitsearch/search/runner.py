@@ -137,7 +137,7 @@ class Runner:
         start = time.perf_counter()
         self.store.write_trials_csv(self.records)  # whatever a crash left, the table matches the files
         self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
-                             strategy=self.strategy.name or self.config.strategy, resumed=len(self.records),
+                             strategy=self.strategy.name or self.config.strategy, resumed=self.resumed,
                              workers=self.executor.workers, threads=self.executor.threads,
                              load=busy_cores(), cores=os.cpu_count() or 1))
         try:
