@@ -176,6 +176,32 @@ def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results,
     assert f"(0 trained this session, 0 from the trial cache, 0 reused, {records} from the run folder)" in rerun, rerun
 
 
+def test_a_calibration_keeps_its_configs_seeds_and_its_reproduce_command_resumes(tmp_path):
+    import shlex
+
+    import yaml
+
+    from maitsearch.config import SEARCHES_DIR
+
+    config = yaml.safe_load((SEARCHES_DIR / "quick.yaml").read_text())
+    config.update(layers=2, seeds=2)
+    config["proxy"].update(epochs=1)
+    path = tmp_path / "two-seeds.yaml"
+    path.write_text(yaml.safe_dump(config))
+    results = tmp_path / "results"
+    cli("calibrate", "--config", path, "--name", "cal", "--results", results)
+    calibration = yaml.safe_load((results / "cal" / "calibration.yaml").read_text())
+    assert calibration["seeds"] == [0, 1] and len(calibration["placements"]["none"]["1x"]["values"]) == 2
+    report = (results / "cal" / "report.md").read_text()
+    command = next(line for line in report.splitlines() if line.startswith("- reproduce: "))
+    args = shlex.split(command.removeprefix("- reproduce: ").strip("`"))
+    assert args[:2] == ["maitsearch", "calibrate"] and "--seeds" not in args
+    cli(*args[1:])
+    rerun = next(line for line in (results / "cal" / "report.md").read_text().splitlines()
+                 if "trained this session" in line)
+    assert "(0 trained this session, 0 from the trial cache, 0 reused, 5 from the run folder)" in rerun, rerun
+
+
 def test_a_trials_own_figures(quick_results, tmp_path):
     root, summaries = quick_results
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")

@@ -16,6 +16,7 @@ from maitsearch.events import WorkerEpoch
 from maitsearch.runs import RunStore, TrialRecord
 from maitsearch.search.runner import run_search
 from maitsearch.search.als_guided import AlsStrategy
+from maitsearch.search.calibrate import analyse
 from maitsearch.search.optuna_study import OptunaStrategy, staircase, study_name
 from maitsearch.search.soft_masks import derive
 from maitsearch.spec import MaskSpec, load_spec, preset
@@ -133,6 +134,18 @@ def test_als_edge_cases_are_reported_not_crashed_on():
     strategy, assign, calibrate = drive_als(config, [[0.1, 0.1, 0.1]] * 3)
     assert assign.num_masked == 0 and calibrate.num_masked == 0
     assert any("removed every mask" in note for note in strategy.notes())
+
+
+def test_calibration_times_a_trial_by_the_seeds_it_trained():
+    # A 5-seed calibration resumed from a 3-seed one serves 3 seeds from the cache: 300 s over
+    # the 2 trained seeds is 150 s a trial, not 60.
+    config = SearchConfig(layers=2, heads=3, seeds=5)
+    records = [TrialRecord(number, f"{name}@1x", preset(name, 2, 3), seeds=[0, 1, 2, 3, 4],
+                           val_top1=[0.9, 0.91, 0.92, 0.9, 0.91], seconds=300.0, cached=3)
+               for number, name in enumerate(("none", "all"))]
+    records.append(TrialRecord(2, "sch1@1x", preset("sch1", 2, 3), seeds=[0, 1, 2, 3, 4],
+                               val_top1=[0.9] * 5, seconds=0.0, cached=5))  # all cached: not a timing
+    assert analyse(records, config, (1,))["seconds_per_trial"] == pytest.approx(150.0)
 
 
 def test_best_is_the_most_accurate_trial_and_the_answer_is_reported_beside_it(quick_config, digits, tmp_path):

@@ -135,7 +135,8 @@ def calibrate_command(
         heads: Optional[int] = HEADS,
         data: Optional[str] = typer.Option(None, help="Proxy data (default: the default proxy's task)."),
         config: Optional[str] = CONFIG,
-        seeds: int = typer.Option(3, min=2, help="Seeds per placement (noise needs at least 2)."),
+        seeds: Optional[int] = typer.Option(None, min=2, help="Seeds per placement (default: the config's when it "
+                                                              "has 2 or more, else 3: noise needs at least 2)."),
         budgets: str = typer.Option("1", help="Budgets as multiples of the proxy's epochs, e.g. 1,3."),
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs at budget 1."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once (one process each)."),
@@ -158,6 +159,8 @@ def calibrate_command(
         validate_run_name(name)
     search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs,
                           cache=cache, data_dir=data_dir)
+    if search.seeds < 2:  # a one-seed preset (quick) measures no noise: calibrate it as the default does
+        search = search.replace(seeds=3)
     try:
         parsed = tuple(int(b) for b in budgets.split(","))
     except ValueError:

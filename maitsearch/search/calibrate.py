@@ -78,8 +78,9 @@ def analyse(records: list[TrialRecord], config: SearchConfig, budgets: tuple[int
         budget = int(budget.rstrip("x"))
         if record.state == "complete" and record.val_top1 and budget in by_budget:
             by_budget[budget][name] = list(record.val_top1)
-            if record.seeds and record.seconds:
-                seconds[budget].append(record.seconds / len(record.seeds))
+            trained = len(record.seeds) - record.cached  # cached seeds cost this run nothing
+            if trained > 0 and record.seconds:
+                seconds[budget].append(record.seconds / trained)
     short, long = budgets[0], budgets[-1]
     if len(by_budget[short]) < 2:
         raise SearchError("calibrate: fewer than two reference placements finished; nothing to compare")
