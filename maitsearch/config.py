@@ -49,7 +49,9 @@ class ProxyConfig:
     pos_embed: str = "sincos"
     # token: a class token reads the image, as in DeiT and the paper. avg: no class token, the
     # mean of the patches feeds the head; the class token is a global relay that every masked
-    # patch can reach, and with it masking every head costs a long-range task almost nothing
+    # patch can reach, and with it masking every head costs a long-range task almost nothing.
+    # map: no class token; one learned query attends the last layer's patches (timm's attention
+    # pooling), a relay only after the last block
     pool: str = "token"
     batch_size: int = 32  # small batches: more optimizer steps from few images
     eval_every: int = 5  # validate every n epochs (and after the last); pruners see only these

@@ -147,3 +147,57 @@ def test_average_pool_proxy_has_no_class_token_and_masks_every_patch(digits):
     assert result.model.cls_token is None and result.model.num_prefix_tokens == 0
     assert result.model.blocks[0].attn.num_tokens == 64, "an 8x8 grid and no prefix token"
     assert [row[0] for row in result.als] == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+class _ReadsItsAnswer(torch.nn.Module):
+    """Predicts the class written in an image's first pixel: a model whose answers are known."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.classes = classes
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), self.classes).float()
+
+
+def test_evaluate_counts_each_part_by_hand():
+    from maitsearch.training.loop import evaluate
+
+    labels = torch.tensor([0, 1, 2, 10, 11, 10])
+    answers = torch.tensor([0, 1, 5, 10, 10, 10])  # part a: 2 of 3 right; part b: 2 of 3
+    images = answers.float().view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    batches = [(images[:4], labels[:4]), (images[4:], labels[4:])]
+    out = evaluate(_ReadsItsAnswer(12), batches, parts={"a": (0, 10), "b": (10, 12)})
+    assert out["top1"] == pytest.approx(4 / 6)
+    assert out["top1_by_part"] == pytest.approx({"a": 2 / 3, "b": 2 / 3})
+    assert "top1_by_part" not in evaluate(_ReadsItsAnswer(12), batches)
+
+
+def test_a_mixed_task_reports_each_part_and_the_parts_make_the_whole():
+    from maitsearch.runs import TrialRecord
+    from maitsearch.runs.report import parts_section
+    from maitsearch.search.aggregate import aggregate
+    from maitsearch.search.base import Proposal
+
+    data = load_data("digits-shift-copy", image_size=24)
+    assert data.label_parts() == {"digits-shift-3": (0, 10), "digits-copy-3": (10, 12)}
+    assert load_data("digits", image_size=16).label_parts() == {}
+    config = TINY.replace(layers=1, data="digits-shift-copy", image_size=24, patch_size=3, epochs=1, pool="avg")
+    result = fit(preset("sch1", 1, 3), config, data)
+    val = data.splits["val"][1]
+    sizes = {"digits-shift-3": int((val < 10).sum()), "digits-copy-3": int((val >= 10).sum())}
+    whole = sum(result.val_top1_by_part[name] * size for name, size in sizes.items()) / len(val)
+    assert whole == pytest.approx(result.val_top1)
+    record = aggregate(0, Proposal(preset("sch1", 1, 3), "sch1"), [result], [0])
+    assert TrialRecord.from_spec(record.to_spec("r", "presets", "d")).val_top1_by_part == record.val_top1_by_part
+    table = parts_section([record])
+    assert table[2] == "| trial | step | placement | digits-shift-3 (%) | digits-copy-3 (%) |"
+    assert f"{result.val_top1_by_part['digits-copy-3'] * 100:.2f}" in table[4]
+
+
+def test_attention_pooled_proxy_has_no_class_token_and_reads_the_patches_once(digits):
+    result = fit(preset("none", 2, 3), TINY.replace(epochs=1, pool="map"), digits, keep_model=True)
+    model = result.model
+    assert model.cls_token is None and model.num_prefix_tokens == 0
+    assert type(model.attn_pool).__name__ == "AttentionPoolLatent" and model.attn_pool.latent_len == 1
+    assert result.status == "complete" and len(result.als) == 2, "ALS is measured in the blocks only"

@@ -34,6 +34,13 @@ class ImageData:
     def size(self, split: str) -> int:
         return len(self.splits[split][1])
 
+    def label_parts(self) -> dict[str, tuple[int, int]]:
+        """A mixed task's parts as label ranges, {part: (first class, last class + 1)}, so each
+        part's accuracy can be read apart; empty for data of one task."""
+        parts = sorted(((info["classes_from"], name) for name, info in (self.info.get("parts") or {}).items()))
+        ends = [start for start, _ in parts[1:]] + [self.num_classes]
+        return {name: (start, end) for (start, name), end in zip(parts, ends)}
+
     def with_shift(self, pixels: int) -> "ImageData":
         """The same data with random shifts of up to ``pixels`` in training batches (a random
         crop of the zero-padded image), drawn afresh every epoch."""

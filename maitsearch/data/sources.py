@@ -133,6 +133,9 @@ class StreamingFolderData:
     def size(self, split: str) -> int:
         return len(self.folders[split])
 
+    def label_parts(self) -> dict[str, tuple[int, int]]:
+        return {}  # one task
+
     def with_shift(self, pixels: int) -> "StreamingFolderData":
         raise ConfigError("proxy.shift_augment: a streamed ImageFolder tree has its own random-resized crops; "
                           "set shift_augment to 0")

@@ -28,6 +28,7 @@ class TrialRecord:
     als_seeds: list[list[list[float]]] | None = None  # raw ALS of each seed, (seeds, L, H)
     als_uniform: float | None = None  # the ALS of uniform attention on the proxy's grid and window
     alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: epoch -> (L, H) alphas, seed mean
+    val_top1_by_part: dict[str, list[float]] | None = None  # a mixed task's parts: part -> top-1 per seed
     seconds: float = 0.0  # training time spent by this run (seeds served from the cache count 0)
     cached: int = 0  # seeds whose results came from the trial cache
     epochs: int = 0
@@ -80,6 +81,8 @@ class TrialRecord:
                 "als_seeds": self.als_seeds, "als_uniform": self.als_uniform, "seconds": round(self.seconds, 1), "epochs": self.epochs}
         if self.cached:
             meta["cached_seeds"] = self.cached
+        if self.val_top1_by_part:
+            meta["top1_by_part_seeds"] = {name: list(values) for name, values in self.val_top1_by_part.items()}
         if self.alpha_history:
             meta["alpha_history"] = {int(epoch): rows for epoch, rows in self.alpha_history.items()}
         if self.reason:
@@ -103,6 +106,7 @@ class TrialRecord:
                    als_seeds=meta.get("als_seeds"), als_uniform=meta.get("als_uniform"), seconds=float(meta.get("seconds") or 0.0),
                    cached=int(meta.get("cached_seeds") or 0), epochs=int(meta.get("epochs") or 0),
                    alpha_history={int(k): v for k, v in (meta.get("alpha_history") or {}).items()} or None,
+                   val_top1_by_part={k: list(v) for k, v in (meta.get("top1_by_part_seeds") or {}).items()} or None,
                    reason=str(meta.get("reason", "")), duplicate_of=meta.get("duplicate_of"),
                    extra=dict(meta.get("extra") or {}))
 

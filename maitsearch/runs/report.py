@@ -229,6 +229,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                      f"{format_mean_std(record.val_top1)} | {format_mean_std(record.test_top1)} | {als} | "
                      f"{'cached' if record.cached >= len(record.seeds) > 0 else f'{record.seconds:.0f}'} |")
     lines.append("")
+    lines += parts_section(records)
     shown = summary.answer or best
     if shown is not None and shown.normalized_als():
         plots.als_heatmap(shown.normalized_als(), shown.spec, store.path / "als.png",
@@ -237,6 +238,22 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
     lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
     return store.write_text("report.md", "\n".join(lines))
+
+
+def parts_section(records: list[TrialRecord]) -> list[str]:
+    """On a mixed task, each part's validation top-1: a placement can gain on one part what it
+    loses on the other, and the overall figure hides which."""
+    measured = [r for r in records if r.val_top1_by_part and r.duplicate_of is None]
+    if not measured:
+        return []
+    names = list(measured[0].val_top1_by_part)
+    lines = ["## Validation top-1 by part", "",
+             "| trial | step | placement | " + " | ".join(f"{name} (%)" for name in names) + " |",
+             "|---:|---|---|" + "---:|" * len(names)]
+    for record in measured:
+        cells = " | ".join(format_mean_std(record.val_top1_by_part.get(name, [])) for name in names)
+        lines.append(f"| {record.number} | {record.label} | `{record.spec.label()}` | {cells} |")
+    return lines + [""]
 
 
 FIGURES = {"als": "normalized ALS per head of the strategy's answer, else of best.yaml (red outline: hard-masked head)",

@@ -24,10 +24,14 @@ def aggregate(number: int, proposal: Proposal, results: list[TrialResult], seeds
     learned = [r.alphas for r in results if r.alphas]
     if learned:  # soft masks: the trial's spec carries the alphas its seeds learned, averaged
         spec = learned_spec(spec, learned)
+    measured = [r for r in results if r.val_top1 is not None and r.status in ("complete", "pruned")]
+    # every seed's parts, or none: a mean over some seeds would not be comparable with val_top1
+    by_part = ({name: [r.val_top1_by_part[name] for r in measured] for name in measured[0].val_top1_by_part}
+               if measured and all(r.val_top1_by_part for r in measured) else None)
     histories = [{int(epoch): rows for epoch, rows in r.alpha_history.items()} for r in results if r.alpha_history]
     return TrialRecord(
         number=number, step=proposal.step, spec=spec, state=state, seeds=list(seeds),
-        val_top1=[r.val_top1 for r in results if r.val_top1 is not None and r.status in ("complete", "pruned")],
+        val_top1=[r.val_top1 for r in measured], val_top1_by_part=by_part,
         test_top1=[r.test_top1 for r in results if r.test_top1 is not None],
         loss=[r.val_loss for r in results if r.val_loss is not None and math.isfinite(r.val_loss)],
         als=mean_matrix([r.als for r in results if r.als]), als_seeds=[r.als for r in results if r.als] or None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -117,16 +117,29 @@ def train_one_epoch(model, batches: Iterable, optimizer, scheduler, *, device: t
 
 
 @torch.no_grad()
-def evaluate(model, batches: Iterable, *, autocast: torch.dtype | None = None) -> dict:
+def evaluate(model, batches: Iterable, *, autocast: torch.dtype | None = None,
+             parts: Mapping[str, tuple[int, int]] | None = None) -> dict:
+    """Top-1 and loss over ``batches``; with ``parts`` ({name: (first label, end label)}), also
+    each part's top-1 under ``top1_by_part``."""
     model.eval()
     seen, loss_sum, correct = 0, 0.0, 0
+    part_right = {name: 0 for name in parts or {}}
+    part_seen = dict(part_right)
     start = time.perf_counter()
     for images, labels in batches:
         with torch.autocast(images.device.type, dtype=autocast, enabled=autocast is not None):
             logits = model(images)
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        correct += (logits.argmax(-1) == labels).sum().item()
+        right = logits.argmax(-1) == labels
+        correct += right.sum().item()
         seen += len(labels)
+        for name, (low, high) in (parts or {}).items():
+            inside = (labels >= low) & (labels < high)
+            part_right[name] += right[inside].sum().item()
+            part_seen[name] += inside.sum().item()
     seconds = time.perf_counter() - start
-    return {"top1": correct / max(seen, 1), "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
-            "images": seen}
+    out = {"top1": correct / max(seen, 1), "loss": loss_sum / max(seen, 1), "images_per_s": seen / seconds,
+           "images": seen}
+    if parts:
+        out["top1_by_part"] = {name: part_right[name] / max(part_seen[name], 1) for name in parts}
+    return out

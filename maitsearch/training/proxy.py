@@ -25,7 +25,7 @@ from .loop import (NonFiniteLoss, autocast_dtype, build_optimizer, epoch_seed, e
                    resolve_device, train_one_epoch)
 
 POS_EMBEDS = ("learned", "sincos")
-POOLS = ("token", "avg")
+POOLS = ("token", "avg", "map")
 
 # Bump when a change to the training code, the model or the embedded data changes the numbers
 # ``fit`` returns for the same spec and config: it is part of every trial-cache key, so old
@@ -46,6 +46,7 @@ class TrialResult:
     als_uniform: float | None = None  # the raw ALS of uniform attention on this grid and window
     alphas: list[list[float]] | None = None  # every head's alpha at the end (soft masks learn theirs)
     alpha_history: dict[int, list[list[float]]] | None = None  # soft masks: alphas after every epoch
+    val_top1_by_part: dict[str, float] | None = None  # a mixed task's validation top-1 in each part
     epochs: int = 0
     steps: int = 0
     seconds: float = 0.0
@@ -121,6 +122,7 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
                                            alpha_lr_scale=config.alpha_lr_scale,
                                            alpha_weight_decay=config.alpha_weight_decay)
     autocast = autocast_dtype(config.amp, device)
+    parts = data.label_parts() or None
     result = TrialResult(status="complete", als_uniform=uniform_als(config.grid, spec.window))
     if spec.is_soft:
         result.alpha_history = {}
@@ -141,8 +143,10 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
                        "lr": optimizer.param_groups[0]["lr"]}
             evaluated = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
             if evaluated:
-                val = evaluate(train_model, data.batches("val", 256, device=device), autocast=autocast)
+                val = evaluate(train_model, data.batches("val", 256, device=device), autocast=autocast,
+                               parts=parts)
                 result.val_top1, result.val_loss = val["top1"], val["loss"]
+                result.val_top1_by_part = val.get("top1_by_part")
                 metrics.update(val_top1=val["top1"], val_loss=val["loss"])
             if result.alpha_history is not None:  # every epoch: reading them costs nothing
                 result.alpha_history[epoch] = current_alphas(model)
