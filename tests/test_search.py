@@ -351,19 +351,28 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     assert {(e.number, e.seed) for e in events if isinstance(e, WorkerEpoch)} == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
-def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path):
+def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path, monkeypatch):
     """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study,
     kept in the run's own folder (which does not exist until the run makes it); the report holds
-    both workers' trials, and this process's torch threads are restored."""
+    both workers' trials, and this process's torch threads are restored. The "cores busy with
+    other work" it reports is sampled before its own helper starts: the helper is not other work."""
+    import multiprocessing
+
     import torch
 
+    from maitsearch.events import RunStarted
+    from maitsearch.search import runner
     from maitsearch.search.runner import run_search
 
+    # a stand-in for the /proc/stat sample that counts this test's live child processes
+    monkeypatch.setattr(runner, "busy_cores", lambda: float(len(multiprocessing.active_children())))
+    events = []
     threads = torch.get_num_threads()
     config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="none",
                                                              storage=f"journal:{tmp_path / 'helpers' / 'study.journal'}"))
-    summary = run_search(config, results_root=tmp_path, name="helpers", data=digits)
+    summary = run_search(config, results_root=tmp_path, name="helpers", data=digits, on_event=events.append)
+    assert [event.load for event in events if isinstance(event, RunStarted)] == [0.0]
     assert torch.get_num_threads() == threads
     assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
     assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]

@@ -118,8 +118,10 @@ class Runner:
     """
 
     def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
-                 on_event: EventFn | None = None, executor=None, cache: TrialCache | None = None):
+                 on_event: EventFn | None = None, executor=None, cache: TrialCache | None = None,
+                 machine_load: float | None = None):
         self.config, self.store, self.strategy = config, store, strategy
+        self.machine_load = machine_load  # other work's busy cores, sampled before helpers of this run started
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
@@ -139,7 +141,8 @@ class Runner:
         self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
                              strategy=self.strategy.name or self.config.strategy, resumed=self.resumed,
                              workers=self.executor.workers, threads=self.executor.threads,
-                             load=busy_cores(), cores=os.cpu_count() or 1))
+                             load=busy_cores() if self.machine_load is None else self.machine_load,
+                             cores=os.cpu_count() or 1))
         try:
             while True:
                 proposals = self.strategy.ask()
@@ -327,6 +330,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
     import torch
 
     helpers, threads = [], torch.get_num_threads()
+    machine_load = busy_cores()  # before this run's own helpers start, or they count as other work
     if config.strategy == "optuna" and own_strategy and jobs > 1:
         helpers = start_optuna_workers(config, store, jobs - 1)
         config = config.replace(jobs=1)
@@ -335,7 +339,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         torch.set_num_threads(worker_threads(jobs))
     try:
         try:
-            runner = Runner(config, store, strategy, data, on_event)
+            runner = Runner(config, store, strategy, data, on_event, machine_load=machine_load)
         except BaseException:  # a storage that cannot be opened: leave no empty run folder behind
             if created:
                 shutil.rmtree(store.path, ignore_errors=True)
