@@ -116,6 +116,16 @@ EXPERIMENTS = [
              "best with the calibration's 8 seeds.",
         figures=["shift-copy-map-soft/alphas.png"]),
     Experiment(
+        "The attention-pooled mix at 12 layers",
+        ["shift-copy-map-l12-calibration", "shift-copy-map-l12-als"],
+        ["maitsearch run --config shift-copy-map --layers 12 --seeds 3 --name shift-copy-map-l12-als",
+         "maitsearch calibrate --config shift-copy-map --layers 12 --seeds 3 --budgets 1 "
+         "--name shift-copy-map-l12-calibration"],
+        "(not in the paper: does twice the depth widen the gaps to the unmasked model?)",
+        note="The ALS run was made first and trained none, Sch.1 and all; the calibration took them from the "
+             "trial cache. The ALS run was then run again (every trial from the cache) so that its report "
+             "reads the calibration's noise."),
+    Experiment(
         "Table 2 analogue: mask window at 12 layers", ["paper-depth"],
         ["maitsearch run --config paper-depth --name paper-depth"],
         "DeiT-tiny 72.2; one masked head in every layer: 3x3 72.6 (+0.4), 3x5 72.2, 5x5 72.1 (small: 79.8 -> "
