@@ -364,8 +364,9 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     from maitsearch.search import runner
     from maitsearch.search.runner import run_search
 
-    # a stand-in for the /proc/stat sample that counts this test's live child processes
-    monkeypatch.setattr(runner, "busy_cores", lambda: float(len(multiprocessing.active_children())))
+    # a stand-in for the /proc/stat sample: the child processes started since this test began
+    children_before = len(multiprocessing.active_children())
+    monkeypatch.setattr(runner, "busy_cores", lambda: float(len(multiprocessing.active_children()) - children_before))
     events = []
     threads = torch.get_num_threads()
     config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),
