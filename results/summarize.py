@@ -189,10 +189,12 @@ def paired(diffs: list[float], resolvable: float) -> str:
     return f"{mean * 100:+.2f} ± {std * 100:.2f}" + (" *" if abs(mean) > resolvable else "")
 
 
-def unmasked(records, layers: int, budget: str, data: str):
-    """The unmasked placement of a task, depth and budget, to pair the others with."""
-    return next((r for run, r in records if r.spec.layers == layers and r.spec.num_masked == 0 and not r.spec.is_soft
-                 and r.step.endswith(budget) and r.state == "complete" and run.dataset == data), None)
+def unmasked(records, record, budget: str, data: str):
+    """The unmasked placement of the record's task, depth, budget and seeds, to pair it with (a run
+    on held-out seeds pairs with its own unmasked baseline)."""
+    return next((r for run, r in records if r.spec.layers == record.spec.layers and r.spec.num_masked == 0
+                 and not r.spec.is_soft and r.step.endswith(budget) and r.state == "complete"
+                 and run.dataset == data and r.seeds == record.seeds), None)
 
 
 def shown_rows(experiment: Experiment, runs: list) -> list[tuple]:
@@ -204,7 +206,7 @@ def shown_rows(experiment: Experiment, runs: list) -> list[tuple]:
         budget = experiment.keep.get(run.name, "")
         for record in run.records:
             if record.duplicate_of is None and record.state == "complete" and record.step.endswith(budget):
-                rows.append((run, record, differences(record, unmasked(everything, record.spec.layers, budget, run.dataset))))
+                rows.append((run, record, differences(record, unmasked(everything, record, budget, run.dataset))))
     return rows
 
 
@@ -222,7 +224,7 @@ def yardsticks(rows: dict[str, list[tuple]]) -> dict[tuple, tuple[float, float, 
     for experiment in EXPERIMENTS:
         for run, record, diffs in rows.get(experiment.title, []):
             if len(diffs) > 1:
-                groups.setdefault(group(experiment, run, record), {})[record.spec.key()] = diffs
+                groups.setdefault(group(experiment, run, record), {})[(record.spec.key(), tuple(record.seeds))] = diffs
     out = {}
     for key, members in groups.items():
         noise, seeds = pooled_std(members), min(len(d) for d in members.values())
