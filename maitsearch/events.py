@@ -75,7 +75,8 @@ class RunStarted:
     path: str
     strategy: str
     resumed: int  # finished trials found on disk
-    workers: int = 1  # training processes
+    workers: int = 1  # training processes, helpers included
+    helpers: int = 0  # of them, Optuna helper workers: their trials reach the folder, not these events
     threads: int = 1  # torch threads in each
     load: float = 0.0  # the machine's 1-minute load average when the run started
     cores: int = 1

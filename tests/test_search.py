@@ -354,8 +354,9 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
 def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path, monkeypatch):
     """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study,
     kept in the run's own folder (which does not exist until the run makes it); the report holds
-    both workers' trials, and this process's torch threads are restored. The "cores busy with
-    other work" it reports is sampled before its own helper starts: the helper is not other work."""
+    both workers' trials, and this process's torch threads are restored. The run reports two
+    training processes, one a helper, and the "cores busy with other work" it reports is sampled
+    before its own helper starts: the helper is not other work."""
     import multiprocessing
 
     import torch
@@ -373,11 +374,30 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="none",
                                                              storage=f"journal:{tmp_path / 'helpers' / 'study.journal'}"))
     summary = run_search(config, results_root=tmp_path, name="helpers", data=digits, on_event=events.append)
-    assert [event.load for event in events if isinstance(event, RunStarted)] == [0.0]
+    started = [event for event in events if isinstance(event, RunStarted)]
+    assert [(event.load, event.workers, event.helpers) for event in started] == [(0.0, 2, 1)]
     assert torch.get_num_threads() == threads
     assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
     assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]
     assert (tmp_path / "helpers" / "study.journal").stat().st_size > 0
+
+
+def test_run_view_says_how_many_workers_are_helpers():
+    """A helper's trials reach the run folder, not this process's trial lines: the view says so."""
+    from rich.console import Console
+
+    from maitsearch.cli.progress import RunView, make_progress
+    from maitsearch.events import RunStarted
+
+    lines = {}
+    for helpers in (0, 1):
+        console = Console(record=True, width=300)
+        RunView(console, make_progress(console))(RunStarted(name="r", path="p", strategy="optuna", resumed=0,
+                                                            workers=1 + helpers, helpers=helpers, cores=2))
+        lines[helpers] = console.export_text().splitlines()[1]
+    assert lines[0] == "training in 1 process(es) x 1 thread(s); 0.0 of 2 cores busy with other work"
+    assert lines[1] == ("training in 2 process(es) x 1 thread(s) (1 of them helper worker(s), whose trials show "
+                        "in the final table); 0.0 of 2 cores busy with other work")
 
 
 def test_free_cores_sees_a_busy_core_at_once():

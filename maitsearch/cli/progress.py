@@ -77,7 +77,9 @@ class RunView:
             case RunStarted():
                 resumed = f", resuming with {event.resumed} finished trial(s)" if event.resumed else ""
                 self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
-                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s); "
+                helpers = (f" ({event.helpers} of them helper worker(s), whose trials show in the final table)"
+                           if event.helpers else "")
+                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s){helpers}; "
                                    f"{event.load:.1f} of {event.cores} cores busy with other work", markup=False)
             case TrialStarted():
                 self.seeds = event.seeds

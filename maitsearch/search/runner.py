@@ -119,9 +119,10 @@ class Runner:
 
     def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
                  on_event: EventFn | None = None, executor=None, cache: TrialCache | None = None,
-                 machine_load: float | None = None):
+                 machine_load: float | None = None, helper_workers: int = 0):
         self.config, self.store, self.strategy = config, store, strategy
         self.machine_load = machine_load  # other work's busy cores, sampled before helpers of this run started
+        self.helper_workers = helper_workers  # processes of this run that train beside this one
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
@@ -140,7 +141,8 @@ class Runner:
         self.store.write_trials_csv(self.records)  # whatever a crash left, the table matches the files
         self.emit(RunStarted(name=self.store.name, path=str(self.store.path),
                              strategy=self.strategy.name or self.config.strategy, resumed=self.resumed,
-                             workers=self.executor.workers, threads=self.executor.threads,
+                             workers=self.executor.workers + self.helper_workers, helpers=self.helper_workers,
+                             threads=self.executor.threads,
                              load=busy_cores() if self.machine_load is None else self.machine_load,
                              cores=os.cpu_count() or 1))
         try:
@@ -339,7 +341,8 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         torch.set_num_threads(worker_threads(jobs))
     try:
         try:
-            runner = Runner(config, store, strategy, data, on_event, machine_load=machine_load)
+            runner = Runner(config, store, strategy, data, on_event, machine_load=machine_load,
+                            helper_workers=len(helpers))
         except BaseException:  # a storage that cannot be opened: leave no empty run folder behind
             if created:
                 shutil.rmtree(store.path, ignore_errors=True)
