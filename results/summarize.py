@@ -224,11 +224,11 @@ def group(experiment: Experiment, run, record) -> tuple[str, str, int, str]:
 
 
 def yardsticks(rows: dict[str, list[tuple]]) -> dict[tuple, tuple[float, int, int]]:
-    """Per group: (pooled paired noise, placements pooled, most seeds of one). Every run trains the
-    same seeds from the same initial weights, so all placements of a group pair with the same
-    unmasked runs, and their differences pool into one noise estimate (one placement's own
-    3-seed std is too noisy a yardstick; the calibration pools the same way)."""
-    groups: dict[tuple, dict[str, list[float]]] = {}
+    """Per group: (pooled paired noise, placements pooled, most seeds of one). Each placement's
+    differences are from the unmasked run of its own seeds (the same initial weights and data
+    order), and a group's differences pool into one noise estimate (one placement's own 3-seed
+    std is too noisy a yardstick; the calibration pools the same way)."""
+    groups: dict[tuple, dict[tuple, list[float]]] = {}
     for experiment in EXPERIMENTS:
         for run, record, diffs in rows.get(experiment.title, []):
             if len(diffs) > 1:
@@ -244,8 +244,8 @@ def table(experiment: Experiment, rows: list[tuple], gaps: dict) -> list[str]:
              "|---|---:|---|---|---:|---:|---:|---:|"]
     for run, record, diffs in rows:
         label = record.label + (" (soft)" if record.spec.is_soft and "soft" not in record.label else "")
-        noise = gaps.get(group(experiment, run, record), (float("nan"),))[0]
-        resolvable = resolvable_gap(noise, len(diffs), paired=True) if noise == noise and diffs else float("inf")
+        pooled = gaps.get(group(experiment, run, record))
+        resolvable = resolvable_gap(pooled[0], len(diffs), paired=True) if pooled and diffs else float("inf")
         lines.append(f"| {run.name} | {record.number} | {label} | `{record.spec.compact()}` | "
                      f"{len(record.val_top1)} | {format_mean_std(record.val_top1)} | "
                      f"{format_mean_std(record.test_top1)} | "
