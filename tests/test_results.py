@@ -235,3 +235,25 @@ def test_a_presets_run_compares_every_placement_with_the_baseline(quick_results)
         assert f"vs unmasked baseline (trial {records[0].number})" in report
     assert load_run(root / "quick-presets").comparisons() == [
         line.removeprefix("- ") for line in report.split("## Answer against the baselines\n\n")[1].split("\n\n")[0].splitlines()]
+
+
+def test_a_comparison_shows_its_own_seeds_spread_beside_the_calibrations(tmp_path):
+    """Hand-worked: differences +1, +2, 0 points have mean 1.00 and std 1.00, so three seeds
+    resolve 2 * 1.00 / sqrt(3) = 1.15; a calibration's paired noise of 0.50 resolves 0.58. The
+    verdict is the calibration's; the comparison's own spread is shown beside it."""
+    from maitsearch.runs import TrialRecord
+    from maitsearch.runs.report import comparison_line
+    from maitsearch.spec import preset
+
+    seeds = [0, 1, 2]
+    none = TrialRecord(0, "baseline", preset("none", 2, 2), seeds=seeds, val_top1=[0.90, 0.91, 0.92])
+    sch1 = TrialRecord(1, "init", preset("sch1", 2, 2), seeds=seeds, val_top1=[0.91, 0.93, 0.92])
+    calibration = {"paired_noise": 0.005, "path": str(tmp_path / "calibration.yaml")}
+    line = comparison_line(sch1, none, calibration)
+    assert "+1.00 points over 3 paired seed(s), a gain beyond the measured seed noise" in line, line
+    assert line.endswith("(resolvable gap 0.58 points, noise from the calibration in "
+                         f"{tmp_path / 'calibration.yaml'}; by its own 3 seeds' spread (1.00) the gap is "
+                         "1.15, within).")
+    uncalibrated = comparison_line(sch1, none, None)
+    assert uncalibrated.endswith("within the measured seed noise (resolvable gap 1.15 points, noise from "
+                                 "this run's paired seeds).")

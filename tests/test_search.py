@@ -327,10 +327,14 @@ def test_presets_strategy_retrains_a_spec_file_with_the_runs_seeds(tmp_path):
     from maitsearch.search.presets import PresetsStrategy
     from maitsearch.spec import MaskSpec
 
-    found = MaskSpec.from_counts([2, 0, 1, 3], 3, window=(3, 5)).save(tmp_path / "other-run" / "best.yaml")
+    # the other run's record of the placement, which must not become this run's
+    provenance = {"run": "other-run", "trial": 7, "seeds": [0], "top1": 0.9, "duplicate_of": 4, "cached_seeds": 1}
+    found = MaskSpec.from_counts([2, 0, 1, 3], 3, window=(3, 5)).with_meta(**provenance).save(
+        tmp_path / "other-run" / "best.yaml")
     config = SearchConfig(strategy="presets", layers=4, heads=3, baselines=["none", str(found)])
     none, from_file = PresetsStrategy(config).ask()
     assert from_file.step == "other-run/best" and from_file.spec.window == (3, 5)
+    assert from_file.spec.meta == {"preset": "other-run/best"}
     assert from_file.spec.masks == ((0, 1), (), (0,), (0, 1, 2)) and from_file.key() != none.key()
     with pytest.raises(ValueError, match=r"best.yaml: the spec is 4 layers x 3 heads, the run 6 x 3"):
         PresetsStrategy(config.replace(layers=6)).ask()

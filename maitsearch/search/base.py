@@ -9,6 +9,7 @@ never trains anything itself, and every strategy passes the same contract test. 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,8 +99,11 @@ class Strategy(abc.ABC):
         if (spec.layers, spec.heads) != (self.config.layers, self.config.heads):
             raise ConfigError(f"placement {path}: the spec is {spec.layers} layers x {spec.heads} heads, "
                              f"the run {self.config.layers} x {self.config.heads}")
-        # Named by its folder too: every run's answer is called best.yaml.
-        return spec.with_meta(preset=f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem)
+        # Named by its folder too: every run's answer is called best.yaml. The file's meta is the
+        # other run's record of it (its trial, seeds, accuracy, whether it was a duplicate there);
+        # carried into this run's trial it would read back as this run's, so only the name stays.
+        name = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+        return dataclasses.replace(spec, meta={"preset": name})
 
     def baselines(self) -> list[Proposal]:
         return [Proposal(self.spec_of(name), "baseline") for name in self.config.baselines]
