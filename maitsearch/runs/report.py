@@ -67,7 +67,8 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     gain = best.top1 - baseline.top1
     seeds = min(len(best.val_top1), len(baseline.val_top1))
     same_seeds = best.seeds == baseline.seeds and seeds >= 1
-    if calibration and calibration.get("paired_noise") is not None:
+    calibrated = bool(calibration and calibration.get("paired_noise") is not None)
+    if calibrated:
         noise, source = float(calibration["paired_noise"]), f"the calibration in {_shown(Path(calibration['path']))}"
     elif same_seeds and seeds >= 2:
         noise = mean_std([a - b for a, b in zip(best.val_top1, baseline.val_top1)])[1]
@@ -82,7 +83,7 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     else:
         verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
     detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source}"
-    if detail and source != "this run's paired seeds" and same_seeds and seeds >= 3:
+    if detail and calibrated and same_seeds and seeds >= 3:
         detail += "; " + own_seeds_check(gain, best.val_top1, baseline.val_top1)
     detail += ")" if detail else ""
     return (f"{names[0]} (trial {best.number}) {format_mean_std(best.val_top1)} vs {names[1]} "
