@@ -67,12 +67,14 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     gain = best.top1 - baseline.top1
     seeds = min(len(best.val_top1), len(baseline.val_top1))
     same_seeds = best.seeds == baseline.seeds and seeds >= 1
+    # this comparison's own paired noise: the yardstick without a calibration, a second opinion with one
+    own_noise = (mean_std([a - b for a, b in zip(best.val_top1, baseline.val_top1)])[1]
+                 if same_seeds and seeds >= 2 else float("nan"))
     calibrated = bool(calibration and calibration.get("paired_noise") is not None)
     if calibrated:
         noise, source = float(calibration["paired_noise"]), f"the calibration in {_shown(Path(calibration['path']))}"
-    elif same_seeds and seeds >= 2:
-        noise = mean_std([a - b for a, b in zip(best.val_top1, baseline.val_top1)])[1]
-        source = "this run's paired seeds"
+    elif not math.isnan(own_noise):
+        noise, source = own_noise, "this run's paired seeds"
     else:
         noise, source = float("nan"), "nowhere (one seed and no calibration)"
     gap = resolvable_gap(noise, max(seeds, 1), paired=True)
@@ -83,22 +85,21 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
     else:
         verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
     detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source}"
-    if detail and calibrated and same_seeds and seeds >= 3:
-        detail += "; " + own_seeds_check(gain, best.val_top1, baseline.val_top1)
+    if detail and calibrated and seeds >= 3 and not math.isnan(own_noise):
+        detail += "; " + own_seeds_check(gain, own_noise, seeds)
     detail += ")" if detail else ""
     return (f"{names[0]} (trial {best.number}) {format_mean_std(best.val_top1)} vs {names[1]} "
             f"(trial {baseline.number}) {format_mean_std(baseline.val_top1)} validation top-1: {gain * 100:+.2f} "
             f"points over {seeds} paired seed(s), {verdict}{detail}.")
 
 
-def own_seeds_check(gain: float, values: list[float], baseline: list[float]) -> str:
+def own_seeds_check(gain: float, own_noise: float, seeds: int) -> str:
     """The same comparison judged by its own per-seed differences. A calibration's noise is an
     estimate pooled over a few placements, and a placement with many masked heads can vary more
     than that on fresh seeds; when the two verdicts differ, the reader should see both."""
-    spread = mean_std([a - b for a, b in zip(values, baseline)])[1]
-    gap = resolvable_gap(spread, len(values), paired=True)
+    gap = resolvable_gap(own_noise, seeds, paired=True)
     verdict = "within" if abs(gain) < gap else "beyond"
-    return f"by its own {len(values)} seeds' spread ({spread * 100:.2f}) the gap is {gap * 100:.2f}, {verdict}"
+    return f"by its own {seeds} seeds' spread ({own_noise * 100:.2f}) the gap is {gap * 100:.2f}, {verdict}"
 
 
 def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: TrialRecord | None,
