@@ -404,6 +404,24 @@ def test_run_view_says_how_many_workers_are_helpers():
                         "in the final table); 0.0 of 2 cores busy with other work")
 
 
+def test_run_view_keeps_trial_lines_in_columns_after_a_long_step_name():
+    """A placement retrained from a spec file is its own step (``shift-copy-map-als/answer``):
+    the lines after it keep the placement column where that line put it."""
+    from rich.console import Console
+
+    from maitsearch.cli.progress import RunView, make_progress
+    from maitsearch.events import TrialEnded
+
+    console = Console(record=True, width=300)
+    view = RunView(console, make_progress(console))
+    for number, step, name in ((0, "none", "none"), (1, "some-run/answer", "sch1"), (2, "all", "all")):
+        view(TrialEnded(TrialRecord(number, step, preset(name, 2, 2), seeds=[0], val_top1=[0.5], test_top1=[0.5])))
+    lines = [line for line in console.export_text().splitlines() if line.startswith("trial")]
+    columns = [line.index(preset(name, 2, 2).label()) for line, name in zip(lines, ("none", "sch1", "all"))]
+    assert columns[1] == columns[2] == len("trial   1 some-run/answer ")
+    assert columns[0] == len("trial   0 none       ")
+
+
 def test_free_cores_sees_a_busy_core_at_once():
     """The 1-minute load average lags; the /proc/stat sample must see a spinning process now."""
     import os

@@ -71,6 +71,8 @@ class RunView:
         self.trial_task = None
         self.best: tuple[float, int] | None = None
         self.seeds = 1
+        # grows to the longest step printed, so a step named after a spec file keeps later lines in columns
+        self.step_width = 10
 
     def __call__(self, event) -> None:
         match event:
@@ -105,7 +107,8 @@ class RunView:
                 if record.state == "complete" and record.top1 is not None:
                     if self.best is None or record.top1 > self.best[0]:
                         self.best = (record.top1, record.number)
-                self.console.print(trial_line(record), markup=False)
+                self.step_width = max(self.step_width, len(record.step))
+                self.console.print(trial_line(record, self.step_width), markup=False)
             case CacheEntryIgnored():
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():
@@ -117,7 +120,7 @@ class RunView:
         return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"
 
 
-def trial_line(record) -> str:
+def trial_line(record, step_width: int = 10) -> str:
     from ..stats import format_mean_std
     from .render import trial_time
 
@@ -126,5 +129,5 @@ def trial_line(record) -> str:
     what = f"= trial {record.duplicate_of}" if record.duplicate_of is not None else (
         time if time == "cached" else f"{time} s")
     state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
-    return (f"trial {record.number:>3} {record.step:<10} {record.spec.label():<26} val {top1:>14}  "
+    return (f"trial {record.number:>3} {record.step:<{step_width}} {record.spec.label():<26} val {top1:>14}  "
             f"test {test:>14}  {what}{state}")
