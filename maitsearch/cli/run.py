@@ -84,12 +84,8 @@ def run_command(
         download: bool = DOWNLOAD,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
-    from ..data import load_data
     from ..errors import ConfigError
     from ..runs import validate_run_name
-    from ..search import run_search
-    from ..search.checks import check_config
-    from .progress import RunView, make_progress
 
     if name is not None:
         validate_run_name(name)
@@ -100,7 +96,38 @@ def run_command(
                           baselines=baselines, cache=cache, data_dir=data_dir)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
-    check_config(search, results)  # every setting, before a progress bar or a folder exists
+    search_and_render(search, results, name, download=download)
+
+
+@app.command("confirm")
+def confirm_command(
+        run: str = typer.Argument(..., help="A finished run in --results."),
+        top: int = typer.Option(3, min=1, help="Its most accurate placements to retrain, besides its baselines "
+                                               "and its answer."),
+        seeds: Optional[int] = typer.Option(None, min=1, help="Fresh seeds (default: as many as the run had)."),
+        name: Optional[str] = typer.Option(None, help="Run name (default: RUN-confirm, so re-running resumes)."),
+        jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
+        results: Path = RESULTS,
+        cache: Optional[str] = CACHE,
+) -> None:
+    """Retrain a run's best placements, baselines and answer on seeds it never trained, and
+    choose among them there: a best of many noisy means is optimistic on its own seeds."""
+    from ..runs import RunStore, validate_run_name
+    from ..search.confirm import confirmation_config
+
+    search = confirmation_config(RunStore(results, validate_run_name(run)), top=top, seeds=seeds)
+    search = search.replace(**{k: v for k, v in dict(jobs=jobs, cache=cache).items() if v is not None})
+    search_and_render(search, results, validate_run_name(name or f"{run}-confirm"))
+
+
+def search_and_render(search, results: Path, name: Optional[str], *, download: bool = False) -> None:
+    """Check every setting before a progress bar or a folder exists, then run with the live view."""
+    from ..data import load_data
+    from ..search import run_search
+    from ..search.checks import check_config
+    from .progress import RunView, make_progress
+
+    check_config(search, results)
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
                         download=download)
     with make_progress(console) as progress:

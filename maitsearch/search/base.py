@@ -102,7 +102,10 @@ class Strategy(abc.ABC):
         # Named by its folder too: every run's answer is called best.yaml. The file's meta is the
         # other run's record of it (its trial, seeds, accuracy, whether it was a duplicate there);
         # carried into this run's trial it would read back as this run's, so only the name stays.
-        name = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+        if path.parent.name == "trials":  # a trial file of a run: results/RUN/trials/4.yaml
+            name = f"{path.parent.parent.name}/trial-{path.stem}"
+        else:
+            name = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
         return dataclasses.replace(spec, meta={"preset": name})
 
     def baselines(self) -> list[Proposal]:

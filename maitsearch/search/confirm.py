@@ -1,0 +1,86 @@
+"""Confirm a finished run's answer on seeds it never trained.
+
+A search's best.yaml is the most accurate of many noisy means on the run's own seeds, so its
+gain there is optimistic: on this project's proxies the best of 9 trials lost 1.3 points on
+fresh seeds, the strategy's own answer 0.2 (docs/DESIGN.md section 10). A confirmation is a
+presets run that retrains the run's few most accurate placements, its baselines and its
+strategy's answer on the next seeds, and chooses among them there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..config import SearchConfig, config_from_dict
+from ..errors import ConfigError
+from ..runs import RunStore, TrialRecord
+from ..spec import load_spec, named_preset
+
+
+# One seed cannot say whether a difference is noise; a run of one-seed trials (Optuna's
+# default) is confirmed on three, the fewest that give a spread.
+MIN_SEEDS = 3
+
+
+def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None) -> SearchConfig:
+    """A presets config for ``store``'s run: its baselines, then its ``top`` most accurate other
+    placements and its answer.yaml (as trial files), each on ``seeds`` seeds (default: the run's,
+    at least 3) that follow the run's own."""
+    if not store.exists():
+        raise ConfigError(f"confirm {store.name}: no run folder at {store.path}")
+    if top < 1:
+        raise ConfigError(f"--top {top}: confirm at least one placement")
+    source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+    records, _ = store.load_trials()
+    placements = list(dict.fromkeys(source.baselines))
+    taken = {_key_of(name, source) for name in placements}
+    searched = [r for r in candidates(records, source.seeds) if r.spec.key() not in taken][:top]
+    for record in searched + _answer(store, records, source.seeds):
+        if record.spec.key() not in taken:
+            taken.add(record.spec.key())
+            placements.append(_relative(store.trial_path(record.number)))
+    first = source.proxy.seed + source.seeds
+    count = seeds or max(source.seeds, MIN_SEEDS)
+    return source.replace(
+        strategy="presets", baselines=placements, seeds=count, proxy=source.proxy.replace(seed=first),
+        optuna=dataclasses.replace(source.optuna, storage=None),  # a presets run keeps no study of its own
+        description=f"{store.name}'s baselines, its {top} most accurate other placements and its answer, "
+                    f"on seeds {first}-{first + count - 1}, which it never trained")
+
+
+def candidates(records: list[TrialRecord], seeds: int) -> list[TrialRecord]:
+    """Hard placements measured with all ``seeds`` at the run's own budget, most accurate first,
+    one per placement. Soft trainings and shortened budgets are other experiments."""
+    whole = [r for r in records if r.state == "complete" and r.duplicate_of is None and r.top1 is not None
+             and len(r.val_top1) == seeds and r.spec.soft is None
+             and r.extra.get("key", r.spec.key()) == r.spec.key()]
+    best: dict[str, TrialRecord] = {}
+    for record in sorted(whole, key=lambda r: (-r.top1, r.number)):
+        best.setdefault(record.spec.key(), record)
+    return list(best.values())
+
+
+def _answer(store: RunStore, records: list[TrialRecord], seeds: int) -> list[TrialRecord]:
+    """The trial answer.yaml came from: the strategy's own step, confirmed even when it ranks
+    below the top few, since it is what the strategy would have the user train."""
+    path = store.path / "answer.yaml"
+    if not path.exists():
+        return []
+    key = load_spec(path).key()
+    return [r for r in candidates(records, seeds) if r.spec.key() == key][:1]
+
+
+def _relative(path: Path) -> str:
+    """As the search.yaml will show it: relative to where the command runs, when it is below."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _key_of(name: str, config: SearchConfig) -> str:
+    if name.endswith((".yaml", ".yml")):
+        return load_spec(Path(name)).key()
+    return named_preset(name, config.layers, config.heads, window=tuple(config.window),
+                        semantics=config.semantics).key()
