@@ -104,7 +104,8 @@ def confirm_command(
         run: str = typer.Argument(..., help="A finished run in --results."),
         top: int = typer.Option(3, min=1, help="Its most accurate placements to retrain, besides its baselines "
                                                "and its answer."),
-        seeds: Optional[int] = typer.Option(None, min=1, help="Fresh seeds (default: as many as the run had)."),
+        seeds: Optional[int] = typer.Option(None, min=1, help="Fresh seeds (default: as many as the run had, "
+                                                              "at least 3)."),
         name: Optional[str] = typer.Option(None, help="Run name (default: RUN-confirm, so re-running resumes)."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         results: Path = RESULTS,
