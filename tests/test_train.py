@@ -66,5 +66,5 @@ def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
     train(spec, config, tmp_path)
     with pytest.raises(ResumeError, match="already holds a checkpoint: add --resume"):
         train(spec, config, tmp_path)
-    with pytest.raises(ResumeError, match="written with other settings \(mask spec: "):
+    with pytest.raises(ResumeError, match=r"written with other settings \(mask spec: "):
         train(preset("all", 2, 3), config, tmp_path, resume=True)
