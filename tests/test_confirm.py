@@ -89,7 +89,7 @@ def test_confirm_retrains_a_real_run_on_fresh_seeds_and_resumes(quick_results, t
     assert not problems and len(records) >= 3
     assert all(r.seeds == [1, 2] for r in records)
     assert [r.step for r in records[:2]] == ["none", "sch1"]
-    searched = [r for r in records[2:]]
+    searched = records[2:]
     assert searched and all(r.step.startswith("quick-als/trial-") for r in searched)
     for record in searched:
         number = int(record.step.rsplit("-", 1)[1])

@@ -116,7 +116,7 @@ def confirm_command(
     from ..runs import RunStore, validate_run_name
     from ..search.confirm import confirmation_config
 
-    search = confirmation_config(RunStore(results, validate_run_name(run)), top=top, seeds=seeds)
+    search = confirmation_config(RunStore(results, run), top=top, seeds=seeds)  # RunStore checks the name
     search = search.replace(**{k: v for k, v in dict(jobs=jobs, cache=cache).items() if v is not None})
     search_and_render(search, results, validate_run_name(name or f"{run}-confirm"))
 

@@ -84,10 +84,12 @@ def comparison_line(best: TrialRecord, baseline: TrialRecord, calibration: dict 
         verdict = "within the measured seed noise"
     else:
         verdict = ("a gain" if gain > 0 else "a loss") + " beyond the measured seed noise"
-    detail = "" if math.isnan(gap) else f" (resolvable gap {gap * 100:.2f} points, noise from {source}"
-    if detail and calibrated and seeds >= 3 and not math.isnan(own_noise):
-        detail += "; " + own_seeds_check(gain, own_noise, seeds)
-    detail += ")" if detail else ""
+    detail = ""
+    if not math.isnan(gap):
+        parts = [f"resolvable gap {gap * 100:.2f} points, noise from {source}"]
+        if calibrated and seeds >= 3 and not math.isnan(own_noise):
+            parts.append(own_seeds_check(gain, own_noise, seeds))
+        detail = f" ({'; '.join(parts)})"
     return (f"{names[0]} (trial {best.number}) {format_mean_std(best.val_top1)} vs {names[1]} "
             f"(trial {baseline.number}) {format_mean_std(baseline.val_top1)} validation top-1: {gain * 100:+.2f} "
             f"points over {seeds} paired seed(s), {verdict}{detail}.")

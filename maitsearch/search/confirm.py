@@ -15,7 +15,8 @@ from pathlib import Path
 from ..config import SearchConfig, config_from_dict
 from ..errors import ConfigError
 from ..runs import RunStore, TrialRecord
-from ..spec import load_spec, named_preset
+from ..spec import load_spec
+from .presets import PresetsStrategy
 
 
 # One seed cannot say whether a difference is noise; a run of one-seed trials (Optuna's
@@ -32,11 +33,11 @@ def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None)
     if top < 1:
         raise ConfigError(f"--top {top}: confirm at least one placement")
     source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
-    records, _ = store.load_trials()
+    ranked = candidates(store.load_trials()[0], source.seeds)
     placements = list(dict.fromkeys(source.baselines))
-    taken = {_key_of(name, source) for name in placements}
-    searched = [r for r in candidates(records, source.seeds) if r.spec.key() not in taken][:top]
-    for record in searched + _answer(store, records, source.seeds):
+    taken = {PresetsStrategy(source).spec_of(name).key() for name in placements}
+    searched = [r for r in ranked if r.spec.key() not in taken][:top]
+    for record in searched + _answer(store, ranked):
         if record.spec.key() not in taken:
             taken.add(record.spec.key())
             placements.append(_relative(store.trial_path(record.number)))
@@ -61,14 +62,14 @@ def candidates(records: list[TrialRecord], seeds: int) -> list[TrialRecord]:
     return list(best.values())
 
 
-def _answer(store: RunStore, records: list[TrialRecord], seeds: int) -> list[TrialRecord]:
-    """The trial answer.yaml came from: the strategy's own step, confirmed even when it ranks
+def _answer(store: RunStore, ranked: list[TrialRecord]) -> list[TrialRecord]:
+    """The candidate answer.yaml came from: the strategy's own step, confirmed even when it ranks
     below the top few, since it is what the strategy would have the user train."""
     path = store.path / "answer.yaml"
     if not path.exists():
         return []
     key = load_spec(path).key()
-    return [r for r in candidates(records, seeds) if r.spec.key() == key][:1]
+    return [r for r in ranked if r.spec.key() == key]
 
 
 def _relative(path: Path) -> str:
@@ -78,9 +79,3 @@ def _relative(path: Path) -> str:
     except ValueError:
         return str(path)
 
-
-def _key_of(name: str, config: SearchConfig) -> str:
-    if name.endswith((".yaml", ".yml")):
-        return load_spec(Path(name)).key()
-    return named_preset(name, config.layers, config.heads, window=tuple(config.window),
-                        semantics=config.semantics).key()
