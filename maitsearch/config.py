@@ -1,9 +1,10 @@
 """The settings of a search, as plain dataclasses: ``SearchConfig`` and its sections, among them
 ``ProxyConfig``, the small model every trial trains.
 
-A run is described by a preset YAML in ``searches/`` (or a run's own ``search.yaml``) with CLI
-flags layered on top. The fully resolved config is written to ``results/<run>/search.yaml``,
-and ``maitsearch run --config results/<run>/search.yaml`` reproduces the run. No torch in
+A run is described by a preset YAML (``maitsearch/presets/``, shipped in the wheel; the checkout's
+``searches/`` points there) or a run's own ``search.yaml``, with CLI flags layered on top. The
+fully resolved config is written to ``results/<run>/search.yaml``, and
+``maitsearch run --config results/<run>/search.yaml`` reproduces the run. No torch in
 here: reading and comparing configs is instant.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,12 @@ import yaml
 
 from .errors import ConfigError
 
-SEARCHES_DIR = Path(__file__).resolve().parent.parent / "searches"
+
+
+def shipped_presets():
+    """The presets folder inside the package (package data), so a preset name works wherever
+    maitsearch is installed, a wheel included."""
+    return resources.files("maitsearch") / "presets"
 
 
 @dataclass
@@ -199,19 +206,27 @@ def config_from_dict(data: dict, where: str = "config") -> SearchConfig:
     return _build(SearchConfig, values, where)
 
 
-def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A preset name (``quick``) from ``searches/``, or a path to a YAML file."""
+def preset_names() -> list[str]:
+    """The presets shipped with the package."""
+    return sorted(entry.name[:-len(".yaml")] for entry in shipped_presets().iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path):
+    """A YAML file's path, or a preset name (``quick``): ``./searches/NAME.yaml`` first (a user's
+    own presets beside their results), then the presets shipped in the package."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(f"--config {path}: no such file")
         return path
-    for folder in (Path.cwd() / "searches", SEARCHES_DIR):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    presets = sorted(p.stem for p in SEARCHES_DIR.glob("*.yaml")) if SEARCHES_DIR.is_dir() else []
-    raise ConfigError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(presets) or 'none found'})")
+    local = Path.cwd() / "searches" / f"{name_or_path}.yaml"
+    if local.is_file():
+        return local
+    shipped = shipped_presets() / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(preset_names())})")
 
 
 def load_config(name_or_path: str | Path) -> SearchConfig:

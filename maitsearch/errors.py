@@ -44,3 +44,14 @@ class ResumeError(MaitsearchError, ValueError):
 
 class SearchError(MaitsearchError, RuntimeError):
     """A search that cannot start or go on (a changed config, too many failed trials)."""
+
+
+def choice_message(value, allowed) -> str:
+    """The one wording of a value that is not among the named choices."""
+    return f"unknown {value!r}; choose one of {', '.join(map(str, allowed))}"
+
+
+def check_choice(what: str, value, allowed) -> None:
+    """``value`` is one of ``allowed``, else a ``ConfigError``: ``proxy.pool: unknown 'max'; choose one of ...``."""
+    if value not in allowed:
+        raise ConfigError(f"{what}: {choice_message(value, allowed)}")

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import yaml
 
 from . import atomic
-from .errors import SpecError
+from .errors import SpecError, choice_message
 
 VERSION = 1
 SEMANTICS = ("paper", "local")
@@ -220,7 +220,7 @@ def preset(name: str, layers: int, heads: int, *, seed: int = 0, alpha: float = 
     elif name == "all":
         counts = [heads] * layers
     else:
-        raise SpecError(None, None, "preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise SpecError(None, None, "preset", choice_message(name, PRESETS))
     if name == "random":
         kwargs = {**kwargs, "pattern": "random", "pattern_seed": seed}
     return MaskSpec.from_counts(counts, heads, **kwargs).with_meta(preset=name)

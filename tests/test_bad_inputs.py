@@ -94,7 +94,7 @@ def test_bad_config_preset(tmp_path):
 
 def test_bad_baseline_placements(tmp_path):
     line = one_line_error(["run", "--config", "quick", "--baselines", "none,sch9", "--results", tmp_path])
-    assert line == "error: preset: unknown preset 'sch9'; choose one of none, sch1, sch2, sch3, all, random"
+    assert line == "error: preset: unknown 'sch9'; choose one of none, sch1, sch2, sch3, all, random"
     missing = tmp_path / "gone.yaml"
     line = one_line_error(["run", "--config", "quick", "--baselines", missing, "--results", tmp_path])
     assert line == f"error: {missing}: file: no such file"
@@ -138,7 +138,7 @@ def test_storage_urls_are_redacted(url, shown, monkeypatch, tmp_path):
 SPEC_FILE = "spec.yaml"
 FIRST_HOUR = {
     "unknown model": (["train", "--model", "nosuchmodel", "--spec", SPEC_FILE], "error: --model nosuchmodel: not a timm model"),
-    "near-miss model": (["train", "--model", "deit_tiny_patch16_22", "--spec", SPEC_FILE], "did you mean deit_tiny_patch16_224"),
+    "near-miss model": (["train", "--model", "deit_tiny_patch16_22", "--spec", SPEC_FILE], "error: --model deit_tiny_patch16_22: not a timm model; did you mean deit_tiny_patch16_224"),
     "not a vit": (["train", "--model", "resnet18", "--spec", SPEC_FILE, "--depth", "12"], "error: --model resnet18"),
     "gpu that is not there": (["train", "--device", "cuda", "--spec", SPEC_FILE], "error: device cuda: no CUDA GPU"),
     "results in /proc": (["run", "--config", "quick", "--results", "/proc/nope"], "error: --results /proc/nope: cannot"),
@@ -148,10 +148,10 @@ FIRST_HOUR = {
     "zero layers": (["run", "--layers", "0"], "error: --layers: "),
     "negative heads": (["run", "--heads", "-1"], "error: --heads: "),
     "unknown flag": (["run", "--bogus"], "error: No such option: --bogus"),
-    "strategy": (["run", "--config", "quick", "--strategy", "bogus"], "error: strategy: unknown strategy 'bogus'"),
+    "strategy": (["run", "--config", "quick", "--strategy", "bogus"], "error: strategy: unknown 'bogus'; choose one of als, optuna, presets, soft"),
     "even window": (["run", "--config", "quick", "--window", "4x4"], "error: window: window sizes must be odd"),
     "semantics": (["run", "--config", "quick", "--semantics", "foo"], "error: semantics: must be one of paper, local"),
-    "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: preset: unknown preset 'sch9'"),
+    "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: preset: unknown 'sch9'"),
     "space": (["run", "--config", "quick", "--strategy", "optuna", "--space", "weird"], "error: optuna.space: unknown"),
     "sampler": (["run", "--config", "quick", "--strategy", "optuna", "--sampler", "nope"], "error: optuna.sampler: unknown"),
     "output folder missing": (["spec", "preset", "sch1", "-L", "2", "-H", "3", "-o", "/nonexistent/dir/x.yaml"],
@@ -169,12 +169,13 @@ def test_first_hour_mistakes_cost_one_line_and_write_nothing(args, expected, tmp
     monkeypatch.chdir(work)
     before = sorted(p.name for p in work.iterdir())
     line = one_line_error(args)
-    assert line.startswith(expected) or expected in line, line
+    assert line.startswith(expected), line
     assert "Traceback" not in line
     assert sorted(p.name for p in work.iterdir()) == before, "nothing was written"
-    assert not os.path.exists("/nonexistent") and not os.path.exists("/proc/nope")
+    assert not os.path.exists("/nonexistent"), "no folder made for a missing --output folder"
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
     import signal
     import subprocess

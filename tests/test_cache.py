@@ -70,6 +70,7 @@ def test_permuted_heads_threads_processor_code_version_and_folder_data(tmp_path,
     assert digest(cache_key(SPEC, folder, threads=1)) != before
 
 
+@pytest.mark.slow
 def test_a_cached_result_is_the_fresh_one(tmp_path, digits):
     cache = TrialCache(tmp_path)
     key = cache_key(SPEC, PROXY, threads=1)
@@ -89,6 +90,7 @@ def _write_many(folder: str, value: float, rounds: int) -> None:
         cache.put(cache_key(SPEC, PROXY, threads=1), TrialResult(status="complete", val_top1=value))
 
 
+@pytest.mark.slow
 def test_two_processes_racing_on_one_key(tmp_path):
     context = multiprocessing.get_context("spawn")
     writers = [context.Process(target=_write_many, args=(str(tmp_path), value, 200)) for value in (0.25, 0.75)]
@@ -107,6 +109,7 @@ def test_two_processes_racing_on_one_key(tmp_path):
     assert not list(tmp_path.rglob("*.tmp")), "no temp file left behind"
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_ignored_with_a_warning_and_retrained(quick_config, digits, tmp_path):
     config = quick_config.replace(strategy="presets", baselines=["none"], proxy=quick_config.proxy.replace(epochs=1),
                                   cache=str(tmp_path / "cache"))
@@ -124,6 +127,7 @@ def test_a_corrupt_entry_is_ignored_with_a_warning_and_retrained(quick_config, d
     assert json.loads(entry.read_text())["result"]["val_top1"] == first.records[0].val_top1[0]  # rewritten whole
 
 
+@pytest.mark.slow
 def test_a_second_strategy_reuses_the_baselines(quick_config, digits, tmp_path):
     """als then soft on one proxy: soft's none and sch1 come from the cache, trained by als."""
     config = quick_config.replace(proxy=quick_config.proxy.replace(epochs=1), cache=str(tmp_path / "cache"))
@@ -139,6 +143,7 @@ def test_a_second_strategy_reuses_the_baselines(quick_config, digits, tmp_path):
     assert "from the trial cache" in (tmp_path / "soft" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_cache_list_and_clear(quick_config, digits, tmp_path):
     config = quick_config.replace(strategy="presets", baselines=["none", "sch1"],
                                   proxy=quick_config.proxy.replace(epochs=1), cache=str(tmp_path / "cache"))

@@ -72,6 +72,7 @@ def test_soft_cait_loads_cait_weights_and_als_reads_the_patch_layers():
     assert isinstance(small_cait().blocks[0].attn, TalkingHeadAttn)
 
 
+@pytest.mark.slow
 def test_one_epoch_of_masked_cait_through_maitsearch_train(tmp_path):
     """The user's path: a timm CaiT by name, a spec file, ``maitsearch train`` for one epoch."""
     spec = tmp_path / "sch1.yaml"

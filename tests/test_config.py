@@ -7,16 +7,18 @@ import pytest
 import yaml
 
 from maitsearch.cli.run import build_config
-from maitsearch.config import SEARCHES_DIR, ProxyConfig, SearchConfig, config_from_dict, load_config
+from maitsearch.config import (ProxyConfig, SearchConfig, config_from_dict, load_config, preset_names,
+                               resolve_config_path)
 
 
 def test_default_preset_is_the_built_in_default():
     assert load_config("default").replace(description="") == SearchConfig()
 
 
-@pytest.mark.parametrize("path", sorted(SEARCHES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_preset_loads_and_says_what_it_is(path):
-    config = load_config(path)
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_says_what_it_is(name):
+    path = resolve_config_path(name)
+    config = load_config(name)
     assert config.description, "each preset describes itself"
     assert config.proxy.layers == config.layers and config.proxy.heads == config.heads
     assert path.read_text().startswith("#"), "each preset records its proxy and calibration in a comment"
@@ -70,8 +72,8 @@ def test_run_identity_ignores_how_numbers_are_spelled():
 
 
 @pytest.mark.parametrize("change,match", [
-    ({"pool": "max"}, r"proxy.pool 'max': choose one of token, avg"),
-    ({"pos_embed": "rope"}, r"proxy.pos_embed 'rope': choose one of learned, sincos"),
+    ({"pool": "max"}, r"proxy.pool: unknown 'max'; choose one of token, avg"),
+    ({"pos_embed": "rope"}, r"proxy.pos_embed: unknown 'rope'; choose one of learned, sincos"),
     ({"shift_augment": -1}, r"proxy.shift_augment -1: a shift in pixels"),
 ])
 def test_proxy_choices_are_checked_before_anything_trains(change, match):
@@ -80,3 +82,15 @@ def test_proxy_choices_are_checked_before_anything_trains(change, match):
 
     with pytest.raises(ConfigError, match=match):
         check_proxy(ProxyConfig().replace(**change))
+
+
+def test_a_preset_name_resolves_from_the_working_folder_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config_path("quick").parent.name == "presets", "the shipped preset, outside a checkout"
+    (tmp_path / "searches").mkdir()
+    own = tmp_path / "searches" / "quick.yaml"
+    own.write_text("# mine\ndescription: my own quick\nlayers: 2\n")
+    assert resolve_config_path("quick") == own
+    assert load_config("quick").layers == 2
+    with pytest.raises(ValueError, match="no such file or preset .presets: .*default"):
+        load_config("no-such-preset")

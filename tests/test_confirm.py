@@ -75,6 +75,7 @@ def test_confirming_nothing_or_no_run_is_a_config_error(finished_run, tmp_path):
         confirmation_config(RunStore(tmp_path, "missing"))
 
 
+@pytest.mark.slow
 def test_confirm_retrains_a_real_run_on_fresh_seeds_and_resumes(quick_results, tmp_path):
     """The quick ALS run (seed 0) confirmed on seeds 1-2: every trial there pairs on those seeds,
     a searched placement is named after its trial, and best.yaml is the most accurate of them."""

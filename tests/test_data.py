@@ -204,6 +204,7 @@ def test_copy_task_labels_a_copy_within_the_jitter_by_hand():
     torch.testing.assert_close(left.float().sum((1, 2, 3)), right.float().sum((1, 2, 3)))
 
 
+@pytest.mark.slow
 def test_mixed_task_is_its_parts_with_the_later_labels_shifted():
     import dataclasses
 

@@ -21,6 +21,7 @@ def digits():
     return load_data("digits", image_size=16)
 
 
+@pytest.mark.slow
 def test_tiny_proxy_beats_chance_and_is_deterministic(digits, capsys):
     first = fit(preset("sch1", 2, 3), TINY, digits)
     second = fit(preset("sch1", 2, 3), TINY, digits)
@@ -32,6 +33,7 @@ def test_tiny_proxy_beats_chance_and_is_deterministic(digits, capsys):
     assert capsys.readouterr().out == "", "library code prints nothing"
 
 
+@pytest.mark.slow
 def test_als_of_local_heads_is_one(digits):
     result = fit(preset("sch1", 2, 3, semantics="local"), TINY.replace(epochs=1), digits)
     assert [row[0] for row in result.als] == pytest.approx([1.0, 1.0], abs=1e-6)
@@ -65,6 +67,7 @@ def test_nan_loss_stops_the_trial_at_its_step(digits):
     assert result.epochs == 1 and result.test_top1 is None
 
 
+@pytest.mark.slow
 def test_on_epoch_can_prune(digits):
     def prune_after_second(epoch, metrics):
         assert 0 <= metrics["val_top1"] <= 1
@@ -76,6 +79,7 @@ def test_on_epoch_can_prune(digits):
     assert result.als is not None and len(result.history) == 2
 
 
+@pytest.mark.slow
 def test_progress_events(digits):
     events = []
     fit(preset("none", 2, 3), TINY.replace(epochs=1), digits, on_event=events.append)
@@ -87,6 +91,7 @@ def test_progress_events(digits):
     assert [e.step for e in events if isinstance(e, StepDone)] == list(range(1, steps + 1))
 
 
+@pytest.mark.slow
 def test_keep_model_returns_the_trained_model(digits):
     result = fit(preset("sch2", 2, 3), TINY.replace(epochs=1), digits, keep_model=True)
     assert isinstance(result.model, torch.nn.Module)
@@ -99,6 +104,7 @@ def test_spec_must_fit_the_proxy(digits):
         fit(preset("none", 3, 3), TINY, digits)
 
 
+@pytest.mark.slow
 def test_eval_every_skips_validation_but_always_measures_the_end(digits):
     seen = []
     result = fit(preset("none", 2, 3), TINY.replace(epochs=5, eval_every=2), digits,
@@ -131,6 +137,7 @@ def test_soft_alphas_get_their_own_optimizer_group(digits):
     assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.05] and all("lr_scale" not in g for g in groups)
 
 
+@pytest.mark.slow
 def test_alphas_learn_at_their_own_rate_and_their_history_is_kept(digits):
     spec = MaskSpec(layers=2, heads=3, masks=[[], []], soft=[[0.5] * 3, [0.5] * 3])
     slow = fit(spec, TINY.replace(epochs=2, alpha_lr_scale=1.0), digits)
@@ -141,6 +148,7 @@ def test_alphas_learn_at_their_own_rate_and_their_history_is_kept(digits):
     assert fast.als_uniform == pytest.approx(484 / 4096)  # 16 / 2 = an 8x8 grid, 3x3 windows
 
 
+@pytest.mark.slow
 def test_average_pool_proxy_has_no_class_token_and_masks_every_patch(digits):
     result = fit(preset("sch1", 2, 3, semantics="local"), TINY.replace(epochs=1, pool="avg"), digits,
                  keep_model=True)
@@ -173,6 +181,7 @@ def test_evaluate_counts_each_part_by_hand():
     assert "top1_by_part" not in evaluate(_ReadsItsAnswer(12), batches)
 
 
+@pytest.mark.slow
 def test_a_mixed_task_reports_each_part_and_the_parts_make_the_whole():
     from maitsearch.runs import TrialRecord
     from maitsearch.runs.report import parts_section

@@ -30,6 +30,7 @@ def quick_command(tmp_path, *extra):
     return [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path), *extra]
 
 
+@pytest.mark.slow
 def test_oom_nan_and_crashes_fail_one_trial_each_and_the_search_goes_on(quick_config, digits, tmp_path, monkeypatch):
     real_fit = executors.fit
     faults = {"3310": "oom", "3100": "nan", "7310": "crash"}
@@ -75,6 +76,7 @@ def test_too_many_failures_stop_the_search(quick_config, digits, tmp_path, monke
         run_search(quick_config.replace(max_failures=1, seeds=1), results_root=tmp_path, name="boom", data=digits)
 
 
+@pytest.mark.slow
 def test_second_worker_on_sqlite_is_refused(tmp_path):
     first = subprocess.Popen(quick_command(tmp_path, "--strategy", "optuna", "--trials", "3", "--name", "solo"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -92,6 +94,7 @@ def test_second_worker_on_sqlite_is_refused(tmp_path):
     assert "journal:PATH" in second.stderr and "postgresql://" in second.stderr
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_fails_and_its_placement_is_retried(tmp_path):
     """SIGKILL a worker mid-trial; a fresh worker fails the stale trial after the grace period
     and retries the same placement to COMPLETE."""
@@ -123,6 +126,7 @@ def test_killed_worker_trial_fails_and_its_placement_is_retried(tmp_path):
     assert sorted(csv_numbers) == sorted(t.number for t in study.trials if t.state in FINISHED)
 
 
+@pytest.mark.slow
 def test_three_postgres_workers_share_one_study(postgres, tmp_path):
     url = postgres.url()
     env = {**os.environ, "MAITSEARCH_STORAGE": url}
@@ -150,6 +154,7 @@ def test_three_postgres_workers_share_one_study(postgres, tmp_path):
     assert sorted(r.number for r in from_storage.records) == sorted(t.number for t in finished)
 
 
+@pytest.mark.slow
 def test_journal_storage_fails_and_retries_a_silent_trial(tmp_path):
     """Optuna's journal storage has no heartbeat of its own; ours keeps one in system attributes."""
     from maitsearch.runs.study_storage import open_storage

@@ -116,6 +116,7 @@ NOTEBOOK_API = {"MaskSpec", "load_spec", "apply_mask_spec", "measure_als", "Prox
                 "SearchConfig", "run_search", "calibrate", "load_run", "list_runs"}
 
 
+@pytest.mark.slow
 def test_the_public_api_is_what_a_notebook_needs_and_loads_no_torch():
     """``import maitsearch`` stays light (the CLI's --help and spec check start in a fraction of
     a second), yet every public name resolves and timm still finds the mait_* models."""

@@ -141,5 +141,17 @@ def test_measure_als_restores_mode_and_leaves_no_hooks():
     assert all(not block.attn._forward_pre_hooks for block in model.blocks)
 
 
-def test_package_exports():
-    assert maitsearch.apply_mask_spec is apply_mask_spec
+def test_package_exports_each_public_name_from_its_layer():
+    import importlib
+
+    # written out here, not read from maitsearch._API: the table the lazy loader must agree with
+    homes = {"MaskSpec": "maitsearch.spec", "load_spec": "maitsearch.spec", "ProxyConfig": "maitsearch.config",
+             "SearchConfig": "maitsearch.config", "apply_mask_spec": "maitsearch.model.mait",
+             "measure_als": "maitsearch.model.measure", "fit": "maitsearch.training.proxy",
+             "run_search": "maitsearch.search.runner", "calibrate": "maitsearch.search.calibrate",
+             "load_run": "maitsearch.runs.reading", "list_runs": "maitsearch.runs.reading"}
+    assert sorted(maitsearch.__all__) == sorted(homes)
+    for name, module in homes.items():
+        assert getattr(maitsearch, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no attribute 'train_everything'"):
+        maitsearch.train_everything

@@ -86,6 +86,7 @@ def test_damaged_folders_are_listed_with_what_is_wrong(quick_results, tmp_path):
     assert shown.exit_code == 0 and "warning: " in shown.stderr and "0.yaml" in shown.stderr
 
 
+@pytest.mark.slow
 def test_every_figure_is_a_real_image(quick_results, tmp_path):
     root, _ = quick_results
     made = {}
@@ -105,6 +106,7 @@ def test_every_figure_is_a_real_image(quick_results, tmp_path):
         assert path.stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_plot_flag_embeds_figures_in_the_report(quick_results, tmp_path):
     root, _ = quick_results
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")
@@ -149,13 +151,15 @@ def test_comparison_warnings_name_the_difference(quick_results, tmp_path):
     assert result.exit_code == 0 and "differ in proxy" in result.stderr
 
 
-def test_python_api_load_run(quick_results):
+def test_python_api_load_run(quick_results, tmp_path):
     import maitsearch
 
     root, summaries = quick_results
     run = maitsearch.load_run(root / "quick-soft")
     assert run.config["strategy"] == "soft" and len(run.trials) == len(summaries["soft"].records)
-    assert run.best is not None and callable(run.plot_als)
+    assert run.best is not None and run.best.key() == summaries["soft"].best.spec.key()
+    figure = run.plot_als(tmp_path / "als.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "a PNG was drawn"
 
 
 def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results, tmp_path):
@@ -176,14 +180,15 @@ def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results,
     assert f"(0 trained this session, 0 from the trial cache, 0 reused, {records} from the run folder)" in rerun, rerun
 
 
+@pytest.mark.slow
 def test_a_calibration_keeps_its_configs_seeds_and_its_reproduce_command_resumes(tmp_path):
     import shlex
 
     import yaml
 
-    from maitsearch.config import SEARCHES_DIR
+    from maitsearch.config import resolve_config_path
 
-    config = yaml.safe_load((SEARCHES_DIR / "quick.yaml").read_text())
+    config = yaml.safe_load(resolve_config_path("quick").read_text())
     config.update(layers=2, seeds=2)
     config["proxy"].update(epochs=1)
     path = tmp_path / "two-seeds.yaml"
@@ -202,6 +207,7 @@ def test_a_calibration_keeps_its_configs_seeds_and_its_reproduce_command_resumes
     assert "(0 trained this session, 0 from the trial cache, 0 reused, 5 from the run folder)" in rerun, rerun
 
 
+@pytest.mark.slow
 def test_a_trials_own_figures(quick_results, tmp_path):
     root, summaries = quick_results
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")

@@ -148,6 +148,7 @@ def test_calibration_times_a_trial_by_the_seeds_it_trained():
     assert analyse(records, config, (1,))["seconds_per_trial"] == pytest.approx(150.0)
 
 
+@pytest.mark.slow
 def test_best_is_the_most_accurate_trial_and_the_answer_is_reported_beside_it(quick_config, digits, tmp_path):
     """The ALS strategy's answer is its last step; best.yaml is whichever trial measured best.
     When they differ, the answer goes to answer.yaml and the report compares both."""
@@ -197,6 +198,7 @@ def test_full_and_blocks_spaces(tmp_path):
     assert blocks.params_for(preset("sch2", 24, 3)) == {"b1": 0, "b2": 8, "b3": 20}
 
 
+@pytest.mark.slow
 def test_optuna_runs_presets_first_and_reuses_duplicates(quick_config, digits, tmp_path):
     config = quick_config.replace(strategy="optuna", trials=4,
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="none",
@@ -220,6 +222,7 @@ def test_optuna_runs_presets_first_and_reuses_duplicates(quick_config, digits, t
     assert study.trials[3].value == study.trials[0].value
 
 
+@pytest.mark.slow
 def test_pruner_prunes_a_trial_made_bad(quick_config, digits, tmp_path):
     config = quick_config.replace(strategy="optuna", trials=5, proxy=quick_config.proxy.replace(epochs=4),
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="median", warm_start=[]))
@@ -247,6 +250,7 @@ def test_soft_derivation_follows_thresholds():
     assert rounded.masks == ((0,), (0, 2)) and rounded.soft is None
 
 
+@pytest.mark.slow
 def test_soft_alphas_are_learned(quick_config, digits, tmp_path):
     config = quick_config.replace(strategy="soft", baselines=[])
     summary = run_search(config, results_root=tmp_path, name="soft", data=digits)
@@ -260,6 +264,7 @@ def test_soft_alphas_are_learned(quick_config, digits, tmp_path):
     assert [[a == 1.0 for a in row] for row in derived.spec.alphas()] == [[a == 1.0 for a in row] for row in expected.alphas()]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
     command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path),
                "--name", "killed"]
@@ -284,6 +289,7 @@ def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
     assert not list((tmp_path / "killed").rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_journal_study(tmp_path):
     journal = tmp_path / "study.log"
     command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--strategy", "optuna",
@@ -340,6 +346,7 @@ def test_presets_strategy_retrains_a_spec_file_with_the_runs_seeds(tmp_path):
         PresetsStrategy(config.replace(layers=6)).ask()
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     """Two worker processes, one thread each: the same per-seed numbers as training in-process
     (each unit is deterministic for its seed), with the workers' epochs reaching the live view."""
@@ -355,6 +362,7 @@ def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     assert {(e.number, e.seed) for e in events if isinstance(e, WorkerEpoch)} == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
+@pytest.mark.slow
 def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp_path, monkeypatch):
     """``--jobs 2`` with Optuna: this process and one spawned helper share the journal study,
     kept in the run's own folder (which does not exist until the run makes it); the report holds
@@ -422,6 +430,7 @@ def test_run_view_keeps_trial_lines_in_columns_after_a_long_step_name():
     assert columns[0] == len("trial   0 none       ")
 
 
+@pytest.mark.slow
 def test_free_cores_sees_a_busy_core_at_once():
     """The 1-minute load average lags; the /proc/stat sample must see a spinning process now."""
     import os

@@ -95,8 +95,52 @@ def _expectation(path: Path) -> str:
     return first[len("# expect: "):]
 
 
-def test_corpus_covers_every_rule():
-    assert len(BAD_SPECS) >= 12
+def _rules() -> list[tuple[str, str]]:
+    """Every rule ``spec._problems`` enforces, as (field, message regex), read from its source:
+    each ``yield (field, ...), message`` with the f-string's placeholders as wildcards."""
+    import ast
+    import re
+
+    import maitsearch.spec
+
+    tree = ast.parse(Path(maitsearch.spec.__file__).read_text())
+    problems = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_problems")
+    assigned = {a.targets[0].id: a.value for a in ast.walk(problems)
+                if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name)}
+
+    def patterns(node):
+        if isinstance(node, ast.Name):
+            yield from patterns(assigned[node.id])
+        elif isinstance(node, ast.IfExp):
+            yield from patterns(node.body)
+            yield from patterns(node.orelse)
+        elif isinstance(node, ast.JoinedStr):
+            yield "".join(re.escape(v.value) if isinstance(v, ast.Constant) else ".*?" for v in node.values)
+        else:
+            yield re.escape(node.value)
+
+    rules = []
+    for node in ast.walk(problems):
+        if isinstance(node, ast.Yield) and isinstance(node.value, ast.Tuple):
+            where, message = node.value.elts
+            field = where.elts[0].value if where.elts and isinstance(where.elts[0], ast.Constant) else ""
+            rules += [(field, pattern) for pattern in patterns(message)]
+    return rules
+
+
+def test_corpus_breaks_every_rule_of_the_validator():
+    import re
+
+    errors = []
+    for path in BAD_SPECS:
+        with pytest.raises(SpecError) as info:
+            load_spec(path)
+        errors.append(info.value)
+    rules = _rules()
+    assert len(rules) >= 20, "the rule reader found the validator's rules"
+    missed = [(field, pattern) for field, pattern in rules
+              if not any(str(e.field).startswith(field) and re.fullmatch(pattern, e.message) for e in errors)]
+    assert not missed, f"no corpus file breaks these rules: {missed}"
 
 
 @pytest.mark.parametrize("path", BAD_SPECS, ids=lambda p: p.stem)

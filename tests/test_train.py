@@ -28,6 +28,7 @@ def checkpoint_epoch(folder: Path) -> int:
     return len(metrics.read_text().splitlines()) if metrics.exists() else 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_identical_model(tmp_path):
     spec = preset("sch2", 2, 3).save(tmp_path / "spec.yaml")
     whole, broken = tmp_path / "whole", tmp_path / "broken"

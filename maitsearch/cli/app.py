@@ -61,7 +61,7 @@ def error_line(err: MaitsearchError) -> str:
     return f"error: {redact(str(err))}"
 
 
-app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=_OneLineErrors, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Search where locality-masked attention heads help a vision transformer (MaiT).")
 
 

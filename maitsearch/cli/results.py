@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import choice_message
 from .app import app, check_output_path, console, err_console, fail
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -69,7 +70,7 @@ def results_command(
     from ..runs import list_runs
 
     if fmt not in FORMATS:
-        fail(f"error: --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        fail(f"error: --format: {choice_message(fmt, FORMATS)}")
     if not runs:
         frame = list_runs(results)
         if strategy:
@@ -79,7 +80,7 @@ def results_command(
         if sort:
             column = sort.lstrip("-")
             if column not in frame.columns:
-                fail(f"error: --sort {sort!r}: choose one of {', '.join(frame.columns)}")
+                fail(f"error: --sort: {choice_message(sort, list(frame.columns))}")
             frame = frame.sort_values(column, ascending=not sort.startswith("-"), na_position="last")
         frame = frame.reset_index(drop=True)
         if fmt == "table":

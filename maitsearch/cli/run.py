@@ -13,7 +13,7 @@ from .app import app, console, parse_window
 
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
                  seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
-                 pruner=None, round_=False, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
+                 pruner=None, round_=None, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
                  baselines=None, cache=None, data_dir=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
     a flag left at None keeps the preset's value."""
@@ -36,7 +36,7 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
               if v is not None}
     if objectives is not None:
         optuna["objectives"] = [o.strip() for o in objectives.split(",") if o.strip()]
-    soft = {"round": True} if round_ else {}
+    soft = {"round": round_} if round_ is not None else {}
     return base.replace(**top, proxy=dataclasses.replace(base.proxy, **proxy),
                         optuna=dataclasses.replace(base.optuna, **optuna), soft=dataclasses.replace(base.soft, **soft))
 
@@ -56,7 +56,8 @@ CACHE = typer.Option(None, "--cache", help="Trial cache folder shared by runs (d
 def run_command(
         layers: Optional[int] = LAYERS,
         heads: Optional[int] = HEADS,
-        strategy: Optional[str] = typer.Option(None, help="als (default), optuna or soft."),
+        strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, or presets (train the "
+                                                           "--baselines side by side)."),
         data: Optional[str] = typer.Option(None, help="Proxy data: the default task, digits, a torchvision set or a folder."),
         trials: Optional[int] = typer.Option(None, min=1, help="Optuna: trials in the study over all workers."),
         seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per placement; tables show mean ± std."),
@@ -70,7 +71,8 @@ def run_command(
         space: Optional[str] = typer.Option(None, help="Optuna space: counts, full or blocks."),
         sampler: Optional[str] = typer.Option(None, help="Optuna sampler: tpe, nsga2, gp or random."),
         pruner: Optional[str] = typer.Option(None, help="Optuna pruner: median, hyperband or none."),
-        round_: bool = typer.Option(False, "--round", help="Soft: round in-between alphas to hard or none."),
+        round_: Optional[bool] = typer.Option(None, "--round/--no-round", help="Soft: round in-between alphas to hard "
+                                              "or unmasked (the default), or keep them soft."),
         semantics: Optional[str] = typer.Option(None, help="paper (default) or local."),
         window: Optional[str] = typer.Option(None, help="Window ROWSxCOLS, e.g. 3x3."),
         max_failures: Optional[int] = typer.Option(None, min=0, help="Failed trials tolerated."),

@@ -15,7 +15,7 @@ import yaml
 from ..errors import SpecError
 from ..spec import MaskSpec, load_spec
 from .folder import RunStore, validate_run_name
-from .record import TrialRecord
+from .record import FAILED_STATES, TrialRecord
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64", "soft": "int64",
@@ -115,7 +115,7 @@ class Run:
         return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
                 "shape": f"{self.config.get('layers', '?')}x{self.config.get('heads', '?')}",
                 "trials": len(self.records), "complete": states.count("complete"),
-                "failed": sum(states.count(s) for s in ("failed", "oom", "nan_loss")), "pruned": states.count("pruned"),
+                "failed": sum(states.count(s) for s in FAILED_STATES), "pruned": states.count("pruned"),
                 "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
                 "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
                 "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,

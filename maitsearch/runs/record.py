@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from ..spec import MaskSpec, normalize_als
 from ..stats import mean_std
 
+# A trial ends complete, pruned, or in one of these: the states ``--max-failures`` counts and
+# tables sum as "failed" (a non-finite loss and out-of-memory are failures with their own cause).
+FAILED_STATES = ("failed", "oom", "nan_loss")
+
 
 @dataclass
 class TrialRecord:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import functools
 import os
 import random
 import re
@@ -20,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import StorageError
+from .optuna_private import heartbeat_journal_storage
 
 STORAGE_ENV = ("MAITSEARCH_STORAGE", "OPTUNA_STORAGE")
 _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.IGNORECASE)
@@ -79,22 +79,17 @@ def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
 def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
     """An Optuna storage for ``url`` with heartbeats and one retry of a dead worker's trial."""
     import optuna
-    from optuna import storages
 
-    # Optuna 4.9 renamed the retry callback and its keyword; accept either generation.
-    retry_class = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = retry_class(max_retry=1)
-    callback_kw = ("heartbeat_stale_trial_callback" if hasattr(storages, "RetryHeartbeatStaleTrialCallback")
-                   else "failed_trial_callback")
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     check_storage_url(url)
     if url.startswith("journal:"):
         path = Path(url[len("journal:"):]).expanduser()
         from optuna.storages.journal import JournalFileBackend
 
-        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval=heartbeat_interval,
-                                       grace_period=grace_period, failed_trial_callback=retry)
+        return heartbeat_journal_storage(JournalFileBackend(str(path)), heartbeat_interval=heartbeat_interval,
+                                         grace_period=grace_period, stale_trial_callback=retry)
     engine_kwargs = {}
     if url.startswith("postgresql"):
         # an unreachable server must answer within seconds, not hang the worker
@@ -107,7 +102,7 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, since 2.9
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                                  **{callback_kw: retry})
+                                                  heartbeat_stale_trial_callback=retry)
         except Exception as err:  # noqa: BLE001 - driver errors vary; the user needs one clear line
             text = str(err)
             # Workers started together race to create Optuna's tables; the losers just retry.
@@ -134,45 +129,3 @@ def single_worker_lock(url: str):
                            "several workers need --storage journal:PATH (one host) or "
                            "--storage postgresql://USER@HOST/DB (several machines)") from None
     return handle
-
-
-@functools.lru_cache(maxsize=1)
-def _heartbeat_journal_class():
-    from optuna.storages import JournalStorage
-    from optuna.storages._heartbeat import BaseHeartbeat
-    from optuna.trial import TrialState
-
-    class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-        """Optuna's journal storage with heartbeats kept as trial system attributes, so stale
-        trials of dead workers are failed and retried as on RDB storages."""
-
-        KEY = "maitsearch:heartbeat"
-
-        def __init__(self, backend, *, heartbeat_interval, grace_period, failed_trial_callback):
-            super().__init__(backend)
-            self._heartbeat_interval = heartbeat_interval
-            self._grace_period = grace_period
-            self._failed_trial_callback = failed_trial_callback
-
-        def record_heartbeat(self, trial_id: int) -> None:
-            self.set_trial_system_attr(trial_id, self.KEY, time.time())
-
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            deadline = time.time() - self._grace_period
-            return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                    if t.system_attrs.get(self.KEY, float("inf")) < deadline]
-
-        def get_heartbeat_interval(self) -> int | None:
-            return self._heartbeat_interval
-
-        def get_heartbeat_stale_trial_callback(self):
-            return self._failed_trial_callback
-
-        def get_failed_trial_callback(self):
-            return self._failed_trial_callback
-
-    return _HeartbeatJournalStorage
-
-
-def HeartbeatJournalStorage(backend, **kwargs):  # noqa: N802 - a class made lazily, used like one
-    return _heartbeat_journal_class()(backend, **kwargs)

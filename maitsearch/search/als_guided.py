@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..runs import TrialRecord
 from ..spec import MaskSpec
 from .base import Proposal, Strategy
@@ -37,8 +37,7 @@ class AlsStrategy(Strategy):
     def __init__(self, config):
         super().__init__(config)
         settings = config.als
-        if settings.thresholds not in THRESHOLDS:
-            raise ConfigError(f"als.thresholds: unknown {settings.thresholds!r}; choose one of {', '.join(THRESHOLDS)}")
+        check_choice("als.thresholds", settings.thresholds, THRESHOLDS)
         if not (0 <= settings.promote <= 1 and 0 <= settings.remove <= 1 and settings.promote + settings.remove <= 1):
             raise ConfigError(f"als.promote {settings.promote} and als.remove {settings.remove}: fractions of the "
                               "layers, each in [0, 1], together at most 1")

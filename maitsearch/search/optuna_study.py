@@ -18,7 +18,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.study_storage import (RECORD_ATTR, check_storage_url, open_storage, redact, redacted_config,
@@ -38,8 +38,7 @@ class OptunaStrategy(Strategy):
         settings = config.optuna
         for value, allowed, what in ((settings.space, SPACES, "space"), (settings.sampler, SAMPLERS, "sampler"),
                                      (settings.pruner, PRUNERS, "pruner")):
-            if value not in allowed:
-                raise ConfigError(f"optuna.{what}: unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+            check_choice(f"optuna.{what}", value, allowed)
         if settings.storage:
             check_storage_url(storage_url(settings.storage, Path(".")), before_run_folder=True)
         unknown = [o for o in settings.objectives if o not in OBJECTIVES]
@@ -66,6 +65,7 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(study_name=study_name(store.name), storage=storage, directions=directions,
                                          sampler=self._sampler(), pruner=self._pruner(), load_if_exists=True)
+        self.study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels the axes
         self.study.set_user_attr("maitsearch:config", redacted_config(self.config).to_dict())
         self._restore_trial_files(store)
         if not self.study.user_attrs.get("maitsearch:warm_started"):
@@ -254,8 +254,10 @@ class OptunaStrategy(Strategy):
 
     # ---- heartbeats -----------------------------------------------------------------------
     def _start_heartbeat(self, trial) -> None:
-        storage = self.study._storage
-        interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        """Optuna beats only inside ``study.optimize``; trials trained through ask/tell beat here."""
+        from ..runs.optuna_private import heartbeat_interval, record_heartbeat
+
+        interval = heartbeat_interval(self.study)
         if not interval:
             return
         stop = threading.Event()
@@ -263,7 +265,7 @@ class OptunaStrategy(Strategy):
         def beat():
             while True:
                 try:
-                    storage.record_heartbeat(trial._trial_id)
+                    record_heartbeat(self.study, trial)
                 except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
                     pass
                 if stop.wait(interval):

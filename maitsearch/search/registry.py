@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import SearchConfig
-from ..errors import ConfigError
+from ..errors import check_choice
 from .als_guided import AlsStrategy
 from .base import Strategy
 from .optuna_study import OptunaStrategy
@@ -19,7 +19,5 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 
 def make_strategy(config: SearchConfig) -> Strategy:
-    if config.strategy not in STRATEGIES:
-        raise ConfigError(f"strategy: unknown strategy {config.strategy!r}; "
-                          f"choose one of {', '.join(sorted(STRATEGIES))}")
+    check_choice("strategy", config.strategy, sorted(STRATEGIES))
     return STRATEGIES[config.strategy](config)

@@ -27,6 +27,7 @@ from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
 from ..runs import RunStore, TrialRecord
+from ..runs.record import FAILED_STATES
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
 from ..runs.study_storage import redacted_config
 from ..training import TrialResult
@@ -36,7 +37,6 @@ from .checks import check_config
 from .executors import Unit, busy_cores, free_cores, make_executor, worker_threads
 from .registry import make_strategy
 
-FAILED_STATES = ("failed", "oom", "nan_loss")
 # Settings that change how a run is executed, not what it computes: a resumed run may change them.
 EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints", "cache")
 

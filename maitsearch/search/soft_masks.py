@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..runs import TrialRecord
 from ..spec import MaskSpec, preset
 from .base import Proposal, Strategy
@@ -28,8 +28,7 @@ class SoftStrategy(Strategy):
     def __init__(self, config):
         super().__init__(config)
         settings = config.soft
-        if settings.initial not in INITIAL:
-            raise ConfigError(f"soft.initial: unknown {settings.initial!r}; choose one of {', '.join(INITIAL)}")
+        check_choice("soft.initial", settings.initial, INITIAL)
         if not 0.0 < settings.alpha_init < 1.0:
             raise ConfigError(f"soft.alpha_init: must be strictly between 0 and 1, got {settings.alpha_init}")
         if not 0.0 <= settings.alpha_hard < settings.alpha_none <= 1.0:

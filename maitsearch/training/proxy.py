@@ -17,7 +17,7 @@ import torch
 
 from ..config import ProxyConfig
 from ..data import ImageData, load_data
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..events import EpochDone, EventFn, MeasuringStarted, TrainingStarted, ignore
 from ..model import apply_mask_spec, measure_als
 from ..spec import MaskSpec, uniform_als
@@ -69,10 +69,8 @@ class Pruned(Exception):
 def check_model_choices(config: ProxyConfig) -> None:
     """The proxy's named choices, one line each: checked here for ``fit`` callers, and by the
     search's config check before a run folder exists."""
-    if config.pos_embed not in POS_EMBEDS:
-        raise ConfigError(f"proxy.pos_embed {config.pos_embed!r}: choose one of {', '.join(POS_EMBEDS)}")
-    if config.pool not in POOLS:
-        raise ConfigError(f"proxy.pool {config.pool!r}: choose one of {', '.join(POOLS)}")
+    check_choice("proxy.pos_embed", config.pos_embed, POS_EMBEDS)
+    check_choice("proxy.pool", config.pool, POOLS)
 
 
 def build_proxy_model(spec: MaskSpec, config: ProxyConfig, data: ImageData) -> torch.nn.Module:

@@ -7,7 +7,7 @@ dense reference: ``dense`` materialises (T, T) logits, ``local`` is O(N*k) for h
 
 from __future__ import annotations
 
-from ...errors import ConfigError
+from ...errors import ConfigError, check_choice
 from . import flex
 from .dense import multiplicative_attention, strict_attention
 from .local import window_attention
@@ -23,8 +23,7 @@ LOCAL_MIN_TOKENS = 512
 def resolve_kernel(requested: str, *, device_type: str, num_tokens: int, pattern: str, attn_dropout: float) -> str:
     """The kernel for a layer's hard-masked heads on this device. Soft heads always run dense
     (or flex): a soft mask keeps every logit, so there is no sparsity to exploit."""
-    if requested not in KERNELS:
-        raise ConfigError(f"kernel: unknown kernel {requested!r}; choose one of {', '.join(KERNELS)}")
+    check_choice("kernel", requested, KERNELS)
     if requested == "local" and (pattern != "window" or attn_dropout > 0):
         raise ConfigError("kernel: 'local' needs window masks and no attention dropout")
     if requested == "flex" and (not flex.AVAILABLE or attn_dropout > 0):

@@ -1,0 +1,79 @@
+"""The docs keep each number in one place: the README is a manual, findings live in
+results/FINDINGS.md, and the results and benchmark pages are generated, never edited."""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from maitsearch.spec import PRESETS, preset
+
+ROOT = Path(__file__).resolve().parent.parent
+HAND_WRITTEN = [ROOT / "README.md", ROOT / "results" / "FINDINGS.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+# What a measured result looks like in prose: a signed gap (+0.63), an accuracy (95.09) or a
+# searched placement in its compact form (`771011`). Settings (lr 3e-3, width 48) are not results.
+RESULT = re.compile(r"(?<![\w.])[+-]\d+\.\d{2}(?![\w.])|(?<![\w.+-])\d{2}\.\d{2}(?![\w.])|`[0-9a-f]{6,}`")
+
+
+def results_in(path: Path) -> set[str]:
+    definitions = {f"`{preset(name, 24, 3).compact()}`" for name in PRESETS}  # format examples, not findings
+    return {token.lstrip("+-") for token in RESULT.findall(path.read_text())} - definitions
+
+
+def test_readme_is_a_manual_of_at_most_ten_kilobytes():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 10_240
+    for heading in ("## Install", "## Quick start", "## Citing and license"):
+        assert heading in text
+    assert not results_in(ROOT / "README.md"), "the README links to measured numbers, it does not type them"
+
+
+def test_the_quick_start_keeps_its_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert "pip install -e . && maitsearch run --layers 24 --heads 3" in text
+    assert 'pip install -e ".[test]" && python -m pytest' in text
+    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_no_result_is_written_by_hand_in_two_docs():
+    seen: dict[str, list[str]] = {}
+    for path in HAND_WRITTEN:
+        for token in results_in(path):
+            seen.setdefault(token, []).append(path.relative_to(ROOT).as_posix())
+    twice = {token: files for token, files in seen.items() if len(files) > 1}
+    assert not twice, f"results typed in more than one doc (keep each in one, link from the others): {twice}"
+
+
+def test_the_checker_sees_a_result_typed_twice(tmp_path):
+    one, two = tmp_path / "a.md", tmp_path / "b.md"
+    one.write_text("the answer `771011` is +0.63 over none (92.29 ± 0.19)")
+    two.write_text("lr 3e-3, width 48; it was +0.63 there")
+    assert results_in(one) == {"`771011`", "0.63", "92.29"} and results_in(two) == {"0.63"}
+
+
+def _generator(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_the_benchmarks_page_is_generated_from_its_json():
+    page = ROOT / "benchmarks" / "README.md"
+    assert _generator(ROOT / "benchmarks" / "summarize.py").build() == page.read_text(), \
+        "run python benchmarks/summarize.py"
+
+
+@pytest.mark.slow
+def test_the_results_page_is_generated_from_the_run_folders():
+    page = ROOT / "results" / "README.md"
+    assert _generator(ROOT / "results" / "summarize.py").build() == page.read_text(), \
+        "run python results/summarize.py"
+    assert "FINDINGS.md" in page.read_text() and "## Findings on" not in page.read_text(), "linked, not copied"
