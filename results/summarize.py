@@ -7,7 +7,8 @@ mean ± std over seeds, and each placement's paired gap to the unmasked baseline
 depth and budget (per-seed differences: the same seed gives every placement the same initial
 weights and data order, and training is deterministic per seed, so runs that trained the same
 seeds pair across folders). Wall times come from results/wall_times.txt, written by the driver
-that ran the commands; the findings at the end are the one hand-written part.
+that ran the commands. What the runs mean is written once, in results/FINDINGS.md, which the page
+links to rather than copies.
 """
 
 from __future__ import annotations
@@ -273,7 +274,8 @@ def wall_times() -> dict[str, int]:
     return times
 
 
-def main() -> None:
+def build() -> str:
+    """The results page, from the run folders."""
     times = wall_times()
     loaded = {name: maitsearch.load_run(ROOT / name) for experiment in EXPERIMENTS for name in experiment.runs
               if (ROOT / name).is_dir()}
@@ -284,7 +286,7 @@ def main() -> None:
              "Every run below was made by the command shown, from the repository root, on a 2-core CPU (no GPU), "
              "and `maitsearch results <run>` reads it back. Two proxies appear. The *current* default proxy "
              "(the `digits-shift` task, width 48, 30 epochs at lr 3e-3, 4-pixel shifts, sin-cos position start; "
-             "main README, \"The default proxy\") made the first sections. The *first* default proxy (60 "
+             "docs/PROXY.md) made the first sections. The *first* default proxy (60 "
              "epochs at lr 1e-3, no shifts, timm's position init) made the sections marked so; its attention "
              "stayed near uniform, which is why it was replaced. Placements pair only within one proxy. "
              "3 seeds per placement unless the table says otherwise. Accuracies are validation and test top-1 "
@@ -322,9 +324,12 @@ def main() -> None:
             lines += [f"![{figure}]({figure})" if (ROOT / figure).exists() else f"({figure}: not drawn yet)", ""]
         if runs:
             lines += ["Reports: " + ", ".join(f"[{run.name}]({run.name}/report.md)" for run in runs), ""]
-    findings = ROOT / "FINDINGS.md"
-    lines += [findings.read_text().strip() if findings.exists() else "## Findings\n\n(to be written)", ""]
-    (ROOT / "README.md").write_text("\n".join(lines))
+    lines += ["## Findings", "", "What these runs show, item by item, against the paper: [FINDINGS.md](FINDINGS.md).", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    (ROOT / "README.md").write_text(build())
     print(f"wrote {ROOT / 'README.md'}")
 
 
