@@ -80,6 +80,7 @@ class RunStarted:
     threads: int = 1  # torch threads in each
     load: float = 0.0  # the machine's 1-minute load average when the run started
     cores: int = 1
+    devices: tuple[str, ...] = ()  # each process's GPU (cuda:N), helpers last; empty on the CPU
 
 
 @dataclass(frozen=True)
