@@ -21,7 +21,8 @@ from maitsearch.spec import preset
 from maitsearch.training.checkpoints import load_checkpoint, weights_digest
 from maitsearch.training.deit import build_trainer, train_step
 from maitsearch.training.recipes import (TrainConfig, build_mixup, build_train_sampler, build_transforms,
-                                         check_train_config, posterize_keeping_zero_bits, read_train_config)
+                                         check_train_config, read_train_config)
+from maitsearch.training.timm_compat import posterize_keeping_zero_bits
 
 TINY = dict(model="mait_tiny_patch16_224", depth=2, image_size=32, device="cpu")
 runner = CliRunner()
@@ -114,6 +115,13 @@ def test_bad_recipe_settings_are_one_line(changes, message):
     with pytest.raises(ConfigError) as err:
         check_train_config(TrainConfig(**{**TINY, **changes}))
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_an_unknown_recipe_is_one_line_and_writes_nothing(tmp_path):
+    spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
+    result = runner.invoke(app, ["train", "--recipe", "nope", "--spec", str(spec), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.stderr.splitlines() == ["error: --recipe nope: choose one of light, deit"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_reads_its_own_config_back_and_flags_override_it(tmp_path):

@@ -170,3 +170,17 @@ def test_a_two_worker_search_on_two_real_gpus(tmp_path, digits):
     assert started.workers == 2 and started.devices == ("cuda:0", "cuda:1")
     assert [record.state for record in summary.records] == ["complete"] * 3
     assert preset("none", 4, 3).key() in {record.spec.key() for record in summary.records}
+
+
+@pytest.mark.parametrize("command", ["run", "calibrate"])
+def test_a_gpu_the_machine_lacks_is_one_line_and_writes_nothing(command, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from maitsearch.cli import app
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 2)
+    result = CliRunner().invoke(app, [command, "--config", "quick", "--device", "cuda:3",
+                                      "--results", str(tmp_path / "results")])
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        "error: --device cuda:3: cuda:3 is not there; this machine has 2 GPUs (cuda:0-1)"]
+    assert not (tmp_path / "results").exists()

@@ -40,7 +40,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name}: no CUDA GPU on this machine; use auto or cpu")
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name}: cuda:{device.index} is not there; this machine has "
+                              f"{torch.cuda.device_count()} GPU(s)")
+        return device
     raise ConfigError(f"device {name!r}: use auto, cpu or cuda")
 
 

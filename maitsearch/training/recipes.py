@@ -258,7 +258,8 @@ def build_transforms(config: TrainConfig, image_size: int, mean, std):
     """(training, evaluation) transforms of PIL images: DeiT's, from ``timm.data.create_transform``."""
     from timm.data import create_transform
 
-    _posterize_zero_bits_as_timm_means()
+    from . import timm_compat  # noqa: F401  (RandAugment under Pillow 13)
+
     train = create_transform(image_size, is_training=True, auto_augment=config.auto_augment,
                              interpolation=config.interpolation, color_jitter=config.color_jitter,
                              re_prob=config.reprob, re_mode=config.remode, re_count=1, mean=tuple(mean),
@@ -266,33 +267,6 @@ def build_transforms(config: TrainConfig, image_size: int, mean, std):
     evaluation = create_transform(image_size, is_training=False, interpolation=config.interpolation,
                                   crop_pct=config.eval_crop_pct, mean=tuple(mean), std=tuple(std))
     return train, evaluation
-
-
-def _posterize_zero_bits_as_timm_means() -> None:
-    """Pillow 13 refuses ``ImageOps.posterize(image, 0)``, which timm's RandAugment asks for at
-    full magnitude (DeiT's m9 with std 0.5 draws it for about 2% of its posterize ops), and the
-    training would crash there. Where Pillow refuses, timm's posterize op keeps zero bits as
-    Pillow 12 did: a black image, which is what timm means (its policies note the black image)."""
-    from PIL import Image, ImageOps
-    from timm.data import auto_augment
-
-    try:
-        ImageOps.posterize(Image.new("L", (1, 1)), 0)
-        return
-    except ValueError:
-        pass
-    for name, op in list(auto_augment.NAME_TO_OP.items()):
-        if op is auto_augment.posterize:
-            auto_augment.NAME_TO_OP[name] = posterize_keeping_zero_bits
-
-
-def posterize_keeping_zero_bits(img, bits_to_keep, **kwargs):
-    """timm's posterize op, with zero bits kept as Pillow 12 kept them: every pixel 0."""
-    from timm.data import auto_augment
-
-    if bits_to_keep < 1:
-        return img.point([0] * 256 * len(img.getbands()))
-    return auto_augment.posterize(img, bits_to_keep, **kwargs)
 
 
 def build_mixup(config: TrainConfig, num_classes: int):
