@@ -149,6 +149,23 @@ def test_train_reads_its_own_config_back_and_flags_override_it(tmp_path):
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.yaml'}: epochs: 'ten': expected int"]
 
 
+def test_a_resume_with_another_process_count_is_one_line(tmp_path):
+    """A checkpoint four processes wrote, resumed by one: refused before anything trains."""
+    spec = preset("sch1", 2, 3).save(tmp_path / "spec.yaml")
+    args = ["train", "--spec", str(spec), "--out", str(tmp_path / "out"), "--recipe", "deit", "--model",
+            TINY["model"], "--depth", "2", "--img-size", "32", "--epochs", "2", "-b", "256", "--device", "cpu"]
+    state = {"model": {}, "optimizer": {}, "epoch": 1, "updates": 4, "world_size": 4, "recipe": "deit",
+             "config": TrainConfig(recipe="deit", epochs=2, batch_size=256, **TINY).to_dict(),
+             "spec": preset("sch1", 2, 3).to_yaml()}
+    (tmp_path / "out").mkdir()
+    torch.save(state, tmp_path / "out" / "checkpoint.pt")
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        f"error: --resume: {tmp_path / 'out' / 'checkpoint.pt'} was written by 4 process(es) and this run has 1; "
+        "the global batch, the lr and the data shards follow the count, so resume with 4 (torchrun "
+        "--nproc_per_node x --nnodes), or start another --out"]
+
+
 # ---- torchrun ------------------------------------------------------------------------------
 DEIT_ARGS = ["--recipe", "deit", "--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32",
              "--epochs", "2", "-b", "64", "--device", "cpu"]
