@@ -28,6 +28,7 @@ from typing import Callable, Mapping
 
 from ..errors import ConfigError
 
+
 def parse_device(text: str) -> tuple[str, tuple[int, ...] | None]:
     """``("cpu" | "auto" | "cuda", the GPU indices named, or None for all visible)``."""
     text = str(text).strip()
