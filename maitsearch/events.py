@@ -42,6 +42,22 @@ class MeasuringStarted:
     """Training is over; test accuracy and ALS are being measured."""
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How a full training runs: its processes, and what the global batch and the lr came to."""
+
+    recipe: str  # light or deit
+    processes: int  # torchrun's world size; 1 without it
+    backend: str | None  # nccl, gloo, or None for one process
+    device: str  # this process's (rank 0's)
+    batch_size: int  # per process
+    grad_accum_steps: int
+    global_batch: int  # batch_size x processes x grad_accum_steps
+    lr: float
+    lr_rule: str  # how the lr came about: "0.0005 x 128 / 512 = 0.000125", or "--lr"
+    first_epoch: int = 0
+
+
 # ---- executors: one (placement, seed) unit at a time, here or in worker processes -------
 @dataclass(frozen=True)
 class SeedStarted:
@@ -80,6 +96,7 @@ class RunStarted:
     threads: int = 1  # torch threads in each
     load: float = 0.0  # the machine's 1-minute load average when the run started
     cores: int = 1
+    devices: tuple[str, ...] = ()  # each process's GPU (cuda:N), helpers last; empty on the CPU
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,7 @@ class RunEnded:
     summary: Any  # search.RunSummary
 
 
-Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, SeedStarted, SeedEnded, WorkerEpoch,
+Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
               RunStarted, TrialStarted, TrialEnded, TrialReused, CacheEntryIgnored, RunEnded]
 EventFn = Callable[[Event], None]
 

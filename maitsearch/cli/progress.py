@@ -81,8 +81,13 @@ class RunView:
                 self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
                 helpers = (f" ({event.helpers} of them helper worker(s), whose trials show in the final table)"
                            if event.helpers else "")
-                self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s){helpers}; "
-                                   f"{event.load:.1f} of {event.cores} cores busy with other work", markup=False)
+                if event.devices:
+                    self.console.print(f"training in {event.workers} process(es), {gpu_placement(event.devices)}"
+                                       f"{helpers}", markup=False)
+                else:
+                    self.console.print(f"training in {event.workers} process(es) x {event.threads} thread(s)"
+                                       f"{helpers}; {event.load:.1f} of {event.cores} cores busy with other work",
+                                       markup=False)
             case TrialStarted():
                 self.seeds = event.seeds
                 description = f"trial {event.number} {event.step} {event.placement}"
@@ -118,6 +123,17 @@ class RunView:
 
     def _best(self) -> str:
         return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"
+
+
+def gpu_placement(devices) -> str:
+    """``one per GPU: cuda:0-3``, or ``round-robin over 4 GPUs: cuda:0,1,2,3,0,1``."""
+    indices = [int(device.split(":")[1]) for device in devices]
+    distinct = sorted(set(indices))
+    if len(distinct) < len(indices):
+        return f"round-robin over {len(distinct)} GPUs: cuda:{','.join(str(i) for i in indices)}"
+    if len(distinct) > 2 and distinct == list(range(distinct[0], distinct[-1] + 1)) and distinct == indices:
+        return f"one per GPU: cuda:{distinct[0]}-{distinct[-1]}"
+    return f"one per GPU: cuda:{','.join(str(i) for i in indices)}"
 
 
 def trial_line(record, step_width: int = 10) -> str:

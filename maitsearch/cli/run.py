@@ -14,7 +14,7 @@ from .app import app, console, parse_window
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
                  seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
                  pruner=None, round_=None, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
-                 baselines=None, cache=None, data_dir=None):
+                 baselines=None, cache=None, data_dir=None, device=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
     a flag left at None keeps the preset's value."""
     from ..config import SearchConfig, load_config
@@ -27,7 +27,7 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
         top["window"] = list(parse_window(window))
     if baselines is not None:
         top["baselines"] = [name.strip() for name in baselines.split(",") if name.strip()]
-    proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir).items() if v is not None}
+    proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir, device=device).items() if v is not None}
     if data is not None:  # a derived task comes with its own canvas and patch grid
         from ..data import proxy_shape
 
@@ -50,6 +50,8 @@ DATA_DIR = typer.Option(None, help="Where torchvision sets live (with --data cif
 DOWNLOAD = typer.Option(False, help="Download a torchvision set into --data-dir first.")
 CACHE = typer.Option(None, "--cache", help="Trial cache folder shared by runs (default: $MAITSEARCH_CACHE, else "
                                            ".maitsearch-cache beside --results).")
+DEVICE = typer.Option(None, "--device", help="auto (every GPU, else the CPU), cpu, cuda, or GPUs such as cuda:0,1: "
+                                             "one worker per GPU, --jobs N round-robin (default: the config's, auto).")
 
 
 @app.command("run")
@@ -84,6 +86,7 @@ def run_command(
         cache: Optional[str] = CACHE,
         data_dir: Optional[str] = DATA_DIR,
         download: bool = DOWNLOAD,
+        device: Optional[str] = DEVICE,
 ) -> None:
     """Search mask placements and write results/<run>/ (resumable: re-run the same command)."""
     from ..errors import ConfigError
@@ -95,7 +98,7 @@ def run_command(
                           seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
                           space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
                           window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
-                          baselines=baselines, cache=cache, data_dir=data_dir)
+                          baselines=baselines, cache=cache, data_dir=data_dir, device=device)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
     search_and_render(search, results, name, download=download)
@@ -112,6 +115,7 @@ def confirm_command(
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
+        device: Optional[str] = DEVICE,
 ) -> None:
     """Retrain a run's best placements, baselines and answer on seeds it never trained, and
     choose among them there: a best of many noisy means is optimistic on its own seeds."""
@@ -120,6 +124,8 @@ def confirm_command(
 
     search = confirmation_config(RunStore(results, run), top=top, seeds=seeds)  # RunStore checks the name
     search = search.replace(**{k: v for k, v in dict(jobs=jobs, cache=cache).items() if v is not None})
+    if device is not None:
+        search = search.replace(proxy=search.proxy.replace(device=device))
     search_and_render(search, results, validate_run_name(name or f"{run}-confirm"))
 
 
@@ -175,6 +181,7 @@ def calibrate_command(
         cache: Optional[str] = CACHE,
         data_dir: Optional[str] = DATA_DIR,
         download: bool = DOWNLOAD,
+        device: Optional[str] = DEVICE,
 ) -> None:
     """Train none/sch1/sch2/all/random with several seeds: can this proxy rank placements?"""
     from ..data import load_data
@@ -188,7 +195,7 @@ def calibrate_command(
     if name is not None:
         validate_run_name(name)
     search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs,
-                          cache=cache, data_dir=data_dir)
+                          cache=cache, data_dir=data_dir, device=device)
     if search.seeds < 2:  # a one-seed preset (quick) measures no noise: calibrate it as the default does
         search = search.replace(seeds=3)
     try:

@@ -1,4 +1,4 @@
-"""maitsearch train: full training with a found placement."""
+"""maitsearch train: full training with a found placement, in one process or under torchrun."""
 
 from __future__ import annotations
 
@@ -9,39 +9,124 @@ import typer
 
 from .app import app, console
 
+# flag name -> TrainConfig field, where they differ (the flags follow timm's train.py)
+FIELD_OF = {"img_size": "image_size", "aa": "auto_augment", "smoothing": "label_smoothing"}
+NOT_SETTINGS = ("ctx", "spec", "config", "out", "resume")
+
 
 @app.command("train")
 def train_command(
-        spec: Path = typer.Option(..., "--spec", help="Mask spec YAML (for example results/<run>/best.yaml)."),
+        ctx: typer.Context,
+        spec: Optional[Path] = typer.Option(None, "--spec", help="Mask spec YAML (for example results/<run>/best.yaml); "
+                                                                "with -c, default: the spec.yaml beside it."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="A training config YAML, such as the "
+                                              "config.yaml a training wrote; flags given here override it."),
+        recipe: str = typer.Option("light", help="light (the proxies' loop, one process) or deit (DeiT's recipe from "
+                                                 "timm's parts; torchrun for several processes)."),
         model: str = typer.Option("mait_tiny_patch16_224", help="A timm ViT: mait_* or deit_* names, or any ViT."),
         data: str = typer.Option("digits", help="digits, a derived digit task, a torchvision set, or a folder."),
         data_dir: Optional[Path] = typer.Option(None, help="Where torchvision sets live."),
         download: bool = typer.Option(False, help="Download a torchvision set into --data-dir."),
         epochs: int = typer.Option(10, min=1),
-        batch_size: int = typer.Option(64, min=1),
-        lr: Optional[float] = typer.Option(None, help="Default: DeiT's 5e-4 x batch / 512."),
+        batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Per process (torchrun: the global "
+                                       "batch is this x processes x --grad-accum-steps)."),
+        lr: Optional[float] = typer.Option(None, help="Default: --lr-base x global batch / 512 (DeiT's rule)."),
+        lr_base: float = typer.Option(5e-4, help="The lr of a global batch of 512."),
+        min_lr: float = typer.Option(1e-5),
+        warmup_epochs: Optional[float] = typer.Option(None, help="Default: the recipe's (light 1, deit 5)."),
+        weight_decay: float = typer.Option(0.05),
+        smoothing: float = typer.Option(0.1, help="Label smoothing."),
+        drop_path: float = typer.Option(0.1, help="Stochastic depth rate."),
+        grad_clip: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: no clipping)."),
         img_size: Optional[int] = typer.Option(None, help="Default: the model's own (224)."),
-        depth: Optional[int] = typer.Option(None, help="Blocks, for models that take a depth (mait_*, deit_*, cait_*; the paper: 12, 24, 36)."),
+        depth: Optional[int] = typer.Option(None, help="Blocks, for models that take a depth (mait_*, deit_*, cait_*; "
+                                                       "the paper: 12, 24, 36)."),
         seed: int = typer.Option(0),
-        device: str = typer.Option("auto", help="auto, cpu or cuda."),
+        device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK's "
+                                                "GPU)."),
+        amp: bool = typer.Option(True, help="bf16 autocast on CUDA."),
         kernel: str = typer.Option("auto", help="Masked heads' kernel: auto, dense, local (O(N*k)) or flex (CUDA)."),
+        aa: Optional[str] = typer.Option("rand-m9-mstd0.5-inc1", help="deit: RandAugment policy ('none' for none)."),
+        reprob: float = typer.Option(0.25, help="deit: random erasing probability."),
+        mixup: float = typer.Option(0.8, help="deit: mixup alpha (0: off)."),
+        cutmix: float = typer.Option(1.0, help="deit: cutmix alpha (0: off)."),
+        aug_repeats: int = typer.Option(3, help="deit: repeated augmentation over several processes (0: off)."),
+        opt: str = typer.Option("adamw", help="deit: a timm optimizer name."),
+        sched: str = typer.Option("cosine", help="deit: a timm scheduler name."),
+        model_ema: bool = typer.Option(False, help="deit: keep an EMA of the weights (timm's ModelEmaV3)."),
+        model_ema_decay: float = typer.Option(0.99996, help="deit: the EMA's decay."),
+        grad_accum_steps: int = typer.Option(1, min=1, help="deit: micro-batches per update."),
+        workers: Optional[int] = typer.Option(None, min=0, help="deit: data-loading processes per process "
+                                                                "(default: 0 on the CPU, up to 8 on CUDA)."),
         out: Optional[Path] = typer.Option(None, help="Output folder. Default: results/train/<model>-<spec name>."),
         resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
 ) -> None:
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
+    from ..errors import ConfigError, MaitsearchError
     from ..spec import load_spec
     from ..training import TrainConfig, train
-    from ..training.full import check_train_config
-    from .progress import training_bars
+    from ..training.distributed import launched
+    from ..training.recipes import check_train_config, read_train_config
 
-    mask_spec = load_spec(spec)
-    out = out or Path("results") / "train" / f"{model}-{spec.stem}"
-    config = TrainConfig(model=model, data=data, data_dir=str(data_dir) if data_dir else None, download=download,
-                         image_size=img_size, depth=depth, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         device=device, kernel=kernel)
-    check_train_config(config)  # before a progress bar is drawn
-    with training_bars(console, label=f"train {model}") as bars:
-        metrics = train(mask_spec, config, out, resume=resume, on_event=bars)
+    main = launched().main
+    try:
+        values = read_train_config(config) if config is not None else {}
+        given = {name: value for name, value in ctx.params.items()
+                 if name not in NOT_SETTINGS and _from_command_line(ctx, name)}
+        values.update({FIELD_OF.get(name, name): value for name, value in given.items()})
+        for name in ("data_dir",):
+            if values.get(name) is not None:
+                values[name] = str(values[name])
+        if isinstance(values.get("auto_augment"), str) and values["auto_augment"].lower() == "none":
+            values["auto_augment"] = None
+        settings = TrainConfig(**values)
+        if spec is None:
+            beside = config.parent / "spec.yaml" if config is not None else None
+            if beside is None or not beside.is_file():
+                raise ConfigError("--spec: required (a mask spec YAML such as results/<run>/best.yaml)")
+            spec = beside
+        mask_spec = load_spec(spec)
+        out = out or Path("results") / "train" / f"{settings.model}-{spec.stem}"
+        check_train_config(settings)  # before a progress bar is drawn
+        if not main:  # rank 0 alone draws and prints
+            metrics = train(mask_spec, settings, out, resume=resume)
+            return
+        from .progress import training_bars
+
+        with training_bars(console, label=f"train {settings.model}") as bars:
+            metrics = train(mask_spec, settings, out, resume=resume, on_event=lambda event: _show(event, bars))
+    except MaitsearchError:
+        if not main:  # every process hits the same error: rank 0 says it once
+            raise typer.Exit(2)
+        raise
     top1 = metrics.get("val_top1")
-    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {epochs} epochs; "
+    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {settings.epochs} epochs; "
                   f"checkpoint, metrics.jsonl (fractions) and spec in {out}", markup=False)
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _show(event, bars) -> None:
+    from ..events import TrainingPlan
+
+    if isinstance(event, TrainingPlan):
+        console.print(plan_line(event), markup=False)
+    else:
+        bars(event)
+
+
+def plan_line(plan) -> str:
+    """``deit recipe in 2 processes (gloo, cpu): global batch 128 = 64 per process x 2 processes
+    x 1 micro-batch; lr 0.0005 x 128 / 512 = 0.000125``."""
+    where = f"{plan.backend}, {plan.device}" if plan.backend else plan.device
+    processes = f"{plan.processes} process{'es' if plan.processes != 1 else ''}"
+    if plan.processes == 1 and plan.grad_accum_steps == 1:
+        batch = f"batch {plan.global_batch}"
+    else:
+        batch = (f"global batch {plan.global_batch} = {plan.batch_size} per process x {processes} x "
+                 f"{plan.grad_accum_steps} micro-batch{'es' if plan.grad_accum_steps != 1 else ''}")
+    resumed = f"; resuming at epoch {plan.first_epoch + 1}" if plan.first_epoch else ""
+    return f"{plan.recipe} recipe in {processes} ({where}): {batch}; lr {plan.lr_rule}{resumed}"

@@ -18,6 +18,11 @@ What the key holds, and why each part:
 - the processor (CPU model and instruction set, or the GPU's name): the same seed, code and
   torch version gave 95.23% validation top-1 on one machine and 95.28% on another, so a cache
   folder shared by several machines keeps each machine's numbers apart.
+
+On a GPU the key names the GPU model and nothing else about the device: not its index (a
+search puts one worker on each GPU of a node, and cuda:0 and cuda:3 of one model compute the
+same numbers), nor the CPU thread count (a GPU trial's CPU work is exact element-wise
+arithmetic). CPU keys are as they always were.
 """
 
 from __future__ import annotations
@@ -72,19 +77,44 @@ def cache_key(spec: MaskSpec, proxy: ProxyConfig, threads: int) -> dict:
 
     fields = {name: value for name, value in proxy.to_dict().items()
               if not (name in NEUTRAL_OPTIONS and NEUTRAL_OPTIONS[name] == value)}
+    machine = machine_identity(proxy.device)
+    if machine.startswith("cuda:"):  # see the module docstring: the GPU's model, not its index or the threads
+        fields["device"], threads = "cuda", None
     return {"version": TRAINING_VERSION, "torch": torch.__version__, "threads": threads,
-            "machine": machine_identity(proxy.device), "placement": spec.key(), "proxy": fields,
+            "machine": machine, "placement": spec.key(), "proxy": fields,
             "data": data_identity(proxy.data)}
 
 
-@functools.lru_cache(maxsize=None)
+def key_device(device: str) -> str:
+    """A device setting as a run's identity holds it: any list of GPUs is ``cuda`` (which GPUs
+    a search got changes nothing it computes); ``auto`` and ``cpu`` stay as written."""
+    return "cuda" if str(device).startswith("cuda") else device
+
+
 def machine_identity(device: str = "auto") -> str:
-    """The processor a proxy on ``device`` trains on: the GPU's name, or the CPU's architecture,
-    torch's instruction set for it, and a digest of its model and feature flags."""
+    """The processor a proxy on ``device`` trains on: ``cuda:<the GPU's name>`` (never its
+    index), or the CPU's architecture, torch's instruction set for it, and a digest of its
+    model and feature flags."""
+    name = gpu_name(device)
+    return f"cuda:{name}" if name is not None else cpu_identity()
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_name(device: str = "auto") -> str | None:
+    """The model of the GPU ``device`` trains on (the first, for a list such as ``cuda:2,3``);
+    None when it trains on the CPU."""
     import torch
 
-    if device != "cpu" and torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(torch.device('cuda' if device == 'auto' else device))}"
+    if device == "cpu" or not torch.cuda.is_available():
+        return None
+    index = int(device.split(":")[1].split(",")[0]) if ":" in device else torch.cuda.current_device()
+    return torch.cuda.get_device_name(index)
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_identity() -> str:
+    import torch
+
     return f"cpu:{platform.machine()}:{torch.backends.cpu.get_cpu_capability()}:{_cpu_model_digest()}"
 
 

@@ -129,7 +129,7 @@ class AlsStrategy(Strategy):
         if self.levels is not None:
             high, low = self.levels
             settings = self.config.als
-            how = (f"absolute levels" if settings.thresholds == "absolute" else
+            how = ("absolute levels" if settings.thresholds == "absolute" else
                    f"rank levels: the most local {settings.promote:.0%} and the least local {settings.remove:.0%} "
                    "of layers by step 1's masked-head ALS")
             lines.append(f"step 2 (assign), {how}: normalized ALS >= {high:+.3f} promoted to all heads masked: "

@@ -11,9 +11,9 @@ from pathlib import Path
 from ..config import ProxyConfig, SearchConfig
 from ..errors import ConfigError
 from ..spec import preset
-from ..training.loop import resolve_device
 from ..training.proxy import check_model_choices
 from .base import Strategy
+from .devices import check_devices
 from .registry import make_strategy
 
 
@@ -52,7 +52,7 @@ def check_proxy(proxy: ProxyConfig) -> None:
     check_model_choices(proxy)
     if proxy.shift_augment < 0:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
-    resolve_device(proxy.device)
+    check_devices(proxy.device)
 
 
 def check_writable(folder: Path, flag: str) -> None:

@@ -3,7 +3,8 @@
 The proxies are small, so one process rarely uses two cores well (measured: two threads give
 1.2-1.35x one thread), and two one-thread processes train about 1.5x more trials per hour.
 ``jobs > 1`` therefore runs independent (placement, seed) units in ``jobs`` processes, each
-with ``cores / jobs`` threads. Failures never escape a unit: out-of-memory, a non-finite loss
+with ``cores / jobs`` threads. On GPUs each worker process is pinned to its own GPU
+(search/devices.py). Failures never escape a unit: out-of-memory, a non-finite loss
 or any exception becomes a ``TrialResult`` with a state and a one-line reason.
 """
 
@@ -23,6 +24,7 @@ from ..data import ImageData, load_data
 from ..events import EpochDone, EventFn, SeedEnded, SeedStarted, WorkerEpoch, ignore
 from ..spec import MaskSpec
 from ..training import TrialResult, fit
+from .devices import pin_process, worker_devices
 
 
 @dataclass
@@ -122,9 +124,11 @@ class SerialExecutor:
 
     workers = 1
 
-    def __init__(self, data: ImageData | None = None, emit: EventFn | None = None):
+    def __init__(self, data: ImageData | None = None, emit: EventFn | None = None, device: str | None = None):
         self.data = DataCache(data)
         self.emit = emit or ignore
+        self.device = device  # a GPU (cuda:N) every unit trains on; None: each unit's own proxy.device
+        self.devices = (device,) if device else ()
         # torch's threads (all cores unless OMP_NUM_THREADS says otherwise), but no more than
         # the cores other work leaves free; part of each unit's trial-cache key
         self.threads = min(torch.get_num_threads(), free_cores())
@@ -137,7 +141,8 @@ class SerialExecutor:
                 self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
                 on_epoch = (lambda epoch, metrics, unit=unit:
                             strategy.on_epoch(unit.proposal, unit.seed_index, epoch, metrics))
-                result = train_unit(unit.proposal.spec, unit.proxy, self.data.get(unit.proxy), on_epoch=on_epoch,
+                proxy = unit.proxy if self.device is None else unit.proxy.replace(device=self.device)
+                result = train_unit(unit.proposal.spec, proxy, self.data.get(unit.proxy), on_epoch=on_epoch,
                                     on_event=self.emit, checkpoint=unit.checkpoint)
                 yield unit, result
         finally:
@@ -149,16 +154,26 @@ class SerialExecutor:
 
 _WORKER_DATA: DataCache | None = None
 _WORKER_EVENTS = None
+_WORKER_DEVICE: str | None = None  # the GPU this worker process is pinned to, as it sees it
 
 
-def _init_worker(threads: int, events) -> None:
-    global _WORKER_DATA, _WORKER_EVENTS
+def _init_worker(threads: int, events, placements=None) -> None:
+    global _WORKER_DATA, _WORKER_EVENTS, _WORKER_DEVICE
+    if placements is not None:  # first, before anything starts CUDA in this process
+        _WORKER_DEVICE = pin_process(placements.get())
     torch.set_num_threads(threads)
     _WORKER_DATA, _WORKER_EVENTS = DataCache(), events
 
 
+def _worker_placement() -> tuple[int, str | None, str | None]:
+    """(pid, the device this worker trains on, its CUDA_VISIBLE_DEVICES): what a placement test reads."""
+    return os.getpid(), _WORKER_DEVICE, os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
 def _train_in_worker(spec_dict: dict, proxy_dict: dict, checkpoint: str | None, number: int) -> dict:
     proxy = ProxyConfig(**proxy_dict)
+    if _WORKER_DEVICE is not None:
+        proxy = proxy.replace(device=_WORKER_DEVICE)
 
     def forward(event) -> None:  # epochs only: steps would flood the queue
         if isinstance(event, EpochDone):
@@ -173,16 +188,23 @@ class PoolExecutor:
     """Trains units in ``jobs`` processes at once. Per-epoch callbacks do not cross processes,
     so strategies that prune run as separate worker processes instead (see optuna_study.py)."""
 
-    def __init__(self, jobs: int, emit: EventFn | None = None):
+    def __init__(self, jobs: int, emit: EventFn | None = None, devices: tuple[str, ...] = ()):
         import multiprocessing
 
         self.emit = emit or ignore
         self.workers = jobs
+        self.devices = tuple(devices)  # one per worker on GPUs (search/devices.py), else empty
         self.threads = threads = worker_threads(jobs)
         context = multiprocessing.get_context("spawn")
-        self.events = context.Manager().Queue()  # workers' epoch events, for the live view
+        manager = context.Manager()
+        self.events = manager.Queue()  # workers' epoch events, for the live view
+        placements = None
+        if self.devices:  # each worker process takes the next device as it starts
+            placements = manager.Queue()
+            for device in self.devices:
+                placements.put(device)
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                        initargs=(threads, self.events))
+                                        initargs=(threads, self.events, placements))
 
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         futures = {}
@@ -219,5 +241,10 @@ class PoolExecutor:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(jobs: int, data: ImageData | None = None, emit: EventFn | None = None):
-    return SerialExecutor(data, emit) if jobs <= 1 else PoolExecutor(jobs, emit)
+def make_executor(jobs: int, data: ImageData | None = None, emit: EventFn | None = None, device: str = "cpu"):
+    """``jobs`` workers for a search whose proxy trains on ``device``: on GPUs, each worker is
+    placed on one (round-robin); on the CPU nothing about the device changes."""
+    devices = worker_devices(device, jobs)
+    if jobs <= 1:
+        return SerialExecutor(data, emit, device=devices[0] if devices else None)
+    return PoolExecutor(jobs, emit, devices)

@@ -27,13 +27,14 @@ from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
 from ..runs import RunStore, TrialRecord
+from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key, key_device
 from ..runs.record import FAILED_STATES
-from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
 from ..runs.study_storage import redacted_config
 from ..training import TrialResult
 from .aggregate import aggregate
 from .base import Proposal, Strategy
 from .checks import check_config
+from .devices import pin_process, worker_devices
 from .executors import Unit, busy_cores, free_cores, make_executor, worker_threads
 from .registry import make_strategy
 
@@ -70,6 +71,7 @@ def config_digest(config: SearchConfig) -> str:
         return value
 
     data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
+    data["proxy"]["device"] = key_device(data["proxy"]["device"])  # cuda:0,1 and cuda:2,3 compute the same
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 
@@ -119,10 +121,11 @@ class Runner:
 
     def __init__(self, config: SearchConfig, store: RunStore, strategy: Strategy, data: ImageData | None = None,
                  on_event: EventFn | None = None, executor=None, cache: TrialCache | None = None,
-                 machine_load: float | None = None, helper_workers: int = 0):
+                 machine_load: float | None = None, helper_workers: int = 0, helper_devices: tuple[str, ...] = ()):
         self.config, self.store, self.strategy = config, store, strategy
         self.machine_load = machine_load  # other work's busy cores, sampled before helpers of this run started
         self.helper_workers = helper_workers  # processes of this run that train beside this one
+        self.helper_devices = tuple(helper_devices)  # their GPUs, when they train on GPUs
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
@@ -133,7 +136,7 @@ class Runner:
         self.next_number = max((r.number for r in self.records), default=-1) + 1
         self.trained = self.reused = self.cached = 0
         self.resumed = len(self.records)
-        self.executor = executor or make_executor(config.jobs, data, self.emit)
+        self.executor = executor or make_executor(config.jobs, data, self.emit, config.proxy.device)
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -143,6 +146,7 @@ class Runner:
                              strategy=self.strategy.name or self.config.strategy, resumed=self.resumed,
                              workers=self.executor.workers + self.helper_workers, helpers=self.helper_workers,
                              threads=self.executor.threads,
+                             devices=tuple(getattr(self.executor, "devices", ())) + self.helper_devices,
                              load=busy_cores() if self.machine_load is None else self.machine_load,
                              cores=os.cpu_count() or 1))
         try:
@@ -288,6 +292,9 @@ class Runner:
 
     # ---- the trial cache --------------------------------------------------------------------
     def _key(self, proposal: Proposal, proxy) -> dict:
+        devices = getattr(self.executor, "devices", ())
+        if devices:  # the GPU model the workers train on (search/devices.py refuses a mix of models)
+            proxy = proxy.replace(device=devices[0])
         return cache_key(proposal.spec, proxy, threads=self.executor.threads)
 
     def _cached(self, proposal: Proposal, proxy) -> TrialResult | None:
@@ -299,8 +306,8 @@ class Runner:
 
 
 def resolve_jobs(config: SearchConfig) -> int:
-    """``jobs: 0`` means one process per free core (cores other work leaves idle); an
-    Optuna study on SQLite takes one worker only."""
+    """``jobs: 0`` means one process per GPU on a GPU search (search/devices.py), else one per
+    free core (cores other work leaves idle); an Optuna study on SQLite takes one worker only."""
     if config.jobs > 0:
         return config.jobs
     if config.strategy == "optuna":
@@ -308,6 +315,9 @@ def resolve_jobs(config: SearchConfig) -> int:
 
         if storage_url(config.optuna.storage, Path(".")).startswith("sqlite"):
             return 1
+    gpus = worker_devices(config.proxy.device, 0)
+    if gpus:
+        return len(gpus)
     return max(1, min(free_cores(), 8))
 
 
@@ -333,8 +343,10 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
 
     helpers, threads = [], torch.get_num_threads()
     machine_load = busy_cores()  # before this run's own helpers start, or they count as other work
+    helper_devices: tuple[str, ...] = ()
     if config.strategy == "optuna" and own_strategy and jobs > 1:
         helpers = start_optuna_workers(config, store, jobs - 1)
+        helper_devices = worker_devices(config.proxy.device, jobs)[1:]  # this process trains on the first
         config = config.replace(jobs=1)
         # This process is a worker too: it takes the same share of the cores as the helpers,
         # or its default threads and theirs oversubscribe the machine.
@@ -342,7 +354,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
     try:
         try:
             runner = Runner(config, store, strategy, data, on_event, machine_load=machine_load,
-                            helper_workers=len(helpers))
+                            helper_workers=len(helpers), helper_devices=helper_devices)
         except BaseException:  # a storage that cannot be opened: leave no empty run folder behind
             if created:
                 shutil.rmtree(store.path, ignore_errors=True)
@@ -361,7 +373,8 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
 
 
 def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> list:
-    """``count`` extra Optuna workers in spawned processes, one thread each, sharing the study."""
+    """``count`` extra Optuna workers in spawned processes, sharing the study; on GPUs each is
+    pinned to the next GPU round-robin after this process's own (search/devices.py)."""
     import multiprocessing
 
     from ..errors import StorageError
@@ -372,20 +385,27 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
         raise StorageError(f"--jobs {count + 1}: several Optuna workers cannot share SQLite ({redact(url)}); "
                            "use --storage journal:PATH (one host) or --storage postgresql://USER@HOST/DB")
     context = multiprocessing.get_context("spawn")
+    devices = worker_devices(config.proxy.device, count + 1)[1:] or (None,) * count
     workers = [context.Process(target=_optuna_worker, args=(config.replace(jobs=1), str(store.path.parent),
-                                                            store.name, worker_threads(count + 1)), daemon=False)
-               for _ in range(count)]
+                                                            store.name, worker_threads(count + 1), device),
+                               daemon=False)
+               for device in devices]
     for worker in workers:
         worker.start()
     return workers
 
 
-def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: int) -> None:
+def _optuna_worker(config: SearchConfig, results_root: str, name: str, threads: int,
+                   device: str | None = None) -> None:
     import torch
 
+    from .executors import SerialExecutor
+
+    device = pin_process(device) if device else None  # first, before anything starts CUDA in this process
     torch.set_num_threads(threads)
+    executor = SerialExecutor(device=device) if device else None
     store = RunStore(results_root, name)
-    Runner(config, store, make_strategy(config)).run()
+    Runner(config, store, make_strategy(config), executor=executor).run()
 
 
 __all__ = ["Runner", "RunSummary", "run_search", "default_run_name"]

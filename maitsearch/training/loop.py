@@ -1,8 +1,14 @@
-"""What every training here shares, proxy trials and full training alike: one epoch, one
-evaluation, the optimizer and its schedule, autocast and the per-epoch data seed.
+"""What every proxy trial and the light full-training recipe share: one epoch, one evaluation,
+the optimizer and its schedule, autocast and the per-epoch data seed.
 
 In the spirit of DeiT's ``engine.py``: ``train_one_epoch`` and ``evaluate`` return plain dicts of
 metrics and print nothing.
+
+This loop stays as it is. The optimizer already comes from timm's ``create_optimizer_v2`` and
+the schedule from timm's ``CosineLRScheduler``, stepped per update; moving the proxies to the
+DeiT recipe's builders (training/recipes.py: ``create_scheduler_v2``, timm's data pipeline)
+would change every number ``fit`` returns, and with them every trial-cache key and every
+committed run's resume. The full trainer's deit recipe uses timm's builders throughout.
 """
 
 from __future__ import annotations
@@ -34,7 +40,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name}: no CUDA GPU on this machine; use auto or cpu")
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name}: cuda:{device.index} is not there; this machine has "
+                              f"{torch.cuda.device_count()} GPU(s)")
+        return device
     raise ConfigError(f"device {name!r}: use auto, cpu or cuda")
 
 
@@ -63,25 +76,34 @@ def build_optimizer(model, *, lr: float, weight_decay: float, min_lr: float, war
     ``alpha_lr_scale`` times the learning rate and ``alpha_weight_decay``: at the weights' rate
     an alpha moved by at most 0.02 in a 60-epoch proxy, so every head kept its initial alpha.
     The schedule scales their rate with the others' (timm's ``lr_scale``)."""
-    from timm.optim import create_optimizer_v2, param_groups_weight_decay
+    from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
 
-    alphas = [p for name, p in model.named_parameters() if name.endswith("soft_logit")]
-    if not alphas:  # the exact path of a plain timm optimizer, so unmasked and hard runs are unchanged
-        optimizer = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay)
-    else:
-        skip = set(getattr(model, "no_weight_decay", lambda: ())())
-        groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
-        alpha_ids = {id(p) for p in alphas}
-        for group in groups:
-            group["params"] = [p for p in group["params"] if id(p) not in alpha_ids]
-        groups.append({"params": alphas, "weight_decay": alpha_weight_decay, "lr_scale": alpha_lr_scale})
-        optimizer = create_optimizer_v2(groups, opt="adamw", lr=lr, weight_decay=weight_decay)
+    optimizer = create_optimizer_v2(parameter_groups(model, weight_decay, alpha_lr_scale, alpha_weight_decay),
+                                    opt="adamw", lr=lr, weight_decay=weight_decay)
     total = max(1, epochs * steps_per_epoch)
     warmup = min(int(warmup_epochs * steps_per_epoch), total - 1)
     scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=min_lr, warmup_t=warmup,
                                   warmup_lr_init=lr * 1e-3, warmup_prefix=False, t_in_epochs=False)
     return optimizer, scheduler
+
+
+def parameter_groups(model, weight_decay: float, alpha_lr_scale: float, alpha_weight_decay: float):
+    """What ``create_optimizer_v2`` optimizes: the model itself (timm then leaves norms, biases and
+    embeddings out of weight decay), or, when it has soft-mask alphas, timm's decay groups with
+    the alphas apart at their own lr scale and weight decay (see ``build_optimizer``)."""
+    from timm.optim import param_groups_weight_decay
+
+    alphas = [p for name, p in model.named_parameters() if name.endswith("soft_logit")]
+    if not alphas:  # the exact path of a plain timm optimizer, so unmasked and hard runs are unchanged
+        return model
+    skip = set(getattr(model, "no_weight_decay", lambda: ())())
+    groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=skip)
+    alpha_ids = {id(p) for p in alphas}
+    for group in groups:
+        group["params"] = [p for p in group["params"] if id(p) not in alpha_ids]
+    groups.append({"params": alphas, "weight_decay": alpha_weight_decay, "lr_scale": alpha_lr_scale})
+    return groups
 
 
 def train_one_epoch(model, batches: Iterable, optimizer, scheduler, *, device: torch.device, epoch: int = 0,
