@@ -3,7 +3,9 @@
 Checkpoints are written atomically after every epoch and load with ``weights_only=True``;
 ``resume=True`` continues from the last one with the model, optimizer and RNG state restored, so
 an interrupted run ends bit-for-bit where an uninterrupted one would. Metrics go to
-``metrics.jsonl`` (``pandas.read_json(path, lines=True)``).
+``metrics.jsonl`` (``pandas.read_json(path, lines=True)``). At the end the weights alone go to
+``model.safetensors`` with timm's ``config.json`` (``save_weights``), for export and for
+``timm.create_model("local-dir:OUT", pretrained=True)``.
 """
 
 from __future__ import annotations
@@ -164,7 +166,17 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
         save_checkpoint(checkpoint_path, model, optimizer, epoch + 1, config, spec)
         atomic.write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
         emit(EpochDone(epoch=epoch, metrics=metrics))
+    save_weights(model, out)
     return metrics
+
+
+def save_weights(model, out: Path) -> Path:
+    """The trained weights without optimizer or RNG state: ``model.safetensors`` and timm's
+    ``config.json`` (the ``save_for_hf`` layout; a ``mait_*`` config holds the spec inline, any
+    other model's masks come back from ``spec.yaml`` through ``model.export.load_pretrained``)."""
+    from ..model.export import save_pretrained
+
+    return save_pretrained(model, out)
 
 
 def resume_differences(state: dict, config: TrainConfig, spec: MaskSpec) -> list[str]:
