@@ -70,6 +70,8 @@ def config_digest(config: SearchConfig) -> str:
         return value
 
     data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
+    if data["optuna"].get("cost_grid") is None:  # added later: unset, runs keep their digests and names
+        data["optuna"].pop("cost_grid", None)
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 
