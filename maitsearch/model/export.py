@@ -21,6 +21,8 @@ import importlib
 import io
 import json
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -50,10 +52,14 @@ def save_pretrained(model: torch.nn.Module, folder: str | Path) -> Path:
     from timm.models import save_for_hf
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     spec = getattr(model, "mask_spec", None)
-    save_for_hf(model, str(folder), safe_serialization=True)
-    if spec is not None:
-        spec.save(folder / SPEC)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as staging:  # each file lands whole
+        save_for_hf(model, staging, safe_serialization=True)
+        if spec is not None:
+            spec.save(Path(staging) / SPEC)
+        for written in sorted(Path(staging).iterdir()):
+            os.replace(written, folder / written.name)
     return folder / WEIGHTS
 
 
