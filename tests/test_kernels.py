@@ -95,8 +95,7 @@ def test_flex_mask_functions_match_the_hand_built_mask(grid, window, prefix):
 def test_band_kernel_matches_dense_reference_forward_and_backward(grid, window, prefix, semantics):
     q, k, v = qkv(grid, prefix, heads=2, dim=8)
     allowed = neighbours_by_hand(grid, window, prefix)
-    out = band_window_attention(q, k, v, BandTable(grid, window), num_prefix=prefix, scale=8 ** -0.5,
-                                semantics=semantics)
+    out = band_window_attention(q, k, v, BandTable(grid, window, prefix), scale=8 ** -0.5, semantics=semantics)
     expected = torch.stack([dense_attention(q[:, h], k[:, h], v[:, h], semantics, allowed) for h in range(2)], 1)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     upstream = torch.randn_like(out)
@@ -109,16 +108,17 @@ def test_band_kernel_matches_dense_reference_forward_and_backward(grid, window, 
 def test_band_kernel_never_builds_an_n_by_n_tensor():
     q, k, v = qkv((20, 20), 1)
     with torch.no_grad(), TensorProbe() as probe:
-        band_window_attention(q, k, v, BandTable((20, 20), (3, 3)), num_prefix=1, scale=0.25, semantics="paper")
+        band_window_attention(q, k, v, BandTable((20, 20), (3, 3), 1), scale=0.25, semantics="paper")
     assert probe.shapes and probe.quadratic(400) == []
-    # the largest tensor is the logits: (B, h, N, 3 * gw band keys + 1 prefix key + 1 pseudo-key)
-    assert probe.largest() == 2 * 2 * 400 * (60 + 2)
+    # the largest tensor is the logits: (B, h, N, 1 prefix key + 3 * gw band keys + 1 pseudo-key),
+    # or the gathered keys, (B, h, gh, 1 + 3 * gw, d)
+    assert probe.largest() == max(2 * 2 * 400 * (1 + 60 + 1), 2 * 2 * 20 * (1 + 60) * 16)
 
 
 def test_band_kernel_needs_more_grid_rows_than_window_rows():
     assert not BandTable.fits((3, 5), (3, 3)) and BandTable.fits((4, 5), (3, 3))
     with pytest.raises(ValueError, match="needs more rows"):
-        BandTable((3, 5), (3, 3))
+        BandTable((3, 5), (3, 3), 1)
 
 
 def test_inference_kernel_choice():

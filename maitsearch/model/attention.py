@@ -109,7 +109,7 @@ class MaskedAttention(MaskedHeads, Attention):
         self.inference_groups = {target: self._head_groups("fused" if (target, name) == ("export", "dense") else name)
                                  for target, name in self.inference_kernels.items()}
         use_band = self.num_hard and "band" in self.inference_kernels.values()
-        self.band = kernels.BandTable(self.grid_size, self.window, device) if use_band else None
+        self.band = kernels.BandTable(self.grid_size, self.window, num_prefix_tokens, device) if use_band else None
         strict = (semantics == "local",) * len(hard) + (False,) * len(soft)
         self._flex = FlexMasks(self.grid_size, self.window, num_prefix_tokens, strict) if self.num_masked else None
 
@@ -243,8 +243,7 @@ class MaskedAttention(MaskedHeads, Attention):
                 logits = logits.masked_fill(self._fused_outside(), -math.inf)
             return logits.softmax(dim=-1) @ v
         if path == "band":
-            return kernels.band_window_attention(q, k, v, self.band, num_prefix=self.num_prefix_tokens,
-                                                 scale=self.scale, semantics=self.semantics)
+            return kernels.band_window_attention(q, k, v, self.band, scale=self.scale, semantics=self.semantics)
         if path == "window":
             return kernels.window_attention(q, k, v, grid=self.grid_size, window=self.window,
                                             num_prefix=self.num_prefix_tokens, scale=self.scale,

@@ -3,7 +3,7 @@
 All of them compute the same function (docs/DESIGN.md, section 3) and are tested against a plain
 dense reference: ``dense`` materialises (T, T) logits, ``local`` is O(N*k) for hard window masks,
 ``flex`` is FlexAttention for CUDA, and ``band`` is the window kernel of eval and export (rows of
-keys by matmul, a graph that exports in about 45 nodes).
+keys by matmul, a graph that exports in about 35 nodes).
 
 Two choices, each made once per layer when its masks are configured: ``resolve_kernel`` for
 training (unchanged since the trial cache's first entries: proxies train and evaluate exactly

@@ -17,7 +17,7 @@ repeats a grid row instead of padding; a repeated entry has logit 0, so its weig
 No logit is -inf: onnxruntime's softmax is about 9x slower on rows holding -inf.
 
 ``local`` semantics: keys outside the window get -inf (a bias), and the softmax covers the band.
-Prefix queries are never masked and run plain SDPA over all T keys. Grids no taller than the
+Prefix keys are never masked; prefix queries attend to all T keys. Grids no taller than the
 window (c <= 0) are not for this kernel (``BandTable.fits``): they are small enough for dense.
 """
 
@@ -33,7 +33,9 @@ class BandTable(nn.Module):
     """A layer's window geometry as buffers (not persistent: derived from the grid and window,
     never saved), so export sees small constants and ``.to(device)`` moves them with the layer.
 
-    - ``rows_index`` (gh * rows,): the grid rows of each query row's band, clamped at the border;
+    Each query row's keys are E = P + rows * gw tokens: the P prefix tokens, then its band.
+
+    - ``index`` (gh * E,): those tokens' indices, band rows clamped at the border;
     - ``row_inside`` (gh, 1, rows, 1) and ``col_inside`` (1, gw, 1, gw): 1.0 where a band row
       lies on the grid and a key column within the window of the query's; their product is the
       (gh, gw, rows, gw) window;
@@ -41,18 +43,22 @@ class BandTable(nn.Module):
     - ``outside``: the patches no band entry stands for, N - rows * gw.
     """
 
-    def __init__(self, grid: tuple[int, int], window: tuple[int, int], device=None):
+    def __init__(self, grid: tuple[int, int], window: tuple[int, int], num_prefix: int, device=None):
         super().__init__()
         if not self.fits(grid, window):
             raise ValueError(f"band kernel: a {grid[0]}x{grid[1]} grid needs more rows than the window's {window[0]}")
         gh, gw = grid
         rows, cols = window
-        self.grid, self.rows, self.outside = (gh, gw), rows, gh * gw - rows * gw
+        self.grid, self.rows, self.num_prefix = (gh, gw), rows, num_prefix
+        self.outside = gh * gw - rows * gw
         band_rows = torch.arange(gh, device=device)[:, None] + torch.arange(rows, device=device) - rows // 2
         row_inside = (band_rows >= 0) & (band_rows < gh)  # (gh, rows)
         col = torch.arange(gw, device=device)
         col_inside = (col[:, None] - col[None, :]).abs() <= cols // 2  # (query col, key col)
-        self.register_buffer("rows_index", band_rows.clamp(0, gh - 1).reshape(-1), persistent=False)
+        patches = num_prefix + band_rows.clamp(0, gh - 1)[:, :, None] * gw + col  # (gh, rows, gw)
+        prefix = torch.arange(num_prefix, device=device).expand(gh, num_prefix)
+        index = torch.cat([prefix, patches.reshape(gh, rows * gw)], dim=1)  # (gh, E)
+        self.register_buffer("index", index.reshape(-1), persistent=False)
         self.register_buffer("row_inside", row_inside.float()[:, None, :, None], persistent=False)
         self.register_buffer("col_inside", col_inside.float()[None, :, None, :], persistent=False)
         self.register_buffer("row_bias", _bias(row_inside)[:, None, :, None], persistent=False)
@@ -68,41 +74,37 @@ def _bias(inside: torch.Tensor) -> torch.Tensor:
 
 
 def band_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: BandTable, *,
-                          num_prefix: int, scale: float, semantics: str) -> torch.Tensor:
-    """Hard-masked attention for q, k, v (B, h, T, d), T = num_prefix + gh * gw, with ``table``
-    built for the layer's grid and window. Differentiable, but meant for eval and export:
-    backward keeps the (B, h, gh, rows * gw, d) bands (``local.window_attention`` keeps less)."""
+                          scale: float, semantics: str) -> torch.Tensor:
+    """Hard-masked attention for q, k, v (B, h, T, d), T = P + gh * gw, with ``table`` built for
+    the layer's grid, window and P. Differentiable, but meant for eval and export: backward
+    keeps the (B, h, gh, E, d) gathered keys and values (``local.window_attention`` keeps less)."""
     B, h, T, d = q.shape
-    p = num_prefix
-    (gh, gw), rows = table.grid, table.rows
+    p, (gh, gw), rows = table.num_prefix, table.grid, table.rows
     n, band = gh * gw, rows * gw
+    keys = p + band
     dtype = q.dtype
     paper = semantics == "paper"
-    q_rows = (q[:, :, p:] * scale).reshape(B, h, gh, gw, d)
-    k_band = k[:, :, p:].reshape(B, h, gh, gw, d).index_select(2, table.rows_index).reshape(B, h, gh, band, d)
-    scores = q_rows @ k_band.transpose(-2, -1)  # (B, h, gh, gw, band)
+    q_rows = q[:, :, p:].reshape(B, h, gh, gw, d)
+    k_band = k.index_select(2, table.index).reshape(B, h, gh, keys, d)
+    scores = q_rows @ k_band.transpose(-2, -1)  # (B, h, gh, gw, E): prefix keys, then the band
+    if paper:  # 0 outside the window; the scale rides along
+        window = (table.row_inside * table.col_inside).reshape(gh, gw, band)
+        factor = torch.cat([torch.ones(gh, gw, p, device=q.device), window], dim=-1).to(dtype) * scale
+        pseudo = torch.full((1, 1, 1, 1, 1), math.log(table.outside), dtype=dtype, device=q.device)
+        logits = torch.cat([scores * factor, pseudo.expand(B, h, gh, gw, 1)], dim=-1)
+    else:  # -inf outside the window
+        bias = (table.row_bias + table.col_bias).reshape(gh, gw, band)
+        logits = scores * scale + torch.cat([torch.zeros(gh, gw, p, device=q.device), bias], dim=-1).to(dtype)
+    weights = logits.softmax(dim=-1)
     if paper:
-        scores = scores * (table.row_inside * table.col_inside).to(dtype).reshape(gh, gw, band)
-    else:
-        scores = scores + (table.row_bias + table.col_bias).to(dtype).reshape(gh, gw, band)
-    logits = [scores.reshape(B, h, n, band)]
-    if p:
-        logits.append(q_rows.reshape(B, h, n, d) @ k[:, :, :p].transpose(-2, -1))  # (B, h, N, P)
+        per_zero = weights[..., keys:] / table.outside  # w0, the weight of each logit-0 key
+        is_band = torch.cat([torch.zeros(p, device=q.device), torch.ones(band, device=q.device)]).to(dtype)
+        weights = weights[..., :keys] - per_zero * is_band
+    v_band = v.index_select(2, table.index).reshape(B, h, gh, keys, d)
+    out = weights @ v_band  # (B, h, gh, gw, d)
     if paper:
-        logits.append(torch.full((1, 1, 1, 1), math.log(table.outside), dtype=dtype, device=q.device).expand(B, h, n, 1))
-    weights = torch.cat(logits, dim=-1).softmax(dim=-1) if len(logits) > 1 else logits[0].softmax(dim=-1)
-
-    band_weights = weights[..., :band]
-    if paper:
-        per_zero = weights[..., -1:] / table.outside  # w0, the weight of each logit-0 key
-        band_weights = band_weights - per_zero
-    v_patch = v[:, :, p:]
-    v_band = v_patch.reshape(B, h, gh, gw, d).index_select(2, table.rows_index).reshape(B, h, gh, band, d)
-    out = (band_weights.reshape(B, h, gh, gw, band) @ v_band).reshape(B, h, n, d)
-    if p:
-        out = out + weights[..., band:band + p] @ v[:, :, :p]
-    if paper:
-        out = out + per_zero * v_patch.sum(2, keepdim=True)
+        out = out + per_zero * v[:, :, p:].sum(2, keepdim=True).unsqueeze(2)
+    out = out.reshape(B, h, n, d)
     if not p:
         return out
     # prefix rows stay global; written out, as SDPA of a few rows exports to a slower graph
