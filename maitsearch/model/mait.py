@@ -140,6 +140,8 @@ class MaiT(VisionTransformer):
     ``"hf-hub:..."`` reads back) hold the spec in force inline, as a dict, whatever form it was
     given in (a path, a MaskSpec, a preset, compact text) and after ``apply_mask_spec`` too."""
 
+    __jit_unused_properties__ = ["_model_args"]  # Python-side metadata: TorchScript leaves it alone
+
     def __init__(self, mask_spec: SpecLike | None = "sch1", kernel: str = "auto", **kwargs):
         super().__init__(**kwargs)
         apply_mask_spec(self, "none" if mask_spec is None else mask_spec, kernel=kernel)
