@@ -46,6 +46,14 @@ class SearchError(MaitsearchError, RuntimeError):
     """A search that cannot start or go on (a changed config, too many failed trials)."""
 
 
+class MissingExtraError(MaitsearchError, ImportError):
+    """An optional dependency that is not installed; the message names the pip command."""
+
+
+class ExportError(MaitsearchError, RuntimeError):
+    """A model that cannot be exported or saved as asked (no weights, a run with no trained model)."""
+
+
 def choice_message(value, allowed) -> str:
     """The one wording of a value that is not among the named choices."""
     return f"unknown {value!r}; choose one of {', '.join(map(str, allowed))}"

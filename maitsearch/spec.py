@@ -10,8 +10,10 @@ errors are reported as one line ``path:line: field: message``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random as _random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -264,6 +266,54 @@ def random_placement(layers: int, heads: int, masked_fraction: float, seed: int,
     rng = _random.Random(seed)
     matrix = [[rng.random() < masked_fraction for _ in range(heads)] for _ in range(layers)]
     return MaskSpec.from_matrix(matrix, **kwargs)
+
+
+# The compact text form of a spec: hex head bits per layer (``MaskSpec.compact``), optionally a
+# window and a semantics: ``31``, ``31@3x5``, ``31:local``, ``31@3x5:local``. Only hex digits,
+# ``@``, ``x`` and ``:``: never a spec file's name (those end in .yaml), so never read as a path.
+COMPACT_TEXT = re.compile(r"^(?P<bits>[0-9a-fA-F]+)(?:@(?P<rows>\d+)x(?P<cols>\d+))?(?::(?P<semantics>[a-z]+))?$")
+
+
+def is_compact_text(text: str) -> bool:
+    return bool(COMPACT_TEXT.match(text.strip()))
+
+
+def parse_compact_text(text: str, heads: int) -> MaskSpec:
+    """A spec from its compact text form (``COMPACT_TEXT``) for a model with ``heads`` heads."""
+    match = COMPACT_TEXT.match(text.strip())
+    if match is None:
+        raise SpecError(None, None, "compact", f"expected hex digits per layer, then optionally @ROWSxCOLS and "
+                                               f":paper or :local (31@3x3:paper), got {text!r}")
+    window = (int(match["rows"]), int(match["cols"])) if match["rows"] else (3, 3)
+    return MaskSpec.from_compact(match["bits"], heads, window=window, semantics=match["semantics"] or "paper")
+
+
+def compact_text(spec: MaskSpec) -> str | None:
+    """The compact text form of ``spec``, or None when it has soft heads, a random pattern or
+    meta that the text cannot hold."""
+    if spec.soft is not None or spec.pattern != "window":
+        return None
+    return f"{spec.compact()}@{spec.window[0]}x{spec.window[1]}:{spec.semantics}"
+
+
+def spec_from_dict(data: Any, source: str = "mask_spec") -> MaskSpec:
+    """A spec from plain data with the YAML's fields (as a model config stores it inline),
+    checked by the same rules as a file; the first broken rule raises a one-line ``SpecError``."""
+    problem = _first_problem(data)
+    if problem:
+        path, message = problem
+        raise SpecError(source, None, _field_name(path), message)
+    return MaskSpec.from_dict(data)
+
+
+def inline_dict(spec: MaskSpec) -> dict:
+    """``spec.to_dict()`` safe for JSON (a model's config.json): meta is kept when JSON can hold it."""
+    data = spec.to_dict()
+    try:
+        data["meta"] = json.loads(json.dumps(data["meta"]))
+    except (TypeError, ValueError):
+        data["meta"] = {}
+    return data
 
 
 # ---- loading -------------------------------------------------------------------------------

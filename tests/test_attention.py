@@ -180,3 +180,46 @@ def test_bf16_autocast_runs_forward_and_backward_close_to_float32(kernel, mix):
     for got, want in zip(grads, expected_grads):
         assert got.dtype == want.dtype
         torch.testing.assert_close(got, want, atol=6e-2, rtol=6e-2)
+
+
+# ---- eval mode and export: the inference kernels -------------------------------------------------
+INFERENCE_CASES = [((4, 4), (3, 3), 1), ((4, 5), (3, 5), 2), ((6, 4), (5, 5), 0), ((3, 5), (3, 5), 1)]
+
+
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+@pytest.mark.parametrize("grid,window,prefix", INFERENCE_CASES)
+@pytest.mark.parametrize("path", ["eval", "export"])
+def test_inference_paths_match_dense_reference(path, grid, window, prefix, mix, monkeypatch):
+    """Eval mode with kernel local runs the band kernel (the shift kernel where the grid is too
+    short for a band); export runs the band kernel, or here, below its token count, one fused
+    dense attention over all heads. Both against the reference, forward and backward."""
+    modes = HEAD_MIXES[mix]
+    masked, x = build(modes, grid, window, prefix, "local" if path == "eval" else "auto")
+    masked.eval()
+    if path == "export":
+        monkeypatch.setattr("maitsearch.model.attention._exporting", lambda: True)
+        assert masked.inference_groups["export"] == [("fused", 0, len(modes))]
+    elif masked.num_hard:
+        assert masked.inference_groups["cpu"][0][0] == ("band" if grid[0] > window[0] else "window")
+    allowed = neighbours_by_hand(grid, window, prefix)
+    check_forward_backward(masked, modes, x, [allowed] * len(modes))
+
+
+def test_proxy_sized_layers_evaluate_on_their_training_kernel():
+    """Proxies (8x8 grid) train and evaluate exactly as before the inference kernels existed."""
+    masked, _ = build(HEAD_MIXES["hard+soft+plain"], (8, 8), (3, 3), 1, "auto")
+    assert masked.inference_groups["cpu"] == masked.groups["cpu"]
+    assert masked.band is None
+
+
+def test_eval_mode_takes_the_band_kernel_at_deployment_sizes():
+    torch.manual_seed(0)
+    attn = Attention(48, num_heads=3, qkv_bias=True)
+    masked = MaskedAttention.from_attention(attn, [0.0, 0.0, 1.0], grid_size=(16, 16), num_prefix_tokens=1)
+    assert masked.groups["cpu"][0][0] == "multiplicative", "training: dense below 512 tokens, as before"
+    assert [path for path, *_ in masked.inference_groups["cpu"]] == ["band", "plain"]
+    x = torch.randn(2, 257, 48)
+    with torch.no_grad():
+        trained = masked.train()(x)
+        evaluated = masked.eval()(x)
+    torch.testing.assert_close(evaluated, trained, atol=1e-5, rtol=1e-5)

@@ -94,3 +94,30 @@ def test_a_preset_name_resolves_from_the_working_folder_first(tmp_path, monkeypa
     assert load_config("quick").layers == 2
     with pytest.raises(ValueError, match="no such file or preset .presets: .*default"):
         load_config("no-such-preset")
+
+
+def test_attention_cost_grid_is_the_deployment_grid_when_given():
+    from maitsearch.errors import ConfigError
+    from maitsearch.model.locality import attention_cost
+    from maitsearch.runs.record import TrialRecord
+    from maitsearch.search.optuna_study import OptunaStrategy
+    from maitsearch.search.runner import config_digest
+    from maitsearch.spec import preset
+
+    quick = load_config("quick").replace(strategy="optuna")
+    # the digest main computed before cost_grid existed: unset, it names and resumes runs as before
+    assert config_digest(load_config("quick")) == "eac1de"
+    deployed = quick.replace(optuna=dataclasses.replace(quick.optuna, objectives=["accuracy", "attention_cost"],
+                                                        cost_grid=14))
+    assert config_digest(deployed) != config_digest(quick.replace(optuna=dataclasses.replace(
+        quick.optuna, objectives=["accuracy", "attention_cost"])))
+    spec = preset("all", quick.layers, quick.heads)
+    record = TrialRecord(number=0, step="optuna", spec=spec, val_top1=[0.5])
+    # a fully masked model keeps 1 prefix row, 1 prefix column and 40 x 40 window logits of 197^2 at 14x14
+    assert OptunaStrategy(deployed).values(record)[1] == pytest.approx((197 + 196 + 40 * 40) / 197 ** 2)
+    assert OptunaStrategy(deployed).values(record)[1] == attention_cost(spec, (14, 14), 1)
+    proxy_cost = OptunaStrategy(deployed.replace(optuna=dataclasses.replace(deployed.optuna, cost_grid=None)))
+    assert proxy_cost.values(record)[1] == attention_cost(spec, quick.proxy.grid, 1)
+    for bad in (0, [14], [14, "x"], True):
+        with pytest.raises(ConfigError, match="optuna.cost_grid"):
+            OptunaStrategy(deployed.replace(optuna=dataclasses.replace(deployed.optuna, cost_grid=bad)))

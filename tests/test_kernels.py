@@ -1,15 +1,17 @@
-"""Kernel choice, the O(N*k) paths' memory, and the FlexAttention mask functions on CPU."""
+"""Kernel choice, the O(N*k) paths' memory, the band kernel against the dense reference, and the
+FlexAttention mask functions on CPU."""
 
 import pytest
 import torch
 
-from maitsearch.model.kernels import LOCAL_MIN_TOKENS, resolve_kernel, window_attention
+from maitsearch.model.kernels import (BAND_MIN_TOKENS, LOCAL_MIN_TOKENS, BandTable, band_window_attention, flex,
+                                      resolve_inference_kernel, resolve_kernel, window_attention)
 from maitsearch.model.kernels.dense import multiplicative_attention
 from maitsearch.model.kernels.flex import allowed_fn, make_mask_mod, make_score_mod
 from maitsearch.model.kernels.probe import TensorProbe
 from maitsearch.model.locality import token_matrix, window_matrix
 
-from .reference import neighbours_by_hand
+from .reference import dense_attention, neighbours_by_hand
 
 
 def qkv(grid, prefix, heads=2, dim=16, seed=0):
@@ -84,3 +86,53 @@ def test_flex_mask_functions_match_the_hand_built_mask(grid, window, prefix):
     mask_mod = make_mask_mod(allowed, strict)
     assert torch.equal(mask_mod(0, torch.tensor(0), q_idx, kv_idx), expected)
     assert mask_mod(0, torch.tensor(1), q_idx, kv_idx).all(), "soft heads keep every key"
+
+
+# ---- the band kernel (eval and export) ---------------------------------------------------------
+@pytest.mark.parametrize("semantics", ["paper", "local"])
+@pytest.mark.parametrize("grid,window,prefix", [((4, 4), (3, 3), 1), ((4, 5), (3, 5), 2), ((6, 4), (5, 5), 0),
+                                                ((5, 7), (1, 3), 1), ((7, 3), (3, 7), 1)])
+def test_band_kernel_matches_dense_reference_forward_and_backward(grid, window, prefix, semantics):
+    q, k, v = qkv(grid, prefix, heads=2, dim=8)
+    allowed = neighbours_by_hand(grid, window, prefix)
+    out = band_window_attention(q, k, v, BandTable(grid, window, prefix), scale=8 ** -0.5, semantics=semantics)
+    expected = torch.stack([dense_attention(q[:, h], k[:, h], v[:, h], semantics, allowed) for h in range(2)], 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad((out * upstream).sum(), (q, k, v))
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, k, v))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_band_kernel_never_builds_an_n_by_n_tensor():
+    q, k, v = qkv((20, 20), 1)
+    with torch.no_grad(), TensorProbe() as probe:
+        band_window_attention(q, k, v, BandTable((20, 20), (3, 3), 1), scale=0.25, semantics="paper")
+    assert probe.shapes and probe.quadratic(400) == []
+    # the largest tensor is the logits: (B, h, N, 1 prefix key + 3 * gw band keys + 1 pseudo-key),
+    # or the gathered keys, (B, h, gh, 1 + 3 * gw, d)
+    assert probe.largest() == max(2 * 2 * 400 * (1 + 60 + 1), 2 * 2 * 20 * (1 + 60) * 16)
+
+
+def test_band_kernel_needs_more_grid_rows_than_window_rows():
+    assert not BandTable.fits((3, 5), (3, 3)) and BandTable.fits((4, 5), (3, 3))
+    with pytest.raises(ValueError, match="needs more rows"):
+        BandTable((3, 5), (3, 3), 1)
+
+
+def test_inference_kernel_choice():
+    def choose(requested="auto", target="cpu", tokens=197, grid=(14, 14), pattern="window"):
+        return resolve_inference_kernel(requested, target=target, num_tokens=tokens, grid=grid, window=(3, 3),
+                                        pattern=pattern)
+
+    assert choose(tokens=65, grid=(8, 8)) == "dense", "proxies evaluate on the kernel they train on"
+    assert choose(tokens=BAND_MIN_TOKENS["cpu"]) == "band"
+    assert choose(target="export", tokens=BAND_MIN_TOKENS["export"] - 1) == "dense"
+    assert choose(target="export", tokens=3137, grid=(56, 56)) == "band"
+    assert choose(target="export", tokens=3137, pattern="random") == "dense"
+    assert choose(requested="flex", target="export", tokens=3137) == "band", "flex does not export"
+    assert choose(requested="local", tokens=10, grid=(3, 3)) == "local", "too short for a band: the shift kernel"
+    assert choose(requested="dense", target="export", tokens=3137) == "dense"
+    if flex.AVAILABLE:
+        assert choose(target="cuda") == "flex"

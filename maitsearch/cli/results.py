@@ -1,4 +1,4 @@
-"""maitsearch results | export: browse runs as tables, heatmaps and plots."""
+"""maitsearch results: browse runs as tables, heatmaps and plots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import choice_message
-from .app import app, check_output_path, console, err_console, fail
+from .app import app, console, err_console, fail
 
 FORMATS = ("table", "csv", "markdown", "json")
 
@@ -177,28 +177,3 @@ def comparison_warnings(runs) -> list[str]:
             warnings.append(f"{first.name} and {run.name} differ in {'; '.join(fields)}: their accuracies are "
                             "not comparable")
     return warnings
-
-
-@app.command("export")
-def export_command(
-        run: str = typer.Argument(..., help="Run name (or folder)."),
-        trial: Optional[int] = typer.Option(None, help="Trial number (default: the run's best)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Where to write the spec."),
-        results: Path = typer.Option(Path("results"), help="Where run folders live."),
-        storage: Optional[str] = typer.Option(None, help="Read the run from its Optuna storage."),
-) -> None:
-    """Copy a trial's mask spec (with its metrics in meta) out of a run."""
-    check_output_path(output)
-    opened = open_run(run, results, storage)
-    if trial is None:
-        if opened.best is None:
-            fail(f"error: run {opened.name} has no best.yaml; pass --trial N")
-        spec = opened.best
-    else:
-        try:
-            record = opened.record(trial)
-        except KeyError as err:
-            fail(f"error: {err.args[0]}")
-        spec = record.to_spec(opened.name, opened.strategy, opened.dataset)
-    spec.save(output)
-    console.print(f"wrote {output} ({spec.compact()})", markup=False)

@@ -101,7 +101,8 @@ def train_command(
         raise
     top1 = metrics.get("val_top1")
     console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {settings.epochs} epochs; "
-                  f"checkpoint, metrics.jsonl (fractions) and spec in {out}", markup=False)
+                  f"checkpoint, metrics.jsonl (fractions), spec and model.safetensors + config.json (timm's layout) "
+                  f"in {out}", markup=False)
 
 
 def _from_command_line(ctx: typer.Context, name: str) -> bool:

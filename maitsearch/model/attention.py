@@ -9,7 +9,9 @@ DeiT and MaiT. Each head is one of three kinds, fixed when the layer is configur
 - plain: untouched. Plain heads run together in one SDPA call, exactly as timm runs them.
 
 A layer with no hard or soft head runs timm's own ``forward``. The kernel for the hard heads is
-picked once per device from the token count (``kernels.resolve_kernel``). Attention
+picked once per device from the token count, one for training (``kernels.resolve_kernel``) and
+one for eval mode and export (``kernels.resolve_inference_kernel``: the band kernel, which
+computes only the window and exports cleanly, where it is faster). Attention
 probabilities for ALS come from ``attention_probs``, which the forward pass never calls.
 """
 
@@ -28,6 +30,12 @@ from .locality import head_pattern_seed, random_matrix, token_matrix, window_mat
 from .masked_heads import MaskedHeads
 
 _CONFIG_BUFFERS = ("allowed", "head_order_index", "head_restore_index")
+
+
+def _exporting() -> bool:
+    """torch.export (and the ONNX exporter built on it), the TorchScript-based ONNX exporter, or
+    torch.jit.trace: a graph is being recorded for deployment, so take export's kernels."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
 
 
 @register_notrace_module  # FX traces around it (its forward branches on Python state), not into it
@@ -92,6 +100,16 @@ class MaskedAttention(MaskedHeads, Attention):
                                                      pattern=pattern, attn_dropout=dropout)
                         for kind in ("cpu", "cuda")}
         self.groups = {kind: self._head_groups(name) for kind, name in self.kernels.items()}
+        self.inference_kernels = {
+            target: kernels.resolve_inference_kernel(kernel, target=target, num_tokens=self.num_tokens,
+                                                     grid=self.grid_size, window=self.window, pattern=pattern)
+            for target in kernels.INFERENCE_TARGETS}
+        # Exported, a dense layer is one attention over all heads: the graph of timm's own layer
+        # with the scale multiply replaced by the masks' (H, T, T) factor, nothing split or joined.
+        self.inference_groups = {target: self._head_groups("fused" if (target, name) == ("export", "dense") else name)
+                                 for target, name in self.inference_kernels.items()}
+        use_band = self.num_hard and "band" in self.inference_kernels.values()
+        self.band = kernels.BandTable(self.grid_size, self.window, num_prefix_tokens, device) if use_band else None
         strict = (semantics == "local",) * len(hard) + (False,) * len(soft)
         self._flex = FlexMasks(self.grid_size, self.window, num_prefix_tokens, strict) if self.num_masked else None
 
@@ -99,10 +117,14 @@ class MaskedAttention(MaskedHeads, Attention):
         """(path, first head, head count) runs over the masked-first head order. Each run gets
         its own slice of the qkv projection, so no head is computed twice."""
         h, m = self.num_hard, self.num_masked
+        if kernel == "fused":
+            return [("fused", 0, self.num_heads)]
         if kernel == "flex":
             runs = [("flex", 0, m)]
         elif kernel == "local":
             runs = [("window", 0, h), ("multiplicative", h, m - h)]
+        elif kernel == "band":
+            runs = [("band", 0, h), ("multiplicative", h, m - h)]
         elif self.semantics == "local":
             runs = [("strict", 0, h), ("multiplicative", h, m - h)]
         else:
@@ -160,7 +182,7 @@ class MaskedAttention(MaskedHeads, Attention):
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim)
         if self.head_order_index is not None:
             qkv = qkv.index_select(3, self.head_order_index)
-        groups = self.groups.get(x.device.type, self.groups["cpu"])
+        groups = self._groups_for(x.device.type)
         parts = qkv.split([size for _, _, size in groups], dim=3)
         outs = []
         for (path, first, _), part in zip(groups, parts):
@@ -173,6 +195,13 @@ class MaskedAttention(MaskedHeads, Attention):
         if gate is not None:
             x = x * gate
         return self.proj_drop(self.proj(x))
+
+    def _groups_for(self, device_type: str) -> list[tuple[str, int, int]]:
+        """Head groups of this call: export's, eval mode's or training's, chosen in ``configure``."""
+        if _exporting():
+            return self.inference_groups["export"]
+        table = self.groups if self.training else self.inference_groups
+        return table.get(device_type, table["cpu"])
 
     def _scripted_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every head in one dense pass: what a scripted MaiT runs. The eager forward's head
@@ -208,6 +237,13 @@ class MaskedAttention(MaskedHeads, Attention):
                                                     self.attn_drop if self.training else None)
         if path == "strict":
             return kernels.strict_attention(q, k, v, self._allowed(first, q.shape[1]), dropout_p)
+        if path == "fused":
+            logits = (q @ k.transpose(-2, -1)) * self._fused_factor(q.dtype)
+            if self.num_hard and self.semantics == "local":
+                logits = logits.masked_fill(self._fused_outside(), -math.inf)
+            return logits.softmax(dim=-1) @ v
+        if path == "band":
+            return kernels.band_window_attention(q, k, v, self.band, scale=self.scale, semantics=self.semantics)
         if path == "window":
             return kernels.window_attention(q, k, v, grid=self.grid_size, window=self.window,
                                             num_prefix=self.num_prefix_tokens, scale=self.scale,
@@ -251,7 +287,24 @@ class MaskedAttention(MaskedHeads, Attention):
         alpha = self._alpha(dtype)[first:first + count, None, None]
         return torch.where(allowed, torch.ones((), dtype=dtype, device=alpha.device), alpha)
 
+    def _fused_factor(self, dtype) -> torch.Tensor:
+        """(H, T, T) logit multipliers of every head, masked heads first, with the scale folded
+        in: constants an exporter folds (soft heads' alphas aside)."""
+        m, T = self.num_masked, self.num_tokens
+        masked = self._factor(0, m, dtype).to(dtype).expand(m, T, T)
+        if m < self.num_heads:
+            masked = torch.cat([masked, torch.ones(self.num_heads - m, T, T, dtype=dtype, device=masked.device)])
+        return masked * self.scale
+
+    def _fused_outside(self) -> torch.Tensor:
+        """(H, T, T) True where a ``local`` hard head's logit is -inf."""
+        h, T = self.num_hard, self.num_tokens
+        outside = ~self._allowed(0, h).expand(h, T, T)
+        rest = torch.zeros(self.num_heads - h, T, T, dtype=torch.bool, device=outside.device)
+        return torch.cat([outside, rest])
+
     def extra_repr(self) -> str:
         return (f"heads={self.num_heads}, hard={list(self.hard_heads)}, soft={list(self.soft_heads)}, "
                 f"window={self.window}, semantics={self.semantics}, pattern={self.pattern}, "
-                f"grid={self.grid_size}, prefix={self.num_prefix_tokens}, kernel={self.kernels['cpu']}")
+                f"grid={self.grid_size}, prefix={self.num_prefix_tokens}, kernel={self.kernels['cpu']}, "
+                f"inference={self.inference_kernels['cpu']}, export={self.inference_kernels['export']}")

@@ -9,7 +9,9 @@ models are ``MaiT``s, ViTs built masked, registered the way timm registers its o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import Attention
@@ -18,19 +20,45 @@ from timm.models.cait import Cait, TalkingHeadAttn
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from ..errors import ConfigError
-from ..spec import PRESETS, MaskSpec, load_spec, preset
+from ..spec import (PRESETS, MaskSpec, inline_dict, is_compact_text, load_spec, named_preset, parse_compact_text,
+                    spec_from_dict)
 from .attention import MaskedAttention
 from .talking_heads import MaskedTalkingHeadAttn
 
 
-def resolve_spec(spec: MaskSpec | str | Path, layers: int | None = None, heads: int | None = None) -> MaskSpec:
-    """A MaskSpec from a MaskSpec, a YAML path, or a preset name (which needs layers and heads)."""
+SpecLike = MaskSpec | dict | str | Path
+
+
+class MasksNotSavedWarning(UserWarning):
+    """A masked model whose timm config (``save_for_hf``) would rebuild it without its masks."""
+
+
+def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = None) -> MaskSpec:
+    """A MaskSpec from any form a model accepts:
+
+    - a ``MaskSpec``;
+    - a dict with the YAML's fields (how a ``mait_*`` model's config.json stores its spec);
+    - compact text, hex head bits per layer with an optional window and semantics
+      (``31``, ``31@3x5:local``; needs the heads): never taken for a path;
+    - a preset name, optionally with a window (``sch2``, ``sch1@5x5``; needs layers and heads),
+      unless a file of that name exists;
+    - a YAML path.
+    """
     if isinstance(spec, MaskSpec):
         return spec
-    if isinstance(spec, str) and spec in PRESETS and not Path(spec).exists():
+    if isinstance(spec, dict):
+        return spec_from_dict(spec)
+    if isinstance(spec, str) and is_compact_text(spec):
+        if heads is None:
+            raise ConfigError(f"mask_spec: compact spec {spec!r} needs the model's heads per layer")
+        return parse_compact_text(spec, heads)
+    if isinstance(spec, str) and spec.partition("@")[0] in PRESETS and not Path(spec).exists():
         if layers is None or heads is None:
             raise ConfigError(f"mask_spec: preset {spec!r} needs the model's layers and heads")
-        return preset(spec, layers, heads)
+        return named_preset(spec, layers, heads)
+    if not isinstance(spec, (str, Path)):
+        raise ConfigError(f"mask_spec: expected a MaskSpec, a dict, a preset name, compact text or a YAML path, "
+                          f"got {type(spec).__name__}")
     return load_spec(spec)
 
 
@@ -77,7 +105,22 @@ def apply_mask_spec(model, spec: MaskSpec | str | Path, *, kernel: str = "auto")
         else:
             block.attn = masked_class.from_attention(block.attn, alphas, **config)
     model.mask_spec = spec
+    if not isinstance(model, MaiT) and hasattr(model, "pretrained_cfg") and spec.num_masked + spec.num_soft:
+        warnings.warn(f"apply_mask_spec: timm's save_for_hf config of this {type(model).__name__} will not carry "
+                      f"the masks (it rebuilds an unmasked model); {_saving_hint(model)}",
+                      MasksNotSavedWarning, stacklevel=2)
     return model
+
+
+def _saving_hint(model) -> str:
+    """The way to a saved config that keeps the masks: the matching ``mait_*`` model, if any."""
+    shape = (getattr(model, "embed_dim", None), getattr(model.blocks[0].attn, "num_heads", None))
+    patch = tuple(getattr(model.patch_embed, "patch_size", ()))
+    size = next((name for name, dims in MAIT_SIZES.items() if dims == shape), None)
+    if size and patch == (16, 16) and not isinstance(model, Cait) and model.num_prefix_tokens == 1:
+        return (f"build it as timm.create_model('mait_{size}_patch16_224', mask_spec=...), which stores the "
+                f"spec inline and loads these weights")
+    return "keep the spec beside the weights (MaskSpec.save) and call apply_mask_spec after loading"
 
 
 def attention_prefix_tokens(model) -> int:
@@ -87,14 +130,31 @@ def attention_prefix_tokens(model) -> int:
 
 # ---- registered timm models --------------------------------------------------------------
 class MaiT(VisionTransformer):
-    """A timm VisionTransformer built with a mask spec (``mask_spec``: path, MaskSpec or preset
-    name; default ``sch1``, one masked head per layer; ``none`` for plain DeiT). The mask is
+    """A timm VisionTransformer built with a mask spec (``mask_spec``: any form ``resolve_spec``
+    takes; default ``sch1``, one masked head per layer; ``none`` for plain DeiT). The mask is
     built for the grid of ``img_size``, so the input size is fixed (``fixed_input_size`` in the
-    pretrained cfg)."""
+    pretrained cfg).
 
-    def __init__(self, mask_spec: MaskSpec | str | Path | None = "sch1", kernel: str = "auto", **kwargs):
+    The spec travels with the weights: timm's reconstruction arguments (``_model_args``, which
+    ``save_for_hf`` writes to config.json and ``create_model("local-dir:...")`` or
+    ``"hf-hub:..."`` reads back) hold the spec in force inline, as a dict, whatever form it was
+    given in (a path, a MaskSpec, a preset, compact text) and after ``apply_mask_spec`` too."""
+
+    __jit_unused_properties__ = ["_model_args"]  # Python-side metadata: TorchScript leaves it alone
+
+    def __init__(self, mask_spec: SpecLike | None = "sch1", kernel: str = "auto", **kwargs):
         super().__init__(**kwargs)
         apply_mask_spec(self, "none" if mask_spec is None else mask_spec, kernel=kernel)
+
+    @property
+    def _model_args(self) -> dict[str, Any]:
+        args = dict(self.__dict__.get("_recorded_model_args", {}))
+        args["mask_spec"] = inline_dict(self.mask_spec)
+        return args
+
+    @_model_args.setter
+    def _model_args(self, value: dict[str, Any]) -> None:  # timm's factory records its kwargs here
+        self.__dict__["_recorded_model_args"] = dict(value)
 
 
 # Widths and heads of the paper's Table 1. Depth is a kwarg (12, 24 and 36 in the paper).

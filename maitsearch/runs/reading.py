@@ -179,7 +179,7 @@ class Run:
         done = [r for r in self.records if r.state == "complete" and r.top1 is not None]
         if len(done) < 2:
             raise ValueError(f"run {self.name}: a Pareto front needs at least two complete trials")
-        costs = [attention_cost(r.spec, proxy.grid, 1) for r in done]
+        costs = [attention_cost(r.spec, self.cost_grid(proxy), 1) for r in done]
         accuracies = [r.top1 for r in done]
         front = [not any((c2 <= c and a2 >= a) and (c2 < c or a2 > a) for c2, a2 in zip(costs, accuracies))
                  for c, a in zip(costs, accuracies)]
@@ -205,6 +205,13 @@ class Run:
             raise ValueError(f"run {self.name}: no baseline or best trial to compare")
         return plots.similarity_heatmaps(matrices, path or self.path / _figure_name("similarity", trial),
                                          f"cross-layer attention similarity, {self.name}")
+
+    def cost_grid(self, proxy) -> tuple[int, int]:
+        """The grid the run's attention_cost objective used (``optuna.cost_grid``, else the proxy's)."""
+        from ..config import OptunaSettings
+
+        return OptunaSettings(cost_grid=(self.config.get("optuna") or {}).get("cost_grid")).attention_cost_grid(
+            proxy.grid)
 
     def proxy_config(self):
         """The run's ProxyConfig (fields this version does not know are left out)."""

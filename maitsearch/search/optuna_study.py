@@ -45,6 +45,7 @@ class OptunaStrategy(Strategy):
         if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
             raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
                              f"got {','.join(settings.objectives)}")
+        self.cost_grid = settings.attention_cost_grid(config.proxy.grid)  # checked here, before a run folder
         self.study = None
         self.storage_url = None
         self.run_name = ""
@@ -228,7 +229,7 @@ class OptunaStrategy(Strategy):
     def values(self, record: TrialRecord) -> list[float]:
         values = [record.top1]
         if "attention_cost" in self.config.optuna.objectives:
-            values.append(attention_cost(record.spec, self.config.proxy.grid, num_prefix=1))
+            values.append(attention_cost(record.spec, self.cost_grid, num_prefix=1))
         return values
 
     def pareto_numbers(self) -> list[int]:

@@ -72,6 +72,8 @@ def config_digest(config: SearchConfig) -> str:
 
     data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
     data["proxy"]["device"] = key_device(data["proxy"]["device"])  # cuda:0,1 and cuda:2,3 compute the same
+    if data["optuna"].get("cost_grid") is None:  # added later: unset, runs keep their digests and names
+        data["optuna"].pop("cost_grid", None)
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 

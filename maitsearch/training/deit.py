@@ -27,7 +27,7 @@ from ..events import EpochDone, EventFn, StepDone, TrainingPlan, TrainingStarted
 from ..spec import MaskSpec
 from . import distributed
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, plain, read_metrics, save_checkpoint,
-                          start_folder, weights_digest, write_metrics)
+                          save_weights, start_folder, weights_digest, write_metrics)
 from .loop import NonFiniteLoss, autocast_dtype, epoch_seed, maybe_compile
 from .recipes import (TrainConfig, build_ema, build_loss, build_mixup, build_optimizer, build_scheduler,
                       build_train_sampler, build_transforms)
@@ -251,6 +251,8 @@ def train_deit(spec: MaskSpec, config: TrainConfig, out: Path, *, resume: bool, 
                     "recipe": "deit", "rank_digests": digests, "config": plain(config), "spec": spec.to_yaml()})
                 write_metrics(out, history)
             emit(EpochDone(epoch=epoch, metrics=metrics))
+        if processes.main:
+            save_weights(trainer.model, out)
         return metrics
     finally:
         distributed.stop(processes)

@@ -5,7 +5,9 @@ Two recipes (training/recipes.py): ``light``, the proxies' own loop in one proce
 (training/deit.py). Both write a checkpoint atomically after every epoch (loaded with
 ``weights_only=True``), and ``resume=True`` continues from the last one so that an interrupted
 run ends bit-for-bit where an uninterrupted one would. Metrics go to ``metrics.jsonl``
-(``pandas.read_json(path, lines=True)``).
+(``pandas.read_json(path, lines=True)``). At the end the weights alone go
+to ``model.safetensors`` with timm's ``config.json`` (``save_weights``), for export and for
+``timm.create_model("local-dir:OUT", pretrained=True)``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
 from ..model import apply_mask_spec
 from ..spec import MaskSpec
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
-                          resume_differences, save_checkpoint, start_folder, write_metrics)
+                          resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
 from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
                    train_one_epoch)
 from .recipes import TrainConfig, check_model_name, check_train_config
@@ -117,6 +119,7 @@ def _train_light(spec: MaskSpec, config: TrainConfig, out: Path, resume: bool, e
             "rng": torch.get_rng_state(), "config": plain(config), "spec": spec.to_yaml()})
         write_metrics(out, history)
         emit(EpochDone(epoch=epoch, metrics=metrics))
+    save_weights(model, out)
     return metrics
 
 

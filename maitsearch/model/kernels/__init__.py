@@ -2,7 +2,12 @@
 
 All of them compute the same function (docs/DESIGN.md, section 3) and are tested against a plain
 dense reference: ``dense`` materialises (T, T) logits, ``local`` is O(N*k) for hard window masks,
-``flex`` is FlexAttention for CUDA.
+``flex`` is FlexAttention for CUDA, and ``band`` is the window kernel of eval and export (rows of
+keys by matmul, a graph that exports in about 35 nodes).
+
+Two choices, each made once per layer when its masks are configured: ``resolve_kernel`` for
+training (unchanged since the trial cache's first entries: proxies train and evaluate exactly
+as before), ``resolve_inference_kernel`` for a model in eval mode and for export.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from ...errors import ConfigError, check_choice
 from . import flex
 from .dense import multiplicative_attention, strict_attention
+from .band import BandTable, band_window_attention
 from .local import window_attention
 
 KERNELS = ("auto", "dense", "local", "flex")
@@ -18,6 +24,16 @@ KERNELS = ("auto", "dense", "local", "flex")
 # CPU. Measured (benchmarks/scaling.py, one head, d=64, fwd+bwd): at 257 tokens dense 0.44 ms vs
 # window 1.14 ms; at 577 tokens dense 2.25 ms vs window 1.77 ms. See README, Performance.
 LOCAL_MIN_TOKENS = 512
+
+# Inference (eval mode, and export): from this many tokens the band kernel beats the dense one
+# for a layer's hard heads (timed on one 192-wide, 3-head layer with 2 hard heads, one thread,
+# batch 1 and 8, on a busy machine: ``benchmarks/inference.py --crossover`` re-times it).
+# Eager PyTorch: 197 tokens even (1.26 vs 1.39 ms at batch 1), 325 tokens band 1.1-1.3x faster.
+# onnxruntime: 257 tokens band slower at batch 1 (2.5 vs 2.0 ms), 325 band faster at both; its
+# dense graph is one fused attention over all heads, close to timm's own. Proxies (65 tokens)
+# stay far below both, so their evaluation runs the training kernel and its numbers.
+BAND_MIN_TOKENS = {"cpu": 256, "export": 300}
+INFERENCE_TARGETS = ("cpu", "cuda", "export")
 
 
 def resolve_kernel(requested: str, *, device_type: str, num_tokens: int, pattern: str, attn_dropout: float) -> str:
@@ -37,5 +53,23 @@ def resolve_kernel(requested: str, *, device_type: str, num_tokens: int, pattern
     return "dense"
 
 
-__all__ = ["KERNELS", "LOCAL_MIN_TOKENS", "resolve_kernel", "multiplicative_attention", "strict_attention",
-           "window_attention", "flex"]
+def resolve_inference_kernel(requested: str, *, target: str, num_tokens: int, grid: tuple[int, int],
+                             window: tuple[int, int], pattern: str) -> str:
+    """The kernel for a layer's hard heads in eval mode on ``target`` (cpu, cuda) or when
+    exported (``export``): dense, band, local (window grids too short for a band), or flex
+    (CUDA, or asked for). ``requested`` was checked by ``resolve_kernel``. Dropout plays no part:
+    eval mode has none."""
+    if requested == "dense" or pattern != "window":
+        return "dense"
+    if requested == "flex" and target != "export":
+        return "flex"
+    if requested == "auto" and target == "cuda" and flex.AVAILABLE:
+        return "flex"
+    if requested == "local" or num_tokens >= BAND_MIN_TOKENS.get(target, BAND_MIN_TOKENS["cpu"]):
+        return "band" if BandTable.fits(grid, window) else "local"
+    return "dense"
+
+
+__all__ = ["KERNELS", "LOCAL_MIN_TOKENS", "BAND_MIN_TOKENS", "INFERENCE_TARGETS", "resolve_kernel",
+           "resolve_inference_kernel", "multiplicative_attention", "strict_attention", "window_attention",
+           "band_window_attention", "BandTable", "flex"]
