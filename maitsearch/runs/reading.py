@@ -222,7 +222,8 @@ class Run:
         from ..training.proxy import load_trained_proxy
 
         proxy = self.proxy_config()
-        data = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir)
+        data = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir,
+                         train_copies=proxy.train_copies)
         model = load_trained_proxy(checkpoint, spec, proxy, data)
         batch = torch.cat([x for x, _ in data.batches("val", images)])[:images]
         return cross_layer_similarity(model, batch)

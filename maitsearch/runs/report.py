@@ -17,6 +17,8 @@ from .record import TrialRecord
 def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
     """A calibration of the same proxy (any seed) and shape, at the budget whose epochs equal
     this run's: its numbers for that budget, with its path."""
+    from .cache import NEUTRAL_OPTIONS  # the trial cache's module imports torch: only when needed
+
     ignore = ("seed", "device", "epochs")
     wanted = {k: v for k, v in config.proxy.to_dict().items() if k not in ignore}
     for path in sorted(Path(results_root).glob("*/calibration.yaml")):
@@ -24,7 +26,8 @@ def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        proxy = {k: v for k, v in (data.get("proxy") or {}).items() if k not in ignore}
+        # a calibration written before an option existed trained it at its neutral value
+        proxy = {k: v for k, v in {**NEUTRAL_OPTIONS, **(data.get("proxy") or {})}.items() if k not in ignore}
         if proxy != wanted or (data.get("layers"), data.get("heads")) != (config.layers, config.heads):
             continue
         for budget, stats in (data.get("by_budget") or {}).items():
