@@ -210,6 +210,7 @@ def _resumed(summary) -> str:
 
 def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     from . import plots
+    from .transfer_report import transfer_lines
 
     records = summary.records
     best = summary.best
@@ -232,6 +233,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
+    lines += transfer_lines(store.path, config) + [""]  # has a target checked this proxy's ranking?
     found = comparisons(records, best, summary.answer, calibration, strategy=config.strategy)
     if found:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
