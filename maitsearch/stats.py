@@ -2,7 +2,7 @@
 bootstrap over seeds.
 
 Plain Python on purpose: the numbers are a handful per placement, and every formula here is
-checked against hand-worked values in ``tests/test_stats.py``.
+checked against hand-worked values in ``tests/test_stats.py`` and ``tests/test_transfer.py``.
 """
 
 from __future__ import annotations
