@@ -253,6 +253,44 @@ def test_bad_transfer_commands_are_one_line_before_anything_trains(tmp_path, mon
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
+def test_from_a_run_adds_its_most_accurate_placements_and_its_answer(tmp_path):
+    """confirm's choice: the run's top placements beyond those already listed, then its answer."""
+    from maitsearch.config import SearchConfig
+    from maitsearch.runs import RunStore, TrialRecord
+    from maitsearch.search.transfer import plan_transfer
+    from maitsearch.spec import MaskSpec, preset
+
+    store = RunStore(tmp_path, "searched")
+    store.write_config(SearchConfig(layers=4, heads=3, seeds=2).to_dict())
+    specs = [preset("none", 4, 3), MaskSpec.from_counts([3, 3, 0, 0], 3), MaskSpec.from_counts([2, 0, 0, 0], 3),
+             MaskSpec.from_counts([1, 1, 0, 0], 3), preset("all", 4, 3)]
+    for number, (spec, top1) in enumerate(zip(specs, (0.90, 0.95, 0.93, 0.80, 0.99))):
+        record = TrialRecord(number, "assign", spec, seeds=[0, 1], val_top1=[top1] * 2, test_top1=[top1] * 2,
+                             extra={"key": spec.key()})
+        store.write_trial(record, "als", "digits")
+    store.write_answer(TrialRecord(3, "assign", specs[3], seeds=[0, 1], val_top1=[0.8] * 2).to_spec(
+        "searched", "als", "digits"))
+    plan = plan_transfer("quick", "quick", placements=["none", "all"], from_run="searched", top=1, seeds=2,
+                         results_root=tmp_path)
+    trial = lambda number: str(store.trial_path(number))  # noqa: E731
+    assert plan.placements == ["none", "all", trial(1), trial(3)], "all is listed already: trial 4 is not added"
+    assert plan.labels == ["none", "all", "searched/trial-1", "searched/trial-3"]
+    assert "--from searched --top 1" in plan.command
+
+
+def test_two_spec_files_the_runs_would_name_alike_are_refused(tmp_path):
+    from maitsearch.search.transfer import plan_transfer
+    from maitsearch.spec import preset
+
+    for folder in (tmp_path / "x", tmp_path / "y" / "x"):
+        folder.mkdir(parents=True)
+        preset("sch1", 4, 3).save(folder / "best.yaml")
+    with pytest.raises(ConfigError, match="would share the name x/best"):
+        plan_transfer("quick", "quick", placements=["none", str(tmp_path / "x" / "best.yaml"),
+                                                    str(tmp_path / "y" / "x" / "best.yaml")],
+                      seeds=2, results_root=tmp_path / "results")
+
+
 def _summarize_module(monkeypatch):
     """results/summarize.py, a script, imported as a module (dataclasses need it in sys.modules)."""
     spec = importlib.util.spec_from_file_location("results_summarize", ROOT / "results" / "summarize.py")
@@ -264,35 +302,43 @@ def _summarize_module(monkeypatch):
 
 @pytest.mark.slow
 def test_a_real_tiny_study_through_the_cli_resumes_and_shares_the_trial_cache(tmp_path, monkeypatch):
-    """quick (4 layers) as the proxy, a 2-layer, 1-epoch target, 2 placements x 2 seeds: the
-    study's files match its two runs, a re-run trains nothing, a presets run of the proxy made
-    elsewhere is all cache hits and its report links the study, and the listings read it back."""
+    """quick as the proxy, a wider 1-epoch target, 2 placements (a preset and a spec file) x 2
+    seeds: the study's files match its two runs, a re-run trains nothing, a presets run of the
+    proxy made elsewhere is all cache hits and its report links the study, and the listings and
+    results/summarize.py read it back."""
+    from maitsearch.spec import preset
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAITSEARCH_CACHE")  # the cache beside the top-level results folder, as on a machine
     target = yaml.safe_load((ROOT / "searches" / "quick.yaml").read_text())
-    target.update(layers=2, description="a quick-sized target")
-    target["proxy"]["epochs"] = 1
+    target.update(description="a quick-sized target")
+    target["proxy"].update(width=36, epochs=1)
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(target))
-    args = ["transfer", "--proxy", "quick", "--target", "small.yaml", "--placements", "none,sch1", "--seeds", "2"]
+    (tmp_path / "specs").mkdir()
+    preset("sch1", 4, 3).save(tmp_path / "specs" / "mine.yaml")  # named specs/mine in the runs' tables
+    args = ["transfer", "--proxy", "quick", "--target", "small.yaml", "--placements", "none,specs/mine.yaml",
+            "--seeds", "2"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     folder = tmp_path / "results" / "transfer-small"
     study = yaml.safe_load((folder / "transfer.yaml").read_text())
     assert (tmp_path / ".maitsearch-cache").is_dir() and not (folder / ".maitsearch-cache").exists()
-    for side, layers in (("proxy", 4), ("target", 2)):
+    assert [(row["placement"], row["given"], row["masked"]) for row in study["placements"]] == [
+        ("none", "none", 0), ("specs/mine", "specs/mine.yaml", 4)]
+    for side, width in (("proxy", 24), ("target", 36)):
         records = {meta["step"]: meta for meta in (yaml.safe_load(path.read_text())["meta"]
                                                    for path in (folder / side / "trials").glob("*.yaml"))}
-        assert set(records) == {"none", "sch1"}
+        assert set(records) == {"none", "specs/mine"}
         for row in study["placements"]:
             assert row[side]["values"] == records[row["placement"]]["top1_seeds"]
             assert records[row["placement"]]["seeds"] == [0, 1]
-        assert yaml.safe_load((folder / side / "search.yaml").read_text())["layers"] == layers
+        assert yaml.safe_load((folder / side / "search.yaml").read_text())["proxy"]["width"] == width
     means = {side: [row[side]["mean"] for row in study["placements"]] for side in ("proxy", "target")}
     tau = study["kendall_tau"]
     assert (tau is None and len(set(means["target"])) == 1) or tau == pytest.approx(
         scipy.stats.kendalltau(means["proxy"], means["target"]).statistic)
-    assert study["command"] == ("maitsearch transfer --proxy quick --target small.yaml --placements none,sch1 "
-                                "--seeds 2 --name transfer-small --results results")
+    assert study["command"] == ("maitsearch transfer --proxy quick --target small.yaml --placements "
+                                "none,specs/mine.yaml --seeds 2 --name transfer-small --results results")
     report = (folder / "report.md").read_text()
     assert f"**Verdict: {study['verdict']}.**" in report and (folder / "scatter.png").stat().st_size > 0
     assert "This run is the proxy side of the transfer study transfer-small" in (folder / "proxy" / "report.md").read_text()
@@ -301,6 +347,7 @@ def test_a_real_tiny_study_through_the_cli_resumes_and_shares_the_trial_cache(tm
     assert again.exit_code == 0 and "proxy: 0 trained" in again.output and "target: 0 trained" in again.output
     assert yaml.safe_load((folder / "transfer.yaml").read_text()) == study
 
+    # the same placements by other names: the trial cache keys on the placement, not its name
     elsewhere = CliRunner().invoke(app, ["run", "--strategy", "presets", "--config", "quick", "--baselines",
                                          "none,sch1", "--seeds", "2", "--name", "elsewhere"])
     assert elsewhere.exit_code == 0 and "(0 trained, 0 reused, 4 seed(s) from the trial cache" in elsewhere.output

@@ -182,12 +182,12 @@ def report_lines(result: dict) -> list[str]:
               f"- reproduce: `{result['command']}`", "", f"**Verdict: {result['verdict']}.**", ""]
     lines += [f"- {line}" for line in summary_lines(result)] + [""]
     lines += ["Validation top-1 (%), mean ± std over seeds; rank 1 is the most accurate (ties share a rank).", "",
-              "| placement | compact | proxy | proxy rank | target | target rank |",
-              "|---|---|---:|---:|---:|---:|"]
+              "| placement | compact | masked heads | proxy | proxy rank | target | target rank |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for row in result["placements"]:
         marks = (" (the proxy's pick)" if row["placement"] == result["proxy_pick"] else "") + (
             " (the target's best)" if row["placement"] == result["target_best"] else "")
-        lines.append(f"| {row['placement']}{marks} | `{row.get('compact', '')}` | "
+        lines.append(f"| {row['placement']}{marks} | `{row.get('compact', '')}` | {row.get('masked', '-')} | "
                      f"{format_mean_std(row['proxy']['values'])} | {row['proxy']['rank']:g} | "
                      f"{format_mean_std(row['target']['values'])} | {row['target']['rank']:g} |")
     lines += ["", "Proxy against target accuracy (error bars: std over seeds):", "", "![scatter](scatter.png)", ""]

@@ -43,7 +43,8 @@ class TransferPlan:
     folder: Path
     configs: dict[str, SearchConfig]  # side ("proxy", "target") -> its presets run's config
     sources: dict[str, str]  # side -> the config as the user named it
-    placements: list[str]
+    placements: list[str]  # as given: presets and spec files
+    labels: list[str]  # as the runs name them: a spec file results/RUN/best.yaml is RUN/best
     command: str
 
 
@@ -79,7 +80,7 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
                           "leaves no seed noise to judge the regret by")
     if from_run is not None and top < 1:
         raise ConfigError(f"--top {top}: take at least one of the run's placements")
-    chosen = list(dict.fromkeys(name.strip() for name in (placements or REFERENCES) if name.strip()))
+    chosen = list(dict.fromkeys(p.strip() for p in (placements or REFERENCES) if p.strip()))
     if from_run is not None:
         taken = {PresetsStrategy(loaded["proxy"]).spec_of(p).key() for p in chosen}
         chosen += run_placements(RunStore(results_root, from_run), top, taken)
@@ -99,8 +100,13 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
                                                                          if config.description else ""))
         check_config(configs[side], folder)  # every placement must fit both sides' shapes
         _check_existing(RunStore(folder, side), configs[side], name)
+    labels = [PresetsStrategy(configs["proxy"]).spec_of(p).meta["preset"] for p in chosen]
+    shared = sorted({label for label in labels if labels.count(label) > 1})
+    if shared:
+        raise ConfigError(f"--placements: {', '.join(p for p, label in zip(chosen, labels) if label in shared)} "
+                          f"would share the name {shared[0]} in the runs' tables; copy one to a file of its own name")
     command = transfer_command(sources, placements, from_run, top, count, name, results_root)
-    return TransferPlan(name, folder, configs, sources, chosen, command)
+    return TransferPlan(name, folder, configs, sources, chosen, labels, command)
 
 
 def _check_existing(store: RunStore, config: SearchConfig, name: str) -> None:
@@ -138,11 +144,13 @@ def run_transfer(plan: TransferPlan, *, data: dict | None = None, on_event: Even
     plan.folder.mkdir(parents=True, exist_ok=True)
     summaries = {side: run_search(plan.configs[side], results_root=plan.folder, name=side, data=data.get(side),
                                   on_event=on_event) for side in SIDES}
-    values = {side: side_values(summaries[side], plan.placements) for side in SIDES}
-    result = analyse_transfer(plan.placements, values["proxy"], values["target"])
-    compact = {r.step: r.spec.compact() for r in summaries["target"].records}
-    for row in result["placements"]:
-        row["compact"] = compact.get(row["placement"], "")
+    values = {side: side_values(summaries[side], plan.labels) for side in SIDES}
+    result = analyse_transfer(plan.labels, values["proxy"], values["target"])
+    specs = {r.step: r.spec for r in summaries["target"].records}
+    given = dict(zip(plan.labels, plan.placements))
+    for row in result["placements"]:  # what each placement is, for tables and the scaling view
+        row.update(given=given[row["placement"]], compact=specs[row["placement"]].compact(),
+                   masked=specs[row["placement"]].num_masked)
     first = plan.configs["proxy"].proxy.seed
     result = {"name": plan.name, "command": plan.command, "verdict": result.pop("verdict"),
               "seed_list": list(range(first, first + result["seeds"])),
@@ -153,12 +161,12 @@ def run_transfer(plan: TransferPlan, *, data: dict | None = None, on_event: Even
     return TransferOutcome(plan, summaries, result, report)
 
 
-def side_values(summary: RunSummary, placements: list[str]) -> dict[str, list[float]]:
-    """Each placement's validation top-1 per seed on one side; a placement that did not finish
-    there is one line naming it and why."""
+def side_values(summary: RunSummary, labels: list[str]) -> dict[str, list[float]]:
+    """Each placement's validation top-1 per seed on one side, by the name its run gave it (a
+    presets run's step); a placement that did not finish there is one line naming it and why."""
     by_step = {record.step: record for record in summary.records}
     values = {}
-    for name in placements:
+    for name in labels:
         record = by_step.get(name)
         if record is None or record.state != "complete" or len(record.val_top1) != len(record.seeds):
             why = "not trained" if record is None else f"{record.state}: {record.reason or 'no result'}"
