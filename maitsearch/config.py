@@ -11,6 +11,8 @@ here: reading and comparing configs is instant.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -44,6 +46,10 @@ class ProxyConfig:
     # regime where locality should help (plain centred digits rank nothing; see README)
     data: str = "digits-shift"
     data_dir: str | None = None  # where torchvision sets live (the embedded tasks need none)
+    # training images per source digit, as a multiple of the task's own (digits-shift: 539 x this):
+    # more positions of the same digits, the validation and test images unchanged, so accuracies
+    # compare across training-set sizes (the scaling and transfer studies, issue 29)
+    train_copies: int = 1
     # 30 epochs suffice once the shifts and the sin-cos start below are on: 3 paired seeds
     # resolve 0.6 points there (60 epochs of the old recipe resolved 2.4)
     epochs: int = 30
@@ -257,3 +263,40 @@ def load_config(name_or_path: str | Path) -> SearchConfig:
 
 def config_to_yaml(config: SearchConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+# Proxy options newer than run names derived from the digest, at the value that computes as
+# before: left out of it, so a run named by default before the option existed keeps its name and
+# resumes (runs/cache.py keeps trial-cache keys the same way).
+DIGEST_NEUTRAL = {"train_copies": 1}
+
+
+def key_device(device: str) -> str:
+    """A device setting as a run's identity holds it: any list of GPUs is ``cuda``; ``auto`` and
+    ``cpu`` stay as written."""
+    return "cuda" if str(device).startswith("cuda") else device
+
+
+def config_identity(config: SearchConfig, leave_out=(), leave_out_proxy=()) -> str:
+    """A short identity of what ``config`` computes, without the top-level settings ``leave_out``
+    and the proxy's ``leave_out_proxy``. Numbers are compared as values: a YAML's ``2`` and
+    ``2.0`` are the same setting. Run names and resume checks use it through
+    ``search.runner.config_digest``; transfer studies match proxies with it."""
+    def normal(value):
+        if isinstance(value, dict):
+            return {k: normal(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [normal(v) for v in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    data = {k: v for k, v in config.to_dict().items() if k not in leave_out}
+    if "proxy" in data:
+        data["proxy"] = {k: v for k, v in data["proxy"].items() if k not in leave_out_proxy
+                         and not (k in DIGEST_NEUTRAL and DIGEST_NEUTRAL[k] == v)}
+        if "device" in data["proxy"]:  # which GPUs a search got changes nothing it computes
+            data["proxy"]["device"] = key_device(data["proxy"]["device"])
+    if "optuna" in data and data["optuna"].get("cost_grid") is None:  # newer than run names, unset
+        data["optuna"] = {k: v for k, v in data["optuna"].items() if k != "cost_grid"}
+    return hashlib.sha1(json.dumps(normal(data), sort_keys=True, default=str).encode()).hexdigest()[:6]

@@ -1,13 +1,15 @@
-"""Small statistics for noisy proxy accuracies: seed noise, separation, rank agreement.
+"""Small statistics for noisy proxy accuracies: seed noise, separation, rank agreement and its
+bootstrap over seeds.
 
 Plain Python on purpose: the numbers are a handful per placement, and every formula here is
-checked against hand-worked values in ``tests/test_stats.py``.
+checked against hand-worked values in ``tests/test_stats.py`` and ``tests/test_transfer.py``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+import random
+from typing import Callable, Mapping, Sequence
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -80,6 +82,74 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
                 discordant += 1
     denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
     return (concordant - discordant) / denominator if denominator else float("nan")
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, lowest first; tied values share the mean of the ranks they span (scipy's
+    ``rankdata`` with ``method='average'``)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rho between two score lists over the same items: Pearson's correlation of
+    their average ranks (ties handled as ``scipy.stats.spearmanr``); NaN when a side is all tied."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("spearman_rho: needs two lists of the same length >= 2")
+    ra, rb = average_ranks(a), average_ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cross = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    spread = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    return cross / spread if spread else float("nan")
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile with linear interpolation between order statistics (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("quantile: no values")
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def seed_bootstrap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
+                   statistic: Callable[[list[float], list[float]], float], *, resamples: int = 2000,
+                   seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile interval of ``statistic(means of a, means of b)`` under resampled seeds.
+
+    ``a`` and ``b`` hold, per item (placement), one value per seed, the same seeds on both sides.
+    Each resample draws seed indices with replacement and uses that one draw for every item on
+    both sides, so what a seed shares across placements stays paired. A resample whose statistic
+    is undefined (NaN: a side all tied) is left out; None when every one is. The generator is
+    seeded: the same numbers give the same interval."""
+    seeds = {len(values) for values in [*a, *b]}
+    if len(seeds) != 1 or len(a) != len(b):
+        raise ValueError("seed_bootstrap: every item needs the same number of seeds on both sides")
+    count = seeds.pop()
+    rng = random.Random(seed)
+    found = []
+    for _ in range(resamples):
+        draw = [int(rng.random() * count) for _ in range(count)]
+        means_a = [sum(values[i] for i in draw) / count for values in a]
+        means_b = [sum(values[i] for i in draw) / count for values in b]
+        value = statistic(means_a, means_b)
+        if not math.isnan(value):
+            found.append(value)
+    if not found:
+        return None
+    tail = (1 - level) / 2
+    return quantile(found, tail), quantile(found, 1 - tail)
 
 
 def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:

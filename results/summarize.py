@@ -274,6 +274,40 @@ def wall_times() -> dict[str, int]:
     return times
 
 
+def transfer_section() -> list[str]:
+    """Every transfer study under results/ (a folder with a transfer.yaml), from its own numbers:
+    the command, Kendall's tau with its bootstrap interval, the proxy's pick, the target's best,
+    the regret and the verdict. None yet: no section."""
+    from maitsearch.runs.transfer_report import load_transfer, with_interval
+
+    studies = [(folder.name, study) for folder in sorted(ROOT.iterdir()) if folder.is_dir()
+               for study in [load_transfer(folder)] if study is not None]
+    if not studies:
+        return []
+    lines = ["## Transfer studies: does the proxy's ranking carry to bigger or real targets?", "",
+             "Each study trains the same placements with the same seeds on a proxy and on a target "
+             "(`maitsearch transfer`); its folder holds both runs (`maitsearch results --results results/<study>`). "
+             "Tau: Kendall's tau-b between the two rankings of per-placement means, with its 95% bootstrap "
+             "interval over seeds. Regret: the target's best minus the proxy's pick, on the target, in points.", ""]
+    for name, study in studies:
+        rows = {row["placement"]: row for row in study.get("placements") or []}
+        pick, best = study.get("proxy_pick"), study.get("target_best")
+        target_of = lambda placement: format_mean_std((rows.get(placement) or {}).get("target", {}).get("values", []))  # noqa: E731
+        lines += [f"### {name}: `{(study.get('proxy') or {}).get('source', '?')}` to "
+                  f"`{(study.get('target') or {}).get('source', '?')}`", "", "Command:", "",
+                  f"    {study.get('command', '?')}", "",
+                  f"- target: {(study.get('target') or {}).get('about', '?')}",
+                  f"- Kendall's tau {with_interval(study, 'kendall_tau')}, Spearman's rho "
+                  f"{with_interval(study, 'spearman_rho')}, over {len(rows)} placements x {study.get('seeds', '?')} seeds",
+                  f"- the proxy's pick: {pick} ({target_of(pick)} on the target); the target's best: {best} "
+                  f"({target_of(best)})",
+                  (f"- regret 0: {study.get('verdict', '?')}" if study.get("pick_is_best") else
+                   f"- regret {study.get('regret', float('nan')) * 100:.2f} points, resolvable gap "
+                   f"{study.get('resolvable_gap', float('nan')) * 100:.2f}: {study.get('verdict', '?')}"), "",
+                  f"Report: [{name}]({name}/report.md)", ""]
+    return lines
+
+
 def build() -> str:
     """The results page, from the run folders."""
     times = wall_times()
@@ -324,6 +358,7 @@ def build() -> str:
             lines += [f"![{figure}]({figure})" if (ROOT / figure).exists() else f"({figure}: not drawn yet)", ""]
         if runs:
             lines += ["Reports: " + ", ".join(f"[{run.name}]({run.name}/report.md)" for run in runs), ""]
+    lines += transfer_section()
     lines += ["## Findings", "", "What these runs show, item by item, against the paper: [FINDINGS.md](FINDINGS.md).", ""]
     return "\n".join(lines)
 

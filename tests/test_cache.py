@@ -21,7 +21,7 @@ PROXY = ProxyConfig(layers=2, heads=3, width=24, data="digits", image_size=16, p
 
 # One changed value per ProxyConfig field: each must give a different key.
 CHANGED = {"layers": 3, "heads": 4, "width": 48, "mlp_ratio": 4.0, "patch_size": 4, "image_size": 32,
-           "data": "digits-small", "data_dir": "/elsewhere", "epochs": 2, "shift_augment": 2, "pos_embed": "learned", "pool": "avg", "batch_size": 32, "eval_every": 2, "lr": 2e-3, "min_lr": 0.0,
+           "data": "digits-small", "data_dir": "/elsewhere", "train_copies": 2, "epochs": 2, "shift_augment": 2, "pos_embed": "learned", "pool": "avg", "batch_size": 32, "eval_every": 2, "lr": 2e-3, "min_lr": 0.0,
            "warmup_epochs": 0.0, "weight_decay": 0.0, "label_smoothing": 0.0, "drop_path": 0.1,
            "layer_scale": None, "grad_clip": None, "alpha_lr_scale": 1.0, "alpha_weight_decay": 0.1,
            "weight_init": "", "seed": 1, "device": "cpu", "amp": False, "compile": True}

@@ -221,3 +221,21 @@ def runs_table(frame, title: str) -> Table:
                       f"{row.seconds / 60:.1f} min", row.status,
                       style=None if str(row.status).startswith("ok") else "yellow")
     return table
+
+
+def transfer_table(result: dict) -> Table:
+    """A transfer study's placements, proxy and target side by side, with their ranks."""
+    from ..stats import format_mean_std
+
+    table = Table(title=f"transfer {result['name']}: validation top-1 (%), mean ± std over {result['seeds']} seeds; "
+                        "rank 1 the most accurate")
+    for column, justify in (("placement", "left"), ("compact", "left"), ("proxy", "right"), ("rank", "right"),
+                            ("target", "right"), ("rank ", "right")):
+        table.add_column(column, justify=justify, no_wrap=column in ("compact", "proxy", "target"))
+    for row in result["placements"]:
+        marks = (" (pick)" if row["placement"] == result["proxy_pick"] else "") + (
+            " (best)" if row["placement"] == result["target_best"] else "")
+        table.add_row(row["placement"] + marks, row.get("compact", ""), format_mean_std(row["proxy"]["values"]),
+                      f"{row['proxy']['rank']:g}", format_mean_std(row["target"]["values"]),
+                      f"{row['target']['rank']:g}")
+    return table

@@ -102,6 +102,9 @@ def results_command(
 def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
     from .render import als_heatmap_table, placement_grid, run_header
 
+    if run.transfer is not None:
+        show_transfer(run)
+        return
     try:
         shown = run.best_record() if trial is None else run.record(trial)
     except KeyError as err:
@@ -128,6 +131,18 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
         err_console.print(f"warning: {problem}", markup=False)
     if plot:
         write_plots(run, trial)
+
+
+def show_transfer(run) -> None:
+    """A transfer study: its placements on both sides, how the rankings agree, and where its runs are."""
+    from ..runs.transfer_report import summary_lines
+    from .render import transfer_table
+
+    console.print(transfer_table(run.transfer))
+    for line in summary_lines(run.transfer):
+        console.print(f"- {line}", markup=False)
+    console.print(f"verdict: {run.transfer.get('verdict', '')}", markup=False)
+    console.print(f"its runs: maitsearch results --results {run.path}; report: {run.path / 'report.md'}", markup=False)
 
 
 def write_plots(run, trial: int | None = None) -> None:

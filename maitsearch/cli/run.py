@@ -138,7 +138,7 @@ def search_and_render(search, results: Path, name: Optional[str], *, download: b
 
     check_config(search, results)
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
-                        download=download)
+                        download=download, train_copies=search.proxy.train_copies)
     with make_progress(console) as progress:
         summary = run_search(search, results_root=results, name=name, data=dataset,
                              on_event=RunView(console, progress))
@@ -206,7 +206,7 @@ def calibrate_command(
         raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3")
     check_config(search.replace(strategy="presets"), results)
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
-                        download=download)
+                        download=download, train_copies=search.proxy.train_copies)
     with make_progress(console) as progress:
         outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
                             on_event=RunView(console, progress))

@@ -14,16 +14,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from .digits import TASK_SPECS, TASKS, load_digits_data
+from .digits import TASK_SPECS, TASKS, check_train_copies, grows_by_copies, load_digits_data
 from .images import ImageData
 from .sources import TORCHVISION_SETS, load_folder_data, load_torchvision_data
 
 
 def load_data(name: str = "digits", *, image_size: int | None = None, data_dir: str | Path | None = None,
-              download: bool = False, seed: int = 0) -> ImageData:
-    """``digits``, a derived digit task, a torchvision set name, or an ImageFolder path."""
+              download: bool = False, seed: int = 0, train_copies: int = 1) -> ImageData:
+    """``digits``, a derived digit task, a torchvision set name, or an ImageFolder path.
+    ``train_copies`` grows a canvas task's training split (``ProxyConfig.train_copies``)."""
+    check_train_copies(name, train_copies)
     if name == "digits":
         return load_digits_data(image_size or 16, seed=seed)
+    if name in TASKS and train_copies != 1:
+        return TASK_SPECS[name].build(image_size, seed=seed, train_copies=train_copies)
     if name in TASKS:
         return TASKS[name](image_size=image_size, seed=seed)
     if name in TORCHVISION_SETS:
@@ -52,4 +56,4 @@ def proxy_shape(name: str) -> dict:
     return {}
 
 
-__all__ = ["ImageData", "DataError", "load_data", "proxy_shape"]
+__all__ = ["ImageData", "DataError", "load_data", "proxy_shape", "grows_by_copies", "check_train_copies"]

@@ -57,6 +57,7 @@ class CanvasTask:
     split: dict = field(default_factory=lambda: {"train": 0.5, "val": 0.2, "test": 0.3})
     description: str = ""
     generator_offset: ClassVar[int] = 10_007  # each task draws its own random stream from a seed
+    more_copies_offset: ClassVar[int] = 1_000_003  # and ``train_copies``' extra positions another
 
     def _sources(self, image_size: int | None, seed: int):
         """What every canvas task starts from: the source digits at ``digit`` pixels, their labels,
@@ -70,7 +71,11 @@ class CanvasTask:
         generator = torch.Generator().manual_seed(self.generator_offset + seed)
         return digits, labels, generator, stratified_split(labels, self.split, seed=seed)
 
-    def build(self, image_size: int | None = None, seed: int = 0) -> ImageData:
+    def build(self, image_size: int | None = None, seed: int = 0, train_copies: int = 1) -> ImageData:
+        """The task's images; with ``train_copies`` k, the training split holds k times its images:
+        the task's own first, then k - 1 more positions of every training digit, drawn from a
+        stream of their own, so the validation and test images (and the normalisation, from the
+        first copy) are exactly those of k = 1, and a larger k extends a smaller one."""
         digits, labels, generator, index = self._sources(image_size, seed)
         splits = {}
         for name, members in index.items():
@@ -78,9 +83,15 @@ class CanvasTask:
             images = to_uint8(self._compose(digits, sources, generator))
             splits[name] = (images, labels[sources])
         mean, std = channel_stats(splits["train"][0])
+        if train_copies > 1:
+            more = torch.Generator().manual_seed(self.generator_offset + self.more_copies_offset + seed)
+            sources = index["train"].repeat(self.copies)
+            extra = [to_uint8(self._compose(digits, sources, more)) for _ in range(train_copies - 1)]
+            splits["train"] = (torch.cat([splits["train"][0], *extra]), labels[sources].repeat(train_copies))
+        info = {"canvas": self.canvas, "digit": self.digit, "clutter": self.clutter, "copies": self.copies,
+                "eval_copies": self.eval_copies, "split": dict(self.split)}
         return ImageData(self.name, 10, 1, self.canvas, splits, mean, std, description=self.description,
-                         info={"canvas": self.canvas, "digit": self.digit, "clutter": self.clutter,
-                               "copies": self.copies, "eval_copies": self.eval_copies, "split": dict(self.split)})
+                         info={**info, **({"train_copies": train_copies} if train_copies > 1 else {})})
 
     def _compose(self, digits: torch.Tensor, sources: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, c, d, f = len(sources), self.canvas, self.digit, self.fragment
@@ -292,3 +303,19 @@ TASK_SPECS = {
 
 TASKS = {name: task.build for name, task in TASK_SPECS.items()}
 
+
+def grows_by_copies(name: str) -> bool:
+    """Whether ``train_copies`` can grow this data's training split: the canvas tasks that place
+    one digit per image (digits-shift, digits-small, digits-canvas) draw more positions of it."""
+    task = TASK_SPECS.get(name)
+    return isinstance(task, CanvasTask) and type(task).build is CanvasTask.build
+
+
+def check_train_copies(name: str, train_copies) -> None:
+    """``train_copies`` is a whole number of at least 1, and above 1 only for data it can grow."""
+    if not isinstance(train_copies, int) or isinstance(train_copies, bool) or train_copies < 1:
+        raise DataError(f"proxy.train_copies {train_copies!r}: expected a whole number of at least 1")
+    if train_copies != 1 and not grows_by_copies(name):
+        growable = ", ".join(n for n in TASK_SPECS if grows_by_copies(n))
+        raise DataError(f"proxy.train_copies {train_copies}: {name} cannot grow its training split "
+                        f"(train_copies applies to {growable})")

@@ -69,13 +69,38 @@ def load_torchvision_data(name: str, data_dir: str | Path | None, *, image_size:
                      flip=flip, description=f"torchvision {class_name} from {root}, {val_fraction:.0%} of train held out")
 
 
+# An optional file at a tree's root: settings of the data itself, read with yaml.safe_load. Today
+# one, ``flip: false`` for images whose mirror image means something else (digits, text).
+FOLDER_SETTINGS = "maitsearch.yaml"
+
+
+def folder_settings(root: Path) -> dict:
+    """The tree's ``maitsearch.yaml``, checked: {} when there is none."""
+    import yaml
+
+    path = root / FOLDER_SETTINGS
+    if not path.is_file():
+        return {}
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise DataError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    if not isinstance(settings, dict) or set(settings) - {"flip", "description"}:
+        raise DataError(f"{path}: expected a mapping with flip (true/false) and description only")
+    if not isinstance(settings.get("flip", True), bool):
+        raise DataError(f"{path}: flip {settings['flip']!r}: expected true or false")
+    return settings
+
+
 def load_folder_data(path: str | Path, *, image_size: int, max_in_memory: int = 20000):
     """An ImageFolder tree: ``train/<class>/*`` and ``val/<class>/*`` (and ``test/`` if present,
     else val doubles as test). Small trees are decoded into memory at ``image_size``; larger ones
-    (ImageNet) stream from disk through a DataLoader (``StreamingFolderData``)."""
+    (ImageNet) stream from disk through a DataLoader (``StreamingFolderData``). Training batches
+    are flipped at random unless the tree's ``maitsearch.yaml`` says ``flip: false``."""
     from torchvision.datasets import ImageFolder
 
     root = Path(path)
+    settings = folder_settings(root)
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise DataError(f"--data {root}: expected an ImageFolder tree with {split}/<class>/ images "
@@ -92,12 +117,14 @@ def load_folder_data(path: str | Path, *, image_size: int, max_in_memory: int = 
             raise DataError(f"--data {root}: {split}/ and train/ have different class folders; every split "
                             "needs the same classes")
     folders.setdefault("test", folders["val"])
+    flip = settings.get("flip", True)
     if sum(len(folder) for folder in folders.values()) > max_in_memory:
-        return StreamingFolderData(root, folders, image_size)
+        return StreamingFolderData(root, folders, image_size, flip=flip)
     loaded = {split: _decode(root, folder, image_size) for split, folder in folders.items()}
     mean, std = channel_stats(loaded["train"][0])
     return ImageData(root.name, len(folders["train"].classes), 3, image_size, loaded, mean, std,
-                     crop_padding=max(1, image_size // 8), flip=True, description=f"ImageFolder {root}")
+                     crop_padding=max(1, image_size // 8), flip=flip,
+                     description=settings.get("description") or f"ImageFolder {root}")
 
 
 def _decode(root: Path, folder, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,14 +147,15 @@ class StreamingFolderData:
 
     MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's
 
-    def __init__(self, root: Path, folders: dict, image_size: int):
+    def __init__(self, root: Path, folders: dict, image_size: int, flip: bool = True):
         from torchvision import transforms as T
 
         self.name, self.folders, self.image_size = root.name, folders, image_size
         self.num_classes, self.in_chans = len(folders["train"].classes), 3
         self.mean, self.std = self.MEAN, self.STD
         normalise = [T.ToTensor(), T.Normalize(self.MEAN, self.STD)]
-        self.train_transform = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *normalise])
+        flips = [T.RandomHorizontalFlip()] if flip else []
+        self.train_transform = T.Compose([T.RandomResizedCrop(image_size), *flips, *normalise])
         self.eval_transform = T.Compose([T.Resize(int(image_size / 0.875)), T.CenterCrop(image_size), *normalise])
 
     def size(self, split: str) -> int:

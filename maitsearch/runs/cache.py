@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..config import ProxyConfig
+from ..data.sources import FOLDER_SETTINGS
 from ..spec import MaskSpec
 from ..training import TrialResult
 from ..training.proxy import TRAINING_VERSION
@@ -57,19 +58,22 @@ def cache_folder(results_root: str | Path, requested: str | Path | None = None) 
 
 def data_identity(name: str) -> str:
     """Embedded and torchvision data are fixed by their name (and the code version); a folder
-    on disk is identified by its path and the modification times of its split folders."""
+    on disk is identified by its path and the modification times of its split folders and of its
+    settings file."""
     path = Path(name)
     if not path.is_dir():
         return name
     stamps = [f"{split}:{(path / split).stat().st_mtime_ns}" for split in ("train", "val", "test")
               if (path / split).is_dir()]
+    if (path / FOLDER_SETTINGS).is_file():  # its settings change the images a proxy sees (flips)
+        stamps.append(f"{FOLDER_SETTINGS}:{(path / FOLDER_SETTINGS).stat().st_mtime_ns}")
     return f"{path.resolve()}|{','.join(stamps)}"
 
 
 # Proxy options added after the cache's first entries, at the value that trains exactly as the
 # code did before the option existed: left out of the key there, so a new option does not orphan
 # every entry made without it. Any other value is in the key like every other field.
-NEUTRAL_OPTIONS = {"pool": "token"}
+NEUTRAL_OPTIONS = {"pool": "token", "train_copies": 1}
 
 
 def cache_key(spec: MaskSpec, proxy: ProxyConfig, threads: int) -> dict:
@@ -83,12 +87,6 @@ def cache_key(spec: MaskSpec, proxy: ProxyConfig, threads: int) -> dict:
     return {"version": TRAINING_VERSION, "torch": torch.__version__, "threads": threads,
             "machine": machine, "placement": spec.key(), "proxy": fields,
             "data": data_identity(proxy.data)}
-
-
-def key_device(device: str) -> str:
-    """A device setting as a run's identity holds it: any list of GPUs is ``cuda`` (which GPUs
-    a search got changes nothing it computes); ``auto`` and ``cpu`` stay as written."""
-    return "cuda" if str(device).startswith("cuda") else device
 
 
 def machine_identity(device: str = "auto") -> str:

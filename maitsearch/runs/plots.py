@@ -174,3 +174,31 @@ def similarity_heatmaps(models: dict[str, np.ndarray], path: str | Path, title: 
     fig.colorbar(image, ax=axes.ravel().tolist(), label="cosine similarity of attention rows", fraction=0.03)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def transfer_scatter(proxy_means: Sequence[float], proxy_stds: Sequence[float], target_means: Sequence[float],
+                     target_stds: Sequence[float], labels: Sequence[str], path: str | Path, title: str, *,
+                     pick: str | None = None, best: str | None = None,
+                     axes: tuple[str, str] = ("proxy", "target")) -> Path:
+    """Each placement's proxy accuracy against its target accuracy (error bars: std over seeds
+    on each side), every point labelled; the proxy's pick starred, the target's best ringed. A
+    proxy that ranks as the target does puts the points on a rising line."""
+    x, y = np.asarray(proxy_means, dtype=float) * 100, np.asarray(target_means, dtype=float) * 100
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    ax.errorbar(x, y, xerr=np.asarray(proxy_stds, dtype=float) * 100, yerr=np.asarray(target_stds, dtype=float) * 100,
+                fmt="o", capsize=3, color="tab:blue", label="placement")
+    labels = list(labels)
+    if pick in labels:
+        at = labels.index(pick)
+        ax.plot([x[at]], [y[at]], "*", ms=15, color="tab:orange", label="the proxy's pick", zorder=3)
+    if best in labels:
+        at = labels.index(best)
+        ax.plot([x[at]], [y[at]], "o", ms=14, mfc="none", mec="tab:green", mew=2, label="the target's best", zorder=3)
+    for index, (xi, yi, label) in enumerate(zip(x, y, labels)):  # staggered, so close points stay legible
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5 if index % 2 == 0 else -11), fontsize=7)
+    ax.set_xlabel(f"{axes[0]}: validation top-1 (%)")
+    ax.set_ylabel(f"{axes[1]}: validation top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

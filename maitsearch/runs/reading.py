@@ -49,6 +49,7 @@ class Run:
     calibration: dict | None = None
     problems: list[str] = field(default_factory=list)
     status: str = "ok"
+    transfer: dict | None = None  # a transfer study's transfer.yaml: the folder holds two runs, not trials
 
     @property
     def name(self) -> str:
@@ -56,10 +57,14 @@ class Run:
 
     @property
     def strategy(self) -> str:
+        if self.transfer is not None:
+            return "transfer"
         return str(self.config.get("strategy", "?"))
 
     @property
     def dataset(self) -> str:
+        if self.transfer is not None:  # proxy -> target
+            return " -> ".join(str((self.transfer.get(side) or {}).get("data", "?")) for side in ("proxy", "target"))
         return str((self.config.get("proxy") or {}).get("data", "?"))
 
     @property
@@ -112,8 +117,9 @@ class Run:
         states = [r.state for r in self.records]
         best, baseline = self.best_record(), self.baseline_record()
         seconds = sum(r.seconds for r in self.records)
+        config = self.config if self.transfer is None else (self.transfer.get("proxy") or {})
         return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
-                "shape": f"{self.config.get('layers', '?')}x{self.config.get('heads', '?')}",
+                "shape": f"{config.get('layers', '?')}x{config.get('heads', '?')}",
                 "trials": len(self.records), "complete": states.count("complete"),
                 "failed": sum(states.count(s) for s in FAILED_STATES), "pruned": states.count("pruned"),
                 "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
@@ -229,7 +235,8 @@ class Run:
         from ..training.proxy import load_trained_proxy
 
         proxy = self.proxy_config()
-        data = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir)
+        data = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir,
+                         train_copies=proxy.train_copies)
         model = load_trained_proxy(checkpoint, spec, proxy, data)
         batch = torch.cat([x for x, _ in data.batches("val", images)])[:images]
         return cross_layer_similarity(model, batch)
@@ -283,6 +290,8 @@ def load_run(path: str | Path) -> Run:
         run.status = "missing: no such folder"
         return run
     config_path = path / "search.yaml"
+    if not config_path.exists() and (path / "transfer.yaml").exists():
+        return _transfer_folder(run)
     if not config_path.exists():
         run.status = "not a run: no search.yaml"
         return run
@@ -319,6 +328,20 @@ def load_run(path: str | Path) -> Run:
         run.status = "incomplete: no trials.csv"
     elif not run.records:
         run.status = "empty: no finished trials"
+    return run
+
+
+def _transfer_folder(run: Run) -> Run:
+    """A transfer study: its runs are its proxy/ and target/ folders; its row says how they agree."""
+    from .transfer_report import load_transfer
+
+    run.transfer = load_transfer(run.path)
+    if run.transfer is None:
+        run.status = f"damaged: {run.path / 'transfer.yaml'} unreadable"
+        return run
+    tau = run.transfer.get("kendall_tau")
+    run.status = (f"ok: transfer study, tau {'-' if tau is None else f'{tau:+.2f}'}; its runs: "
+                  f"--results {run.path}")
     return run
 
 

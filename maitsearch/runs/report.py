@@ -17,6 +17,8 @@ from .record import TrialRecord
 def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
     """A calibration of the same proxy (any seed) and shape, at the budget whose epochs equal
     this run's: its numbers for that budget, with its path."""
+    from .cache import NEUTRAL_OPTIONS  # the trial cache's module imports torch: only when needed
+
     ignore = ("seed", "device", "epochs")
     wanted = {k: v for k, v in config.proxy.to_dict().items() if k not in ignore}
     for path in sorted(Path(results_root).glob("*/calibration.yaml")):
@@ -24,7 +26,8 @@ def find_calibration(results_root: Path, config: SearchConfig) -> dict | None:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        proxy = {k: v for k, v in (data.get("proxy") or {}).items() if k not in ignore}
+        # a calibration written before an option existed trained it at its neutral value
+        proxy = {k: v for k, v in {**NEUTRAL_OPTIONS, **(data.get("proxy") or {})}.items() if k not in ignore}
         if proxy != wanted or (data.get("layers"), data.get("heads")) != (config.layers, config.heads):
             continue
         for budget, stats in (data.get("by_budget") or {}).items():
@@ -207,6 +210,7 @@ def _resumed(summary) -> str:
 
 def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     from . import plots
+    from .transfer_report import transfer_lines
 
     records = summary.records
     best = summary.best
@@ -229,6 +233,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
                   f"{calibration.get('verdict', '')}.", ""]
     elif config.proxy.epochs < 10:
         lines += ["This proxy trains only a few epochs: it is a smoke test, too short to rank placements.", ""]
+    lines += transfer_lines(store.path, config) + [""]  # has a target checked this proxy's ranking?
     found = comparisons(records, best, summary.answer, calibration, strategy=config.strategy)
     if found:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]

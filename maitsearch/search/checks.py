@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import ProxyConfig, SearchConfig
+from ..data import check_train_copies
 from ..errors import ConfigError
 from ..spec import preset
 from ..training.proxy import check_model_choices
@@ -52,6 +53,7 @@ def check_proxy(proxy: ProxyConfig) -> None:
     check_model_choices(proxy)
     if proxy.shift_augment < 0:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
+    check_train_copies(proxy.data, proxy.train_copies)
     check_devices(proxy.device)
 
 

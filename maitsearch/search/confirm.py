@@ -33,14 +33,9 @@ def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None)
     if top < 1:
         raise ConfigError(f"--top {top}: confirm at least one placement")
     source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
-    ranked = candidates(store.load_trials()[0], source.seeds)
     placements = list(dict.fromkeys(source.baselines))
     taken = {PresetsStrategy(source).spec_of(name).key() for name in placements}
-    searched = [r for r in ranked if r.spec.key() not in taken][:top]
-    for record in searched + _answer(store, ranked):
-        if record.spec.key() not in taken:
-            taken.add(record.spec.key())
-            placements.append(_relative(store.trial_path(record.number)))
+    placements += run_placements(store, top, taken)
     first = source.proxy.seed + source.seeds
     count = seeds or max(source.seeds, MIN_SEEDS)
     return source.replace(
@@ -48,6 +43,21 @@ def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None)
         optuna=dataclasses.replace(source.optuna, storage=None),  # a presets run keeps no study of its own
         description=f"{store.name}'s baselines, its {top} most accurate other placements and its answer, "
                     f"on seeds {first}-{first + count - 1}, which it never trained")
+
+
+def run_placements(store: RunStore, top: int, taken: set[str]) -> list[str]:
+    """A finished run's ``top`` most accurate placements whose spec keys are not in ``taken``, then
+    its strategy's answer, as paths of its trial files; their keys join ``taken``."""
+    if not store.exists():
+        raise ConfigError(f"run {store.name}: no run folder at {store.path}")
+    source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+    ranked = candidates(store.load_trials()[0], source.seeds)
+    found = []
+    for record in [r for r in ranked if r.spec.key() not in taken][:top] + _answer(store, ranked):
+        if record.spec.key() not in taken:
+            taken.add(record.spec.key())
+            found.append(_relative(store.trial_path(record.number)))
+    return found
 
 
 def candidates(records: list[TrialRecord], seeds: int) -> list[TrialRecord]:

@@ -68,9 +68,10 @@ class DataCache:
     def get(self, proxy: ProxyConfig) -> ImageData:
         if self.given is not None:
             return self.given
-        key = (proxy.data, proxy.image_size, proxy.data_dir)
+        key = (proxy.data, proxy.image_size, proxy.data_dir, proxy.train_copies)
         if key not in self.loaded:
-            self.loaded[key] = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir)
+            self.loaded[key] = load_data(proxy.data, image_size=proxy.image_size, data_dir=proxy.data_dir,
+                                         train_copies=proxy.train_copies)
         return self.loaded[key]
 
 

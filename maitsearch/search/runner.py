@@ -12,8 +12,6 @@ reuses it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -22,12 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from ..config import SearchConfig, config_from_dict
+from ..config import SearchConfig, config_from_dict, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
 from ..runs import RunStore, TrialRecord
-from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key, key_device
+from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
 from ..runs.record import FAILED_STATES
 from ..runs.study_storage import redacted_config
 from ..training import TrialResult
@@ -61,20 +59,7 @@ class RunSummary:
 def config_digest(config: SearchConfig) -> str:
     """Identity of what a run computes. Numbers are compared as values: a YAML's ``2`` and ``2.0``
     are the same setting."""
-    def normal(value):
-        if isinstance(value, dict):
-            return {k: normal(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [normal(v) for v in value]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        return value
-
-    data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
-    data["proxy"]["device"] = key_device(data["proxy"]["device"])  # cuda:0,1 and cuda:2,3 compute the same
-    if data["optuna"].get("cost_grid") is None:  # added later: unset, runs keep their digests and names
-        data["optuna"].pop("cost_grid", None)
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return config_identity(config, leave_out=EXECUTION_ONLY)
 
 
 def default_run_name(config: SearchConfig) -> str:

@@ -106,7 +106,7 @@ def fit(spec: MaskSpec, config: ProxyConfig, data: ImageData | None = None, *,
     """
     start = time.perf_counter()
     data = data if data is not None else load_data(config.data, image_size=config.image_size,
-                                                   data_dir=config.data_dir)
+                                                   data_dir=config.data_dir, train_copies=config.train_copies)
     if config.shift_augment:
         data = data.with_shift(config.shift_augment)
     device = resolve_device(config.device)
