@@ -142,7 +142,8 @@ def test_cpu_keys_are_byte_identical_to_the_keys_before_gpu_workers():
     for device in ("auto", "cpu"):
         proxy = PROXY.replace(device=device)
         before = {"version": TRAINING_VERSION, "torch": torch.__version__, "threads": 1, "machine": machine,
-                  "placement": SPEC.key(), "proxy": {k: v for k, v in proxy.to_dict().items() if k != "pool"},
+                  "placement": SPEC.key(),  # the fields the key had before pool and train_copies existed
+                  "proxy": {k: v for k, v in proxy.to_dict().items() if k not in ("pool", "train_copies")},
                   "data": data_identity(proxy.data)}
         assert json.dumps(cache_key(SPEC, proxy, threads=1), sort_keys=True) == json.dumps(before, sort_keys=True)
 
