@@ -7,6 +7,7 @@ checked against hand-worked values in ``tests/test_stats.py``.
 from __future__ import annotations
 
 import math
+import random
 from typing import Mapping, Sequence
 
 
@@ -80,6 +81,26 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
                 discordant += 1
     denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
     return (concordant - discordant) / denominator if denominator else float("nan")
+
+
+def kendall_tau_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval for ``kendall_tau(a, b)``: the items (pairs of scores) are
+    resampled with replacement ``resamples`` times; resamples whose tau is undefined (every item
+    tied) are left out. Seeded, so a report says the same interval every time it is written."""
+    rng = random.Random(seed)
+    n, taus = len(a), []
+    for _ in range(resamples):
+        picked = [rng.randrange(n) for _ in range(n)]
+        tau = kendall_tau([a[i] for i in picked], [b[i] for i in picked])
+        if not math.isnan(tau):
+            taus.append(tau)
+    if not taus:
+        return float("nan"), float("nan")
+    taus.sort()
+    low = taus[max(0, math.floor((1 - level) / 2 * len(taus)))]
+    high = taus[min(len(taus) - 1, math.ceil((1 + level) / 2 * len(taus)) - 1)]
+    return low, high
 
 
 def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:

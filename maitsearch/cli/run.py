@@ -56,8 +56,9 @@ CACHE = typer.Option(None, "--cache", help="Trial cache folder shared by runs (d
 def run_command(
         layers: Optional[int] = LAYERS,
         heads: Optional[int] = HEADS,
-        strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, or presets (train the "
-                                                           "--baselines side by side)."),
+        strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, supernet (score thousands "
+                                                           "of placements with one weight-sharing proxy), or presets "
+                                                           "(train the --baselines side by side)."),
         data: Optional[str] = typer.Option(None, help="Proxy data: the default task, digits, a torchvision set or a folder."),
         trials: Optional[int] = typer.Option(None, min=1, help="Optuna: trials in the study over all workers."),
         seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per placement; tables show mean ± std."),

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from ..config import SearchConfig, config_from_dict
+from ..config import SearchConfig, SupernetSettings, config_from_dict
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
-from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
+from ..events import (CacheEntryIgnored, EventFn, JobEnded, JobStarted, RunEnded, RunStarted, TrialEnded, TrialReused,
+                      TrialStarted, ignore)
 from ..runs import RunStore, TrialRecord
 from ..runs.record import FAILED_STATES
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
@@ -39,6 +40,10 @@ from .registry import make_strategy
 
 # Settings that change how a run is executed, not what it computes: a resumed run may change them.
 EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints", "cache")
+JOB_NUMBER = -1  # a job is no trial: it takes no trial number
+# Sections added after runs were named by their digest: left out of it at their defaults, so the
+# same command still names (and resumes) the same run folder.
+NEW_SECTIONS = {"supernet": SupernetSettings}
 
 
 @dataclass
@@ -70,6 +75,9 @@ def config_digest(config: SearchConfig) -> str:
         return value
 
     data = normal({k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY})
+    for name, settings in NEW_SECTIONS.items():  # at their defaults, as runs named before they existed
+        if data.get(name) == normal(dataclasses.asdict(settings())):
+            del data[name]
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 
@@ -188,8 +196,12 @@ class Runner:
         train once; the others reuse that result."""
         to_train: list[tuple[Proposal, int]] = []
         repeats: list[tuple[Proposal, int]] = []
+        jobs: list[tuple[Proposal, int]] = []  # run once beside the trials, never replayed or saved
         first_of: dict[str, int] = {}
         for index, proposal in enumerate(proposals):
+            if proposal.job is not None:
+                jobs.append((proposal, index))
+                continue
             key = proposal.key()
             # Deterministic strategies replay their steps on resume; strategy-tracked trials
             # (Optuna) are resumed by their own storage and only de-duplicated here.
@@ -205,9 +217,9 @@ class Runner:
                 first_of[key] = index
                 to_train.append((proposal, index))
         trained: dict[int, TrialRecord] = {}
-        for index, record in self._train(to_train):
+        for index, record in self._train(to_train, jobs):
             trained[index] = record
-            yield proposals[index], record, True
+            yield proposals[index], record, proposals[index].job is None
         for proposal, first in repeats:
             yield proposal, self._duplicate(trained[first], proposal), True
 
@@ -219,10 +231,10 @@ class Runner:
         self.emit(TrialReused(record=record))
         return record
 
-    def _train(self, batch: list[tuple[Proposal, int]]):
+    def _train(self, batch: list[tuple[Proposal, int]], jobs: list[tuple[Proposal, int]] = ()):
         seeds = [self.config.proxy.seed + i for i in range(self.config.seeds)]
         numbers = {index: self._take_number(proposal) for proposal, index in batch}
-        units, cached = [], {}
+        units, cached = self._job_units(jobs), {}  # first: a job is long, and the pool starts it at once
         for proposal, index in batch:
             self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
                                    seeds=len(seeds)))
@@ -243,11 +255,27 @@ class Runner:
         for index in ready:
             yield index, self._finish(batch, index, numbers[index], results, len(seeds), cached)
         for unit, result in self.executor.run(units, self.strategy):
+            if unit.proposal.job is not None:
+                yield unit.index, self._job_ended(unit.proposal, result)
+                continue
             results[(unit.index, unit.seed_index)] = result
             self.cache.put(self._key(unit.proposal, unit.proxy), result)
             pending[unit.index] -= 1
             if pending[unit.index] == 0:
                 yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds), cached)
+
+    def _job_units(self, jobs: list[tuple[Proposal, int]]) -> list[Unit]:
+        for proposal, _ in jobs:
+            self.emit(JobStarted(step=proposal.step, what=proposal.job.describe()))
+        return [Unit(index, 0, proposal, self.config.proxy.replace(**proposal.proxy_changes), JOB_NUMBER)
+                for proposal, index in jobs]
+
+    def _job_ended(self, proposal: Proposal, result: TrialResult) -> TrialRecord:
+        """What the strategy hears of a job: how it ended and what it cost (its results are its files)."""
+        self.emit(JobEnded(step=proposal.step, what=proposal.job.describe(), status=result.status,
+                           seconds=result.seconds, reason=result.reason))
+        return TrialRecord(number=JOB_NUMBER, step=proposal.step, spec=proposal.spec, state=result.status,
+                           seconds=result.seconds, epochs=result.epochs, reason=result.reason)
 
     def _finish(self, batch, index: int, number: int, results: dict, num_seeds: int, cached: dict) -> TrialRecord:
         proposal = next(p for p, i in batch if i == index)
