@@ -121,8 +121,9 @@ class RunView:
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():
                 self.bars.finish()
-                if self.trial_task is not None:
+                if self.trial_task is not None:  # the view may see another run (calibrate --fidelity)
                     self.progress.remove_task(self.trial_task)
+                    self.trial_task = None
 
     def _best(self) -> str:
         return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"
