@@ -145,8 +145,8 @@ def main() -> None:
         if strategy == "supernet":
             ran = [row for row in rows if row["strategy"] == "supernet"]
             budget = budget or sum(row["wall_s"] for row in ran) / len(ran)
-            measured = [m for row in ran if (m := trial_seed_seconds(load_run(root / f"supernet-seed{row['search_seed']}")))]
-            per_seed = per_seed or sum(measured) / len(measured)
+            measured = [trial_seed_seconds(load_run(root / f"supernet-seed{row['search_seed']}")) for row in ran]
+            per_seed = per_seed or sum(m for m in measured if m) / max(1, sum(1 for m in measured if m))
             print(f"budget {budget:.0f} s per run; {per_seed:.0f} s per trained trial-seed")
     for row in rows:
         name = f"{row['strategy']}-seed{row['search_seed']}"
@@ -158,7 +158,8 @@ def main() -> None:
               [f"vs_{name}" for name in HAND_WRITTEN]
     print(" | ".join(columns))
     for row in rows:
-        print(" | ".join(f"{row.get(c):.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns))
+        cells = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
+        print(" | ".join(cells))
     beating = [row for row in rows if row.get("vs_sch2_beyond_noise") and row["vs_sch2_points"] > 0]
     print(f"answers beyond the noise above Sch.2 on {args.fresh_seeds} fresh seeds: {len(beating)} of {len(rows)}")
     payload = {"config": args.config, "budget_s": budget, "train_s_per_trial_seed": per_seed,

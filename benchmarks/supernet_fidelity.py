@@ -1,20 +1,21 @@
 """What each supernet heuristic buys in ranking fidelity and in seconds: Kendall's tau (with its
 95% bootstrap interval) between supernet scores and stand-alone means, per setting.
 
-    python benchmarks/supernet_fidelity.py [--config default] [--settings counts,heads,fair,longer,two,finetune]
+    python benchmarks/supernet_fidelity.py [--config default] [--settings counts,heads,fair,longer,two,views,finetune]
                                            [--results DIR] [--standalone results] [--cache DIR] [--out PATH]
 
-Each setting is a `maitsearch run --strategy supernet` through the real CLI, searching nothing
-(`supernet.evaluations 0`, `top 0`) and scoring the fidelity placements (twelve spread over the
-space, and every placement the runs under `--standalone` trained on this proxy, whose trial files
-are copied into the scratch results folder): `counts` is the default (counts sampling, twice the proxy's
-epochs, one supernet, no fine-tune); the others change one thing each (`heads`, `fair`
-sampling; `longer`: four times the proxy's epochs; `two`: two supernets averaged; `finetune`:
-20 steps of fine-tune before each score). Stand-alone means come from those runs and the trial
-cache; the first setting trains the missing ones (`supernet.fidelity: train`), with the run's
-seeds, into the cache (default: the one beside `--standalone`, so later runs find them). Writes
-benchmarks/out/supernet_fidelity-<config>.json: per setting tau, its interval, the placements it
-rests on, the supernets' training seconds, the seconds per score, and the run's wall time.
+Each setting is a `maitsearch run --strategy supernet` through the real CLI that searches nothing
+(`supernet.evaluations 0`, `top 0`) and scores the fidelity placements: twelve spread over the
+space, and every placement the runs under `--standalone` trained on this proxy (their trial files
+are copied into the scratch results folder). `counts` is the default (counts sampling, twice the
+proxy's epochs, one supernet, one view, no fine-tune); the others change one thing each: `heads`
+and `fair` sampling; `longer`, four times the proxy's epochs; `two`, two supernets averaged;
+`views`, each held-out image scored at 3 spots; `finetune`, 20 steps of fine-tune before each
+score. Stand-alone means come from those runs and the trial cache; the first setting trains the
+missing ones (`supernet.fidelity: train`) with the run's seeds, into the cache (default: the one
+beside `--standalone`, so later runs find them). Writes benchmarks/out/supernet_fidelity-CONFIG.json:
+per setting tau, its interval, the placements it rests on, the supernets' training seconds, the
+seconds per score and the run's wall time.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ except ImportError:
 def heuristics(proxy_epochs: int) -> dict[str, dict]:
     """Each setting's change to the config's supernet section (the first is the baseline)."""
     return {"counts": {}, "heads": {"sampling": "heads"}, "fair": {"sampling": "fair"},
-            "longer": {"epochs": 4 * proxy_epochs}, "two": {"supernets": 2}, "finetune": {"finetune_steps": 20}}
+            "longer": {"epochs": 4 * proxy_epochs}, "two": {"supernets": 2}, "views": {"views": 3},
+            "finetune": {"finetune_steps": 20}}
 
 
 def copy_runs(source: Path, root: Path) -> int:
@@ -86,7 +88,8 @@ def main() -> None:
     parser.add_argument("--results", default=None, help="Results folder for the runs (default: a scratch one).")
     parser.add_argument("--standalone", default="results", help="Run folders whose trials give stand-alone means.")
     parser.add_argument("--cache", default=None, help="Trial cache (default: .maitsearch-cache beside --standalone).")
-    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/out/supernet_fidelity-CONFIG.json).")
+    parser.add_argument("--out", default=None,
+                        help="JSON path (default: benchmarks/out/supernet_fidelity-CONFIG.json).")
     args = parser.parse_args()
     base = load_config(args.config)
     known = heuristics(base.proxy.epochs)

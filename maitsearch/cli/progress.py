@@ -115,8 +115,8 @@ class RunView:
             case JobEnded():
                 self.step_width = max(self.step_width, len(event.step))
                 state = "" if event.status == "complete" else f"  [{event.status}: {event.reason}]"
-                self.console.print(f"job       {event.step:<{self.step_width}} {event.what}: {event.seconds:.0f} s{state}",
-                                   markup=False)
+                self.console.print(f"job       {event.step:<{self.step_width}} {event.what}: "
+                                   f"{event.seconds:.0f} s{state}", markup=False)
             case CacheEntryIgnored():
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():

@@ -229,6 +229,6 @@ def calibrate_command(
     if outcome.result.get("fidelity"):
         from ..runs.report import fidelity_sentence
 
-        console.print(f"supernet: {fidelity_sentence(outcome.result['fidelity'])} (run {outcome.result['fidelity']['run']})",
-                      markup=False)
+        found = outcome.result["fidelity"]
+        console.print(f"supernet: {fidelity_sentence(found)} (run {found['run']})", markup=False)
     console.print(f"calibration: {outcome.path}", markup=False)

@@ -235,8 +235,8 @@ def supernet_section(data: dict) -> list[str]:
     if scores:
         tuned = f", each after a {scores['finetune_steps']}-step fine-tune" if scores.get("finetune_steps") else ""
         each = f"{scores['seconds_each']:.2f}" if scores.get("seconds_each") is not None else "-"
-        lines.append(f"- evaluations: {scores['searched']} ({scores['distinct']} distinct placements; {data['sampler']} "
-                     f"over the {data['space']} space) and {scores['fidelity']} fidelity scores, on "
+        lines.append(f"- evaluations: {scores['searched']} ({scores['distinct']} distinct placements; "
+                     f"{data['sampler']} over the {data['space']} space) and {scores['fidelity']} fidelity scores, on "
                      f"{scores['held_out_images']} held-out training images{tuned}: {_seconds(scores['seconds'])} s "
                      f"of scoring, {each} s per placement")
     for key, what in (("retraining", "top candidates retrained"), ("baselines", "baselines"),

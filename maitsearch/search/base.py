@@ -64,7 +64,7 @@ class Strategy(abc.ABC):
     Lifecycle, driven by ``runner.Runner``: constructed from the SearchConfig (settings are
     checked here, before anything is trained); ``attach(store)`` once; then rounds of ``ask()``,
     each proposal trained (or replayed from disk on a resumed run, or reused from an equal
-    placement) and handed back through ``tell``, until ``ask()`` returns []; finally
+    placement; a job run) and handed back through ``tell``, until ``ask()`` returns []; finally
     ``choose(records)`` names best.yaml, ``answer()`` the strategy's own final step, and
     ``notes()`` explains them. On a resumed run the
     runner replays finished trials through ``tell`` in the original order, so a strategy

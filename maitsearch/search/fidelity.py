@@ -42,7 +42,8 @@ def spread_placements(config: SearchConfig) -> dict[str, MaskSpec]:
         counts[f"random-{share}"] = [sum(rng.random() < share / 100 for _ in range(heads)) for _ in range(layers)]
     shape = dict(window=tuple(config.window), semantics=config.semantics)
     placements = {name: named_preset(name, layers, heads, **shape) for name in ("none", "sch1", "sch2", "all")}
-    placements.update({name: MaskSpec.from_counts(c, heads, **shape).with_meta(preset=name) for name, c in counts.items()})
+    placements.update({name: MaskSpec.from_counts(c, heads, **shape).with_meta(preset=name)
+                       for name, c in counts.items()})
     return unique(placements)
 
 

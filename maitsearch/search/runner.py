@@ -6,7 +6,9 @@ placement, writes each finished trial atomically, and on a re-run replays the st
 the trials already on disk, so nothing finished is trained twice. Each seed's result goes into
 the machine's trial cache (``runs/cache.py``) as soon as it finishes, so a crash loses at most
 the seeds in flight, and any later run that asks for the same seed of the same experiment
-reuses it.
+reuses it. A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
+run once on the same executor, beside the batch's trials, and only told: a job keeps its own
+results in the run folder.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class Runner:
 
     Lifecycle: ``__init__`` attaches the strategy to the store and reads every trial already on
     disk; ``run()`` then loops ask -> resolve (replay from disk, reuse an equal placement, or
-    train each seed on the executor) -> tell -> save, until the strategy stops asking; ``finish``
+    train each seed on the executor; run a job once) -> tell -> save (trials, not jobs), until the
+    strategy stops asking; ``finish``
     chooses best.yaml from every trial in the folder, writes the strategy's own answer beside it
     when that differs (answer.yaml), and writes trials.csv.
     The executor is closed when ``run`` returns, even on an exception.

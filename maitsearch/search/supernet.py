@@ -80,7 +80,8 @@ class SupernetStrategy(Strategy):
         self.store = store
         self.folder = store.path / "supernet"
         path = store.path / EVALUATIONS
-        self.rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        lines = path.read_text().splitlines() if path.exists() else []
+        self.rows = [json.loads(line) for line in lines if line.strip()]
         self.scored = {row["key"]: row for row in self.rows if row["duplicate_of"] is None}
         for leftover in (self.folder / "scores").glob("*.json"):  # chunks in flight when a run was killed
             leftover.unlink()
@@ -103,8 +104,9 @@ class SupernetStrategy(Strategy):
     def _ask_start(self) -> list[Proposal]:
         self.stage = "search"
         baselines = self.baselines()
-        jobs = [Proposal(self.descriptor, "supernet", job=TrainSupernet(sampler, self.epochs, self.settings.holdout,
-                                                                        self.settings.views, str(self.weights(sampler))))
+        settings = self.settings
+        jobs = [Proposal(self.descriptor, "supernet", job=TrainSupernet(sampler, self.epochs, settings.holdout,
+                                                                        settings.views, str(self.weights(sampler))))
                 for sampler in self.samplers if not self.weights(sampler).exists()]
         return jobs + baselines + self._fidelity_training({p.spec.key() for p in baselines})
 
@@ -246,9 +248,9 @@ class SupernetStrategy(Strategy):
             part = entries[start:start + size]
             out = self.folder / "scores" / f"{label}-{len(self.rows)}-{start}.json"
             self.pending[str(out)] = part
-            job = ScorePlacements([str(self.weights(s)) for s in self.samplers], [spec.to_dict() for _, spec, _ in part],
-                                  self.settings.holdout, self.settings.views, str(out), self.settings.finetune_steps,
-                                  label)
+            job = ScorePlacements([str(self.weights(s)) for s in self.samplers],
+                                  [spec.to_dict() for _, spec, _ in part], self.settings.holdout, self.settings.views,
+                                  str(out), self.settings.finetune_steps, label)
             proposals.append(Proposal(self.descriptor, f"score {label}", job=job))
         return proposals
 
@@ -306,10 +308,13 @@ class SupernetStrategy(Strategy):
         for row in self._searched():  # a repeat of a fidelity placement is a search result too
             first.setdefault(row["key"], row)
         rows = sorted(first.values(), key=lambda row: (-row["score"], row["loss"], row["index"]))
-        if len(self.config.optuna.objectives) > 1:
-            front = [row for row in rows if not any(o["values"][0] >= row["values"][0] and o["values"][1] <= row["values"][1]
-                                                    and o["values"] != row["values"] for o in rows)]
-            rows = front + [row for row in rows if row not in front]
+        if len(self.config.optuna.objectives) > 1:  # (accuracy up, attention cost down)
+            def dominated(row):
+                (score, cost) = row["values"]
+                return any(o["values"][0] >= score and o["values"][1] <= cost and o["values"] != row["values"]
+                           for o in rows)
+
+            rows = [row for row in rows if not dominated(row)] + [row for row in rows if dominated(row)]
         return rows[:self.settings.top]
 
     # ---- the answer -----------------------------------------------------------------------
@@ -343,12 +348,14 @@ class SupernetStrategy(Strategy):
                 "sampler": self.config.optuna.sampler, "supernets": trainings,
                 "evaluations": {"searched": len(searched), "distinct": len({r["key"] for r in searched}),
                                 "fidelity": sum(1 for r in self.rows if r["source"] == "fidelity"),
-                                "seconds": round(seconds, 1), "seconds_each": round(seconds / len(scored), 4) if scored else None,
+                                "seconds": round(seconds, 1),
+                                "seconds_each": round(seconds / len(scored), 4) if scored else None,
                                 "held_out_images": trainings[0]["held_out_images"] if trainings else None,
                                 "finetune_steps": self.settings.finetune_steps},
                 "top": [{"placement": row["placement"], "name": row.get("name"), "score": row["score"],
                          "loss": row["loss"]} for row in self.top],
-                "retraining": costs["candidate"], "baselines": costs["baseline"], "fidelity_training": costs["fidelity"],
+                "retraining": costs["candidate"], "baselines": costs["baseline"],
+                "fidelity_training": costs["fidelity"],
                 "fidelity": self._fidelity() if self.settings.fidelity != "off" else None}
 
     def _fidelity(self) -> dict:
