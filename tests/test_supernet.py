@@ -216,6 +216,27 @@ def test_bad_supernet_settings_are_one_line_errors(change, message):
     assert "\n" not in str(raised.value)
 
 
+def test_the_top_candidates_are_the_best_scores_or_the_pareto_front_first():
+    """Ties in score go to the lower held-out loss; with attention_cost, the front comes first:
+    b (0.95 at cost 0.9), c (0.90 at 0.5) and d (0.80 at 0.1) are on it, a (0.90 at 0.7) is not."""
+    from maitsearch.search.registry import make_strategy
+
+    def row(index, placement, score, loss, cost):
+        return {"index": index, "source": "search", "placement": placement, "key": placement, "score": score,
+                "loss": loss, "values": [score, cost], "duplicate_of": None}
+
+    rows = [row(0, "a", 0.90, 0.20, 0.7), row(1, "b", 0.95, 0.20, 0.9), row(2, "c", 0.90, 0.25, 0.5),
+            row(3, "d", 0.80, 0.10, 0.1), {**row(4, "b", 0.95, 0.20, 0.9), "duplicate_of": 1}]
+    config = SearchConfig(strategy="supernet", layers=4, heads=3, supernet=SupernetSettings(top=3))
+    single = make_strategy(config)
+    single.rows = rows
+    assert [r["placement"] for r in single._top()] == ["b", "a", "c"]
+    pareto = make_strategy(config.replace(optuna=OptunaSettings(sampler="nsga2",
+                                                                objectives=["accuracy", "attention_cost"])))
+    pareto.rows = rows
+    assert [r["placement"] for r in pareto._top()] == ["b", "c", "d"]
+
+
 def test_the_supernet_section_leaves_every_existing_run_name_alone():
     from maitsearch.search.runner import config_digest
 
