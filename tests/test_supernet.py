@@ -180,9 +180,11 @@ def test_a_resumed_run_neither_retrains_the_supernet_nor_scores_again(quick_conf
     assert sum(row["source"] == "search" for row in rows) == 10 and first.answer is not None
 
     counts.clear()
+    (tmp_path / "r" / "supernet" / "seed-0.pt").rename(tmp_path / "seed-0.pt")  # a run committed without weights
     again = run_search(config, results_root=tmp_path, name="r", data=digits)
     assert counts == {} and [r.val_top1 for r in again.records] == [r.val_top1 for r in first.records]
     assert again.answer.spec.key() == first.answer.spec.key()
+    (tmp_path / "seed-0.pt").rename(tmp_path / "r" / "supernet" / "seed-0.pt")
 
     after_round_one = [row for row in rows if row["source"] == "fidelity" or row["number"] < 5]
     rows_path.write_text("".join(json.dumps(row) + "\n" for row in after_round_one))

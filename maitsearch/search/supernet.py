@@ -18,9 +18,10 @@ trained supernet, retrain the best few (docs/DESIGN.md, section 8).
 
 Files: ``supernet/seed-<k>.pt`` (weights) and ``.json`` (its training), ``evaluations.jsonl``
 (every score, in order) and ``supernet.yaml``. A resumed run trains no supernet whose weights
-exist (a partial one goes on from its last epoch) and scores nothing recorded: the study is
-rebuilt from evaluations.jsonl, with the sampler reseeded per batch from the count of trials, so
-a run resumed between batches asks what an uninterrupted one would.
+exist, nor any when every score is recorded (a partial training goes on from its last epoch),
+and scores nothing recorded: the study is rebuilt from evaluations.jsonl, with the sampler
+reseeded per batch from the count of trials, so a run resumed between batches asks what an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -107,8 +108,14 @@ class SupernetStrategy(Strategy):
         settings = self.settings
         jobs = [Proposal(self.descriptor, "supernet", job=TrainSupernet(sampler, self.epochs, settings.holdout,
                                                                         settings.views, str(self.weights(sampler))))
-                for sampler in self.samplers if not self.weights(sampler).exists()]
+                for sampler in self.samplers if not self.weights(sampler).exists()] if self._to_score() else []
         return jobs + baselines + self._fidelity_training({p.spec.key() for p in baselines})
+
+    def _to_score(self) -> bool:
+        """Whether anything is left to score: a finished run whose weights were not kept (they are
+        large) resumes from evaluations.jsonl without training its supernets again."""
+        return (len(self._searched()) < self.settings.evaluations
+                or any(spec.key() not in self.scored for spec in self.fidelity_set.values()))
 
     def _fidelity_training(self, taken: set[str]) -> list[Proposal]:
         """With ``fidelity: train``, the spread placements no run beside this one has trained."""
