@@ -17,7 +17,7 @@ import yaml
 
 from ..config import SearchConfig
 from ..errors import ConfigError, SearchError
-from ..runs import RunStore, TrialRecord
+from ..runs import RunStore, TrialRecord, validate_run_name
 from ..runs.report import write_report
 from ..stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
 from .base import Proposal, Strategy
@@ -198,6 +198,8 @@ def calibrate(config: SearchConfig, *, budgets: tuple[int, ...] = (1,), results_
     searched = config
     config = config.replace(strategy="calibrate", baselines=[])
     name = name or f"calibrate-{Path(config.proxy.data).name}-l{config.layers}h{config.heads}-{config_digest(config)}"
+    if fidelity:  # before anything trains: the supernet run's name must be one too
+        validate_run_name(f"{name}-supernet")
     plan = CalibrationPlan(config, budgets)
     summary = run_search(config, results_root=results_root, name=name, strategy=plan, data=data, on_event=on_event)
     result = analyse(summary.records, config, budgets)

@@ -223,7 +223,7 @@ class SupernetStrategy(Strategy):
                     - sum(1 for (trial, _, _), _ in self.arrived if trial is not None))
             if left <= 0:
                 break
-            self.study.sampler = self._sampler(len(self.study.trials))
+            self.study.sampler = self._sampler(len(self.study.get_trials(deepcopy=False)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TPE's multivariate and constant liar are "experimental"
                 for _ in range(min(left, self.settings.batch)):
