@@ -159,6 +159,49 @@ class SoftSettings:
 
 
 @dataclass
+class SupernetSettings:
+    """One-shot weight sharing (SPOS, docs/DESIGN.md section 8): one proxy trained with a placement
+    drawn at every step scores any placement with its inherited weights in one forward pass, so a
+    search can score thousands; only the few best are retrained from scratch. The space, the
+    sampler and the objectives are the Optuna section's (``optuna.space``, ``sampler``,
+    ``objectives``, ``warm_start``): the search over inherited weights is an Optuna study."""
+
+    # the placement each training step draws. counts: every layer's count of masked heads uniform
+    # over 0..H, the lowest heads masked (the counts space's canonical placements); heads: every
+    # head masked with probability 1/2, any subset (the full space needs it); fair: counts drawn
+    # so that each count comes once per layer in every H+1 steps (FairNAS's strict fairness);
+    # staircase: uniform over the blocks space's staircases
+    sampling: str = "counts"
+    # None: twice the proxy's epochs, since a head trains under each of its roles about half the
+    # time (the issue's probe: 60 epochs for the default proxy's 30, about 3 trial-seeds of cost)
+    epochs: int | None = None
+    supernets: int = 1  # supernets trained (seeds proxy.seed, +1, ...); a placement's score is their mean
+    # Scores are read on this fraction of the training images, held out of the supernets' training
+    # (stratified by class, the same images for every supernet): not on validation, so the
+    # validation set that ranks the retrained candidates never chose them, and not on test,
+    # which no choice may read
+    holdout: float = 0.2
+    # each held-out image in this many copies, the first as it is, the others shifted by the proxy's
+    # own augmentation (drawn once, with a fixed seed), as validation reads each digit at 3 spots.
+    # A score is a forward pass over them: on the default proxy about 0.2 s per view of the 109
+    # held-out digits, so 1,000 scores of 1 view fit a whole run in twice an ALS run's time
+    views: int = 1
+    evaluations: int = 1000  # placements the search scores (the warm start included)
+    # placements asked of the sampler at a time (TPE with a constant liar); each batch is scored
+    # in parallel chunks of about batch / workers: larger batches idle the workers less, smaller
+    # ones let the sampler learn more often
+    batch: int = 50
+    top: int = 3  # the highest-scoring placements, retrained from scratch with the run's seeds
+    # fine-tune a copy of the inherited weights for this many steps with the placement fixed
+    # before scoring it (at a tenth of the proxy's lr): costs steps x a training step per score
+    finetune_steps: int = 0
+    # Kendall's tau between supernet scores and stand-alone means over a spread of placements.
+    # found: over those whose stand-alone means this run, the trial cache or a run folder beside
+    # it holds (free); train: train the missing ones too, with the run's seeds; off: none
+    fidelity: str = "found"
+
+
+@dataclass
 class SearchConfig:
     """Everything a search run computes from, and how it runs.
 
@@ -169,7 +212,7 @@ class SearchConfig:
     The proxy always takes the search's layers and heads.
     """
 
-    strategy: str = "als"  # als | optuna | soft | presets (train the baselines only)
+    strategy: str = "als"  # als | optuna | soft | supernet | presets (train the baselines only)
     layers: int = 24
     heads: int = 3
     window: list[int] = field(default_factory=lambda: [3, 3])
@@ -187,6 +230,7 @@ class SearchConfig:
     als: AlsSettings = field(default_factory=AlsSettings)
     optuna: OptunaSettings = field(default_factory=OptunaSettings)
     soft: SoftSettings = field(default_factory=SoftSettings)
+    supernet: SupernetSettings = field(default_factory=SupernetSettings)
 
     def __post_init__(self):
         # The proxy is the search's model: its depth and width in heads are the search's.
@@ -199,7 +243,8 @@ class SearchConfig:
         return dataclasses.replace(self, **changes)
 
 
-_SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings, "soft": SoftSettings}
+_SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings, "soft": SoftSettings,
+             "supernet": SupernetSettings}
 
 
 def _build(cls, data, where: str):
@@ -271,6 +316,10 @@ def config_to_yaml(config: SearchConfig) -> str:
 DIGEST_NEUTRAL = {"train_copies": 1}
 
 
+# Sections added after runs were named by their digest: left out of it at their defaults.
+SECTIONS_NEWER_THAN_RUN_NAMES = {"supernet": SupernetSettings}
+
+
 def key_device(device: str) -> str:
     """A device setting as a run's identity holds it: any list of GPUs is ``cuda``; ``auto`` and
     ``cpu`` stay as written."""
@@ -299,4 +348,7 @@ def config_identity(config: SearchConfig, leave_out=(), leave_out_proxy=()) -> s
             data["proxy"]["device"] = key_device(data["proxy"]["device"])
     if "optuna" in data and data["optuna"].get("cost_grid") is None:  # newer than run names, unset
         data["optuna"] = {k: v for k, v in data["optuna"].items() if k != "cost_grid"}
+    for name, settings in SECTIONS_NEWER_THAN_RUN_NAMES.items():  # at their defaults: as before they existed
+        if normal(data.get(name)) == normal(dataclasses.asdict(settings())):
+            data.pop(name)
     return hashlib.sha1(json.dumps(normal(data), sort_keys=True, default=str).encode()).hexdigest()[:6]

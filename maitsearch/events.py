@@ -118,6 +118,24 @@ class TrialReused:
 
 
 @dataclass(frozen=True)
+class JobStarted:
+    """A strategy's job (``search.base.Job``: a supernet's training, a batch of scores) was handed
+    to the executor."""
+
+    step: str
+    what: str  # the job's own few words
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    step: str
+    what: str
+    status: str
+    seconds: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class CacheEntryIgnored:
     """A trial-cache entry that could not be read; its seed is trained again."""
 
@@ -130,7 +148,7 @@ class RunEnded:
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
-              RunStarted, TrialStarted, TrialEnded, TrialReused, CacheEntryIgnored, RunEnded]
+              RunStarted, TrialStarted, TrialEnded, TrialReused, JobStarted, JobEnded, CacheEntryIgnored, RunEnded]
 EventFn = Callable[[Event], None]
 
 

@@ -152,6 +152,24 @@ def seed_bootstrap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
     return quantile(found, tail), quantile(found, 1 - tail)
 
 
+def kendall_tau_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval for ``kendall_tau(a, b)``: the items (pairs of scores) are
+    resampled with replacement ``resamples`` times; resamples whose tau is undefined (every item
+    tied) are left out. Seeded, so a report says the same interval every time it is written."""
+    rng = random.Random(seed)
+    n, taus = len(a), []
+    for _ in range(resamples):
+        picked = [rng.randrange(n) for _ in range(n)]
+        tau = kendall_tau([a[i] for i in picked], [b[i] for i in picked])
+        if not math.isnan(tau):
+            taus.append(tau)
+    if not taus:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    return quantile(taus, tail), quantile(taus, 1 - tail)
+
+
 def format_mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
     """``mean ± std`` (just the mean for a single value, which has no spread to show; ``-``
     for no values, a trial that never finished)."""

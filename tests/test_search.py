@@ -22,7 +22,7 @@ from maitsearch.search.soft_masks import derive
 from maitsearch.spec import MaskSpec, load_spec, preset
 
 
-@pytest.mark.parametrize("strategy", ["als", "optuna", "soft", "presets"])
+@pytest.mark.parametrize("strategy", ["als", "optuna", "soft", "supernet", "presets"])
 def test_strategy_contract(strategy, quick_results):
     root, summaries = quick_results
     summary = summaries[strategy]

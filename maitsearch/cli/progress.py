@@ -8,8 +8,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..events import (CacheEntryIgnored, EpochDone, MeasuringStarted, RunEnded, RunStarted, SeedEnded, SeedStarted, StepDone,
-                      TrainingStarted, TrialEnded, TrialReused, TrialStarted, WorkerEpoch)
+from ..events import (CacheEntryIgnored, EpochDone, JobEnded, JobStarted, MeasuringStarted, RunEnded, RunStarted,
+                      SeedEnded, SeedStarted, StepDone, TrainingStarted, TrialEnded, TrialReused, TrialStarted,
+                      WorkerEpoch)
 
 
 def make_progress(console: Console) -> Progress:
@@ -114,12 +115,20 @@ class RunView:
                         self.best = (record.top1, record.number)
                 self.step_width = max(self.step_width, len(record.step))
                 self.console.print(trial_line(record, self.step_width), markup=False)
+            case JobStarted() if self.trial_task is not None:
+                self.progress.update(self.trial_task, status=f"{event.what} | {self._best()}")
+            case JobEnded():
+                self.step_width = max(self.step_width, len(event.step))
+                state = "" if event.status == "complete" else f"  [{event.status}: {event.reason}]"
+                self.console.print(f"job       {event.step:<{self.step_width}} {event.what}: "
+                                   f"{event.seconds:.0f} s{state}", markup=False)
             case CacheEntryIgnored():
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():
                 self.bars.finish()
-                if self.trial_task is not None:
+                if self.trial_task is not None:  # the view may see another run (calibrate --fidelity)
                     self.progress.remove_task(self.trial_task)
+                    self.trial_task = None
 
     def _best(self) -> str:
         return "best: -" if self.best is None else f"best: {self.best[0] * 100:.2f} (trial {self.best[1]})"

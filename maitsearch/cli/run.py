@@ -58,8 +58,9 @@ DEVICE = typer.Option(None, "--device", help="auto (every GPU, else the CPU), cp
 def run_command(
         layers: Optional[int] = LAYERS,
         heads: Optional[int] = HEADS,
-        strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, or presets (train the "
-                                                           "--baselines side by side)."),
+        strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, supernet (score thousands "
+                                                           "of placements with one weight-sharing proxy), or presets "
+                                                           "(train the --baselines side by side)."),
         data: Optional[str] = typer.Option(None, help="Proxy data: the default task, digits, a torchvision set or a folder."),
         trials: Optional[int] = typer.Option(None, min=1, help="Optuna: trials in the study over all workers."),
         seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per placement; tables show mean ± std."),
@@ -112,6 +113,10 @@ def confirm_command(
         seeds: Optional[int] = typer.Option(None, min=1, help="Fresh seeds (default: as many as the run had, "
                                                               "at least 3)."),
         name: Optional[str] = typer.Option(None, help="Run name (default: RUN-confirm, so re-running resumes)."),
+        first_seed: Optional[int] = typer.Option(None, min=0, help="First fresh seed (default: the one after the "
+                                                                   "run's own); runs confirmed on one share them."),
+        also: Optional[str] = typer.Option(None, help="More placements to retrain beside the run's baselines: "
+                                                      "presets or spec files, e.g. sch2,all."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
@@ -122,7 +127,9 @@ def confirm_command(
     from ..runs import RunStore, validate_run_name
     from ..search.confirm import confirmation_config
 
-    search = confirmation_config(RunStore(results, run), top=top, seeds=seeds)  # RunStore checks the name
+    extra = tuple(name.strip() for name in (also or "").split(",") if name.strip())
+    search = confirmation_config(RunStore(results, run), top=top, seeds=seeds, first_seed=first_seed,
+                                 also=extra)  # RunStore checks the name
     search = search.replace(**{k: v for k, v in dict(jobs=jobs, cache=cache).items() if v is not None})
     if device is not None:
         search = search.replace(proxy=search.proxy.replace(device=device))
@@ -177,6 +184,9 @@ def calibrate_command(
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs at budget 1."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once (one process each)."),
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config)."),
+        fidelity: bool = typer.Option(False, "--fidelity", help="Also train a supernet (the config's supernet "
+                                                                "section) and measure Kendall's tau between its scores "
+                                                                "and stand-alone means, in a run NAME-supernet."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
         data_dir: Optional[str] = DATA_DIR,
@@ -205,11 +215,15 @@ def calibrate_command(
     if not parsed or min(parsed) < 1:
         raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3")
     check_config(search.replace(strategy="presets"), results)
+    if fidelity:
+        from ..search.calibrate import fidelity_config
+
+        check_config(fidelity_config(search), results)
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
                         download=download, train_copies=search.proxy.train_copies)
     with make_progress(console) as progress:
         outcome = calibrate(search, budgets=parsed, results_root=results, name=name, data=dataset,
-                            on_event=RunView(console, progress))
+                            on_event=RunView(console, progress), fidelity=fidelity)
     from ..runs.report import mechanism_lines
 
     console.print(calibration_table(outcome.result))
@@ -219,4 +233,9 @@ def calibrate_command(
         console.print(f"warning: {warning}", markup=False, style="yellow")
     for line in mechanism_lines(outcome.result):
         console.print(f"mechanism: {line}", markup=False)
+    if outcome.result.get("fidelity"):
+        from ..runs.report import fidelity_sentence
+
+        found = outcome.result["fidelity"]
+        console.print(f"supernet: {fidelity_sentence(found)} (run {found['run']})", markup=False)
     console.print(f"calibration: {outcome.path}", markup=False)

@@ -181,6 +181,8 @@ def calibration_section(result: dict) -> list[str]:
     lines += ["", f"Kendall tau between the rankings at the shortest and the longest budget: "
                   f"{'-' if tau is None else f'{tau:+.2f}'}.", ""]
     lines += [f"**Warning: {warning}.**" for warning in result.get("warnings") or []]
+    if result.get("fidelity"):
+        lines += ["### Supernet ranking fidelity", ""] + fidelity_lines(result["fidelity"])
     mechanism = mechanism_lines(result)
     if mechanism:
         lines += ["", "### Mechanism: normalized ALS (0 uniform, 1 all in the window)", ""]
@@ -199,6 +201,56 @@ def calibration_section(result: dict) -> list[str]:
                   f"points; resolvable paired gap {_points(stats['paired_resolvable_gap'])} points",
                   f"- paired gaps to none: {gaps}",
                   f"- seconds per trial (one seed): {_seconds(stats.get('seconds_per_trial'))}", ""]
+    return lines
+
+
+def fidelity_sentence(fidelity: dict) -> str:
+    """Kendall's tau between a supernet's scores and stand-alone means, in one sentence."""
+    if fidelity.get("tau") is None:
+        missing = ", ".join(fidelity.get("missing") or []) or "none"
+        return (f"ranking fidelity: {fidelity['placements']} placement(s) have stand-alone means, too few for "
+                f"Kendall's tau (missing: {missing})")
+    low, high = fidelity["interval"]
+    return (f"ranking fidelity: Kendall's tau {fidelity['tau']:+.2f} (95% bootstrap interval {low:+.2f} to "
+            f"{high:+.2f}) between supernet scores and stand-alone means over {fidelity['placements']} placements")
+
+
+def fidelity_lines(fidelity: dict | None) -> list[str]:
+    """The sentence and the placements it was read from: supernet score beside stand-alone mean."""
+    if not fidelity:
+        return []
+    lines = [f"{fidelity_sentence(fidelity)}.", "",
+             "| placement | name | supernet score (%) | stand-alone (%) |", "|---|---|---:|---:|"]
+    for row in sorted(fidelity["rows"], key=lambda r: -(r["score"] if r.get("score") is not None else -1)):
+        alone = format_mean_std(row["standalone"]) if row.get("standalone") else "-"
+        lines.append(f"| `{row['placement']}` | {row['name']} | {_points(row.get('score'))} | {alone} |")
+    return lines + [""]
+
+
+def supernet_section(data: dict) -> list[str]:
+    """A supernet run's costs, phase by phase, and its ranking fidelity (supernet.yaml)."""
+    lines = ["## Supernet", ""]
+    for trained in data.get("supernets") or []:
+        lines.append(f"- training, seed {trained['seed']}: {trained['epochs']} epochs ({trained['steps']} steps, "
+                     f"{trained['sampling']} sampling) on {trained['train_images']} training images: "
+                     f"{_seconds(trained['seconds'])} s")
+    scores = data.get("evaluations") or {}
+    if scores:
+        tuned = f", each after a {scores['finetune_steps']}-step fine-tune" if scores.get("finetune_steps") else ""
+        each = f"{scores['seconds_each']:.2f}" if scores.get("seconds_each") is not None else "-"
+        lines.append(f"- evaluations: {scores['searched']} ({scores['distinct']} distinct placements; "
+                     f"{data['sampler']} over the {data['space']} space) and {scores['fidelity']} fidelity scores, on "
+                     f"{scores['held_out_images']} held-out training images{tuned}: {_seconds(scores['seconds'])} s "
+                     f"of scoring, {each} s per placement")
+    for key, what in (("retraining", "top candidates retrained"), ("baselines", "baselines"),
+                      ("fidelity_training", "fidelity placements trained")):
+        cost = data.get(key) or {}
+        if cost.get("trials"):
+            lines.append(f"- {what}: {cost['trials']} placement(s), {cost['trial_seeds']} trial-seed(s) trained here, "
+                         f"{_seconds(cost['seconds'])} s")
+    lines.append("")
+    if data.get("fidelity"):
+        lines += ["### Ranking fidelity", ""] + fidelity_lines(data["fidelity"])
     return lines
 
 
@@ -239,6 +291,8 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
     if summary.notes:
         lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
+    if (store.path / "supernet.yaml").exists():
+        lines += supernet_section(yaml.safe_load((store.path / "supernet.yaml").read_text(encoding="utf-8")))
     lines += ["## Trials", "", "Normalized ALS: 0 is uniform attention, 1 all of it inside the window.", "",
               "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
               "norm. ALS | s |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]

@@ -3,7 +3,8 @@ writes the run folder; calibrate measures whether a proxy can rank placements at
 (docs/DESIGN.md, section 8).
 
 - ``base``: the ``Strategy`` ask/tell interface and ``Proposal``; ``registry``: strategies by name.
-- ``als_guided``, ``soft_masks``, ``optuna_study``, ``presets``: one strategy per module.
+- ``als_guided``, ``soft_masks``, ``optuna_study``, ``supernet``, ``presets``: one strategy per module
+  (the supernet's jobs in ``supernet_jobs``, its ranking fidelity in ``fidelity``).
 - ``executors``: trials in this process or in a pool of one-thread processes.
 - ``runner``: ``run_search``, seeds, de-duplication, resume; ``calibrate``: the proxy's noise.
 """

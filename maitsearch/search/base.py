@@ -20,16 +20,37 @@ from ..runs import TrialRecord
 from ..spec import MaskSpec, load_spec, named_preset
 
 
+class Job(abc.ABC):
+    """Work other than training a placement with the run's seeds: a supernet's training, a batch
+    of scores with inherited weights. The runner runs a job's proposal once, on its executor
+    beside the trials of the same batch, and tells the strategy how it ended; the job writes
+    what it makes into the run folder itself, where the strategy reads it. Jobs are not trials:
+    they are neither cached, replayed nor saved as trial files, so a strategy that asks for jobs
+    resumes from the files they wrote (and asks again only for what is missing). A job pickles,
+    to run in a worker process."""
+
+    @abc.abstractmethod
+    def run(self, proxy, data, on_event) -> Any:
+        """Do the work on the proxy's data (``ImageData``); return a ``training.TrialResult``
+        whose status says how it ended (its metrics are the job's files)."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """A few words for progress lines: ``supernet seed 0, 60 epochs``."""
+
+
 @dataclass
 class Proposal:
     """A placement to train. ``proxy_changes`` adjusts the proxy for this trial only (a longer
-    budget, say); ``handle`` is the strategy's own bookkeeping (an Optuna trial, for one)."""
+    budget, say); ``handle`` is the strategy's own bookkeeping (an Optuna trial, for one). With a
+    ``job``, the proposal is that job's work instead, and ``spec`` only describes it."""
 
     spec: MaskSpec
     step: str
     proxy_changes: dict = field(default_factory=dict)
     handle: Any = None
     reuse: TrialRecord | None = None  # an earlier result of the same placement the strategy found itself
+    job: Job | None = None
 
     def key(self) -> str:
         """Same key, same experiment: the canonical placement and any proxy change."""
@@ -43,7 +64,7 @@ class Strategy(abc.ABC):
     Lifecycle, driven by ``runner.Runner``: constructed from the SearchConfig (settings are
     checked here, before anything is trained); ``attach(store)`` once; then rounds of ``ask()``,
     each proposal trained (or replayed from disk on a resumed run, or reused from an equal
-    placement) and handed back through ``tell``, until ``ask()`` returns []; finally
+    placement; a job run) and handed back through ``tell``, until ``ask()`` returns []; finally
     ``choose(records)`` names best.yaml, ``answer()`` the strategy's own final step, and
     ``notes()`` explains them. On a resumed run the
     runner replays finished trials through ``tell`` in the original order, so a strategy

@@ -13,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import yaml
+
 from ..config import SearchConfig
 from ..errors import ConfigError, SearchError
-from ..runs import RunStore, TrialRecord
+from ..runs import RunStore, TrialRecord, validate_run_name
 from ..runs.report import write_report
 from ..stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
 from .base import Proposal, Strategy
@@ -187,16 +189,46 @@ class Calibration:
 
 
 def calibrate(config: SearchConfig, *, budgets: tuple[int, ...] = (1,), results_root: str | Path = "results",
-              name: str | None = None, data=None, on_event=None) -> Calibration:
+              name: str | None = None, data=None, on_event=None, fidelity: bool = False) -> Calibration:
+    """Train the references and analyse them (see the module docstring). With ``fidelity``, also
+    measure how well a supernet of this proxy ranks placements (``supernet_fidelity``)."""
     budgets = tuple(sorted(set(int(b) for b in budgets)))
     if not budgets or budgets[0] < 1:
         raise ConfigError("--budgets: positive multiples of the epochs, such as 1,3")
+    searched = config
     config = config.replace(strategy="calibrate", baselines=[])
     name = name or f"calibrate-{Path(config.proxy.data).name}-l{config.layers}h{config.heads}-{config_digest(config)}"
+    if fidelity:  # before anything trains: the supernet run's name must be one too
+        validate_run_name(f"{name}-supernet")
     plan = CalibrationPlan(config, budgets)
     summary = run_search(config, results_root=results_root, name=name, strategy=plan, data=data, on_event=on_event)
     result = analyse(summary.records, config, budgets)
+    if fidelity:
+        result["fidelity"] = supernet_fidelity(searched, results_root, f"{name}-supernet", data, on_event)
     store = RunStore(results_root, name)
     path = store.write_yaml("calibration.yaml", result)
     write_report(store, config, summary)  # again, now with the calibration in it
     return Calibration(summary, result, path)
+
+
+def supernet_fidelity(config: SearchConfig, results_root: str | Path, name: str, data=None, on_event=None) -> dict:
+    """Kendall's tau between a supernet's scores and stand-alone means (the run's seeds) over the
+    fidelity placements, from a supernet run of its own (``name``, beside the calibration) that
+    trains the supernets with ``config.supernet``'s settings, scores the placements, trains
+    those no run beside it has, and searches nothing. The calibration's own trials are found
+    there, so only the spread beyond the references trains anew (once per machine: the cache)."""
+    summary = run_search(fidelity_config(config), results_root=results_root, name=name, data=data, on_event=on_event)
+    store = RunStore(results_root, name)
+    if not (store.path / "supernet.yaml").exists():
+        raise SearchError(f"calibrate --fidelity: the supernet run {name} ended without scores "
+                          f"({'; '.join(summary.notes) or 'see its report'})")
+    found = yaml.safe_load((store.path / "supernet.yaml").read_text(encoding="utf-8"))
+    return {**found["fidelity"], "run": name,
+            "supernet_seconds": sum(trained["seconds"] for trained in found["supernets"]),
+            "seconds_each": found["evaluations"]["seconds_each"]}
+
+
+def fidelity_config(config: SearchConfig) -> SearchConfig:
+    """The supernet run a calibration's fidelity section comes from: no search, no baselines."""
+    settings = dataclasses.replace(config.supernet, evaluations=0, top=0, fidelity="train")
+    return config.replace(strategy="supernet", baselines=[], supernet=settings)

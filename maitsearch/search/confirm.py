@@ -24,25 +24,32 @@ from .presets import PresetsStrategy
 MIN_SEEDS = 3
 
 
-def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None) -> SearchConfig:
-    """A presets config for ``store``'s run: its baselines, then its ``top`` most accurate other
-    placements and its answer.yaml (as trial files), each on ``seeds`` seeds (default: the run's,
-    at least 3) that follow the run's own."""
+def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None, *, first_seed: int | None = None,
+                        also: tuple[str, ...] = ()) -> SearchConfig:
+    """A presets config for ``store``'s run: its baselines and the placements ``also`` names
+    (presets or spec files), then its ``top`` most accurate other placements and its answer.yaml
+    (as trial files), each on ``seeds`` seeds (default: the run's, at least 3) from
+    ``first_seed`` (default: the seed after the run's own). Several runs confirmed on one
+    ``first_seed`` share their fresh seeds, so their answers compare paired, baselines once."""
     if not store.exists():
         raise ConfigError(f"confirm {store.name}: no run folder at {store.path}")
     if top < 1:
         raise ConfigError(f"--top {top}: confirm at least one placement")
     source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
-    placements = list(dict.fromkeys(source.baselines))
+    placements = list(dict.fromkeys([*source.baselines, *also]))
     taken = {PresetsStrategy(source).spec_of(name).key() for name in placements}
     placements += run_placements(store, top, taken)
-    first = source.proxy.seed + source.seeds
+    first = source.proxy.seed + source.seeds if first_seed is None else first_seed
     count = seeds or max(source.seeds, MIN_SEEDS)
+    own = range(source.proxy.seed, source.proxy.seed + source.seeds)
+    if set(own) & set(range(first, first + count)):
+        raise ConfigError(f"--first-seed {first}: seeds {first}-{first + count - 1} overlap the run's own "
+                          f"{own.start}-{own.stop - 1}; fresh seeds are seeds the run never trained")
     return source.replace(
         strategy="presets", baselines=placements, seeds=count, proxy=source.proxy.replace(seed=first),
         optuna=dataclasses.replace(source.optuna, storage=None),  # a presets run keeps no study of its own
-        description=f"{store.name}'s baselines, its {top} most accurate other placements and its answer, "
-                    f"on seeds {first}-{first + count - 1}, which it never trained")
+        description=f"{store.name}'s baselines{''.join(f', {name}' for name in also)}, its {top} most accurate "
+                    f"other placements and its answer, on seeds {first}-{first + count - 1}, which it never trained")
 
 
 def run_placements(store: RunStore, top: int, taken: set[str]) -> list[str]:

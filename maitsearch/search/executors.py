@@ -60,6 +60,16 @@ def train_unit(spec: MaskSpec, proxy: ProxyConfig, data: ImageData, on_epoch=Non
         return TrialResult(status="failed", reason=one_line(err))
 
 
+def run_job(job, proxy: ProxyConfig, data: ImageData, on_event=None) -> TrialResult:
+    """A strategy's job (``base.Job``), failing as a trial fails: never past this call."""
+    try:
+        return job.run(proxy, data, on_event or ignore)
+    except (torch.OutOfMemoryError, MemoryError) as err:
+        return TrialResult(status="oom", reason=one_line(err))
+    except Exception as err:  # noqa: BLE001 - a job's crash is the strategy's to report
+        return TrialResult(status="failed", reason=one_line(err))
+
+
 class DataCache:
     def __init__(self, data: ImageData | None = None):
         self.loaded: dict[tuple, ImageData] = {}
@@ -139,6 +149,9 @@ class SerialExecutor:
         torch.set_num_threads(self.threads)
         try:
             for unit in units:
+                if unit.proposal.job is not None:
+                    yield unit, run_job(unit.proposal.job, unit.proxy, self.data.get(unit.proxy), self.emit)
+                    continue
                 self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
                 on_epoch = (lambda epoch, metrics, unit=unit:
                             strategy.on_epoch(unit.proposal, unit.seed_index, epoch, metrics))
@@ -185,6 +198,11 @@ def _train_in_worker(spec_dict: dict, proxy_dict: dict, checkpoint: str | None, 
                       checkpoint=checkpoint).to_dict()
 
 
+def _job_in_worker(job, proxy_dict: dict) -> dict:
+    proxy = ProxyConfig(**proxy_dict)
+    return run_job(job, proxy, _WORKER_DATA.get(proxy)).to_dict()
+
+
 class PoolExecutor:
     """Trains units in ``jobs`` processes at once. Per-epoch callbacks do not cross processes,
     so strategies that prune run as separate worker processes instead (see optuna_study.py)."""
@@ -210,6 +228,9 @@ class PoolExecutor:
     def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         futures = {}
         for unit in units:
+            if unit.proposal.job is not None:  # the runner reports jobs itself
+                futures[self.pool.submit(_job_in_worker, unit.proposal.job, unit.proxy.to_dict())] = unit
+                continue
             future = self.pool.submit(_train_in_worker, unit.proposal.spec.to_dict(), unit.proxy.to_dict(),
                                       unit.checkpoint, unit.number)
             futures[future] = unit
@@ -224,8 +245,9 @@ class PoolExecutor:
                     result = TrialResult(**future.result())
                 except Exception as err:  # noqa: BLE001 - a dead worker process fails its unit only
                     result = TrialResult(status="failed", reason=one_line(err))
-                self.emit(SeedEnded(number=unit.number, seed=unit.proxy.seed, status=result.status,
-                                    val_top1=result.val_top1))
+                if unit.proposal.job is None:
+                    self.emit(SeedEnded(number=unit.number, seed=unit.proxy.seed, status=result.status,
+                                        val_top1=result.val_top1))
                 yield unit, result
 
     def _forward_events(self) -> None:

@@ -113,41 +113,10 @@ class OptunaStrategy(Strategy):
 
     # ---- search space ---------------------------------------------------------------------
     def suggest(self, trial) -> MaskSpec:
-        layers, heads = self.config.layers, self.config.heads
-        space = self.config.optuna.space
-        if space == "counts":
-            counts = [trial.suggest_int(f"l{layer}", 0, heads) for layer in range(layers)]
-        elif space == "full":
-            matrix = [[bool(trial.suggest_int(f"l{layer}h{head}", 0, 1)) for head in range(heads)]
-                      for layer in range(layers)]
-            return self._shaped(MaskSpec.from_matrix(matrix))
-        else:
-            b1 = trial.suggest_int("b1", 0, layers)
-            b2 = trial.suggest_int("b2", b1, layers)
-            b3 = trial.suggest_int("b3", b2, layers)
-            counts = staircase(layers, heads, b1, b2, b3)
-        return self._shaped(MaskSpec.from_counts(counts, heads))
+        return suggest_placement(trial, self.config)
 
     def params_for(self, spec: MaskSpec) -> dict | None:
-        """The parameters that make ``suggest`` return ``spec`` (canonically), or None when the
-        space cannot express it."""
-        counts, layers, heads = spec.counts(), self.config.layers, self.config.heads
-        space = self.config.optuna.space
-        if space == "counts":
-            return {f"l{layer}": count for layer, count in enumerate(counts)}
-        if space == "full":
-            return {f"l{layer}h{head}": int(masked) for layer, row in enumerate(spec.canonical().matrix())
-                    for head, masked in enumerate(row)}
-        for b1 in range(layers + 1):
-            for b2 in range(b1, layers + 1):
-                for b3 in range(b2, layers + 1):
-                    if staircase(layers, heads, b1, b2, b3) == list(counts):
-                        return {"b1": b1, "b2": b2, "b3": b3}
-        return None
-
-    def _shaped(self, spec: MaskSpec) -> MaskSpec:
-        return MaskSpec(layers=spec.layers, heads=spec.heads, masks=spec.masks, window=tuple(self.config.window),
-                        semantics=self.config.semantics)
+        return params_for_placement(spec, self.config)
 
     # ---- ask / tell -----------------------------------------------------------------------
     def budget_left(self) -> int:
@@ -281,6 +250,48 @@ class OptunaStrategy(Strategy):
         if stop is not None:
             stop.set()
             thread.join()
+
+
+def suggest_placement(trial, config) -> MaskSpec:
+    """The placement an Optuna trial names in the run's space (``config.optuna.space``), with the
+    run's window and semantics. Every strategy that searches with Optuna asks through here."""
+    layers, heads = config.layers, config.heads
+    space = config.optuna.space
+    if space == "counts":
+        counts = [trial.suggest_int(f"l{layer}", 0, heads) for layer in range(layers)]
+    elif space == "full":
+        matrix = [[bool(trial.suggest_int(f"l{layer}h{head}", 0, 1)) for head in range(heads)]
+                  for layer in range(layers)]
+        return _shaped(MaskSpec.from_matrix(matrix), config)
+    else:
+        b1 = trial.suggest_int("b1", 0, layers)
+        b2 = trial.suggest_int("b2", b1, layers)
+        b3 = trial.suggest_int("b3", b2, layers)
+        counts = staircase(layers, heads, b1, b2, b3)
+    return _shaped(MaskSpec.from_counts(counts, heads), config)
+
+
+def params_for_placement(spec: MaskSpec, config) -> dict | None:
+    """The parameters that make ``suggest_placement`` return ``spec`` (canonically), or None when
+    the space cannot express it."""
+    counts, layers, heads = spec.counts(), config.layers, config.heads
+    space = config.optuna.space
+    if space == "counts":
+        return {f"l{layer}": count for layer, count in enumerate(counts)}
+    if space == "full":
+        return {f"l{layer}h{head}": int(masked) for layer, row in enumerate(spec.canonical().matrix())
+                for head, masked in enumerate(row)}
+    for b1 in range(layers + 1):
+        for b2 in range(b1, layers + 1):
+            for b3 in range(b2, layers + 1):
+                if staircase(layers, heads, b1, b2, b3) == list(counts):
+                    return {"b1": b1, "b2": b2, "b3": b3}
+    return None
+
+
+def _shaped(spec: MaskSpec, config) -> MaskSpec:
+    return MaskSpec(layers=spec.layers, heads=spec.heads, masks=spec.masks, window=tuple(config.window),
+                    semantics=config.semantics)
 
 
 def staircase(layers: int, heads: int, b1: int, b2: int, b3: int) -> list[int]:

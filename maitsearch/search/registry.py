@@ -9,11 +9,13 @@ from .base import Strategy
 from .optuna_study import OptunaStrategy
 from .presets import PresetsStrategy
 from .soft_masks import SoftStrategy
+from .supernet import SupernetStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     AlsStrategy.name: AlsStrategy,
     OptunaStrategy.name: OptunaStrategy,
     SoftStrategy.name: SoftStrategy,
+    SupernetStrategy.name: SupernetStrategy,
     PresetsStrategy.name: PresetsStrategy,
 }
 

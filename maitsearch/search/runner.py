@@ -6,7 +6,9 @@ placement, writes each finished trial atomically, and on a re-run replays the st
 the trials already on disk, so nothing finished is trained twice. Each seed's result goes into
 the machine's trial cache (``runs/cache.py``) as soon as it finishes, so a crash loses at most
 the seeds in flight, and any later run that asks for the same seed of the same experiment
-reuses it.
+reuses it. A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
+run once on the same executor, beside the batch's trials, and only told: a job keeps its own
+results in the run folder.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import yaml
 from ..config import SearchConfig, config_from_dict, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
-from ..events import CacheEntryIgnored, EventFn, RunEnded, RunStarted, TrialEnded, TrialReused, TrialStarted, ignore
+from ..events import (CacheEntryIgnored, EventFn, JobEnded, JobStarted, RunEnded, RunStarted, TrialEnded, TrialReused,
+                      TrialStarted, ignore)
 from ..runs import RunStore, TrialRecord
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
 from ..runs.record import FAILED_STATES
@@ -38,7 +41,7 @@ from .registry import make_strategy
 
 # Settings that change how a run is executed, not what it computes: a resumed run may change them.
 EXECUTION_ONLY = ("jobs", "max_failures", "description", "keep_checkpoints", "cache")
-
+JOB_NUMBER = -1  
 
 @dataclass
 class RunSummary:
@@ -100,7 +103,8 @@ class Runner:
 
     Lifecycle: ``__init__`` attaches the strategy to the store and reads every trial already on
     disk; ``run()`` then loops ask -> resolve (replay from disk, reuse an equal placement, or
-    train each seed on the executor) -> tell -> save, until the strategy stops asking; ``finish``
+    train each seed on the executor; run a job once) -> tell -> save (trials, not jobs), until the
+    strategy stops asking; ``finish``
     chooses best.yaml from every trial in the folder, writes the strategy's own answer beside it
     when that differs (answer.yaml), and writes trials.csv.
     The executor is closed when ``run`` returns, even on an exception.
@@ -179,8 +183,12 @@ class Runner:
         train once; the others reuse that result."""
         to_train: list[tuple[Proposal, int]] = []
         repeats: list[tuple[Proposal, int]] = []
+        jobs: list[tuple[Proposal, int]] = []  # run once beside the trials, never replayed or saved
         first_of: dict[str, int] = {}
         for index, proposal in enumerate(proposals):
+            if proposal.job is not None:
+                jobs.append((proposal, index))
+                continue
             key = proposal.key()
             # Deterministic strategies replay their steps on resume; strategy-tracked trials
             # (Optuna) are resumed by their own storage and only de-duplicated here.
@@ -196,9 +204,9 @@ class Runner:
                 first_of[key] = index
                 to_train.append((proposal, index))
         trained: dict[int, TrialRecord] = {}
-        for index, record in self._train(to_train):
+        for index, record in self._train(to_train, jobs):
             trained[index] = record
-            yield proposals[index], record, True
+            yield proposals[index], record, proposals[index].job is None
         for proposal, first in repeats:
             yield proposal, self._duplicate(trained[first], proposal), True
 
@@ -210,10 +218,10 @@ class Runner:
         self.emit(TrialReused(record=record))
         return record
 
-    def _train(self, batch: list[tuple[Proposal, int]]):
+    def _train(self, batch: list[tuple[Proposal, int]], jobs: list[tuple[Proposal, int]] = ()):
         seeds = [self.config.proxy.seed + i for i in range(self.config.seeds)]
         numbers = {index: self._take_number(proposal) for proposal, index in batch}
-        units, cached = [], {}
+        units, cached = self._job_units(jobs), {}  # first: a job is long, and the pool starts it at once
         for proposal, index in batch:
             self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
                                    seeds=len(seeds)))
@@ -234,11 +242,27 @@ class Runner:
         for index in ready:
             yield index, self._finish(batch, index, numbers[index], results, len(seeds), cached)
         for unit, result in self.executor.run(units, self.strategy):
+            if unit.proposal.job is not None:
+                yield unit.index, self._job_ended(unit.proposal, result)
+                continue
             results[(unit.index, unit.seed_index)] = result
             self.cache.put(self._key(unit.proposal, unit.proxy), result)
             pending[unit.index] -= 1
             if pending[unit.index] == 0:
                 yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds), cached)
+
+    def _job_units(self, jobs: list[tuple[Proposal, int]]) -> list[Unit]:
+        for proposal, _ in jobs:
+            self.emit(JobStarted(step=proposal.step, what=proposal.job.describe()))
+        return [Unit(index, 0, proposal, self.config.proxy.replace(**proposal.proxy_changes), JOB_NUMBER)
+                for proposal, index in jobs]
+
+    def _job_ended(self, proposal: Proposal, result: TrialResult) -> TrialRecord:
+        """What the strategy hears of a job: how it ended and what it cost (its results are its files)."""
+        self.emit(JobEnded(step=proposal.step, what=proposal.job.describe(), status=result.status,
+                           seconds=result.seconds, reason=result.reason))
+        return TrialRecord(number=JOB_NUMBER, step=proposal.step, spec=proposal.spec, state=result.status,
+                           seconds=result.seconds, epochs=result.epochs, reason=result.reason)
 
     def _finish(self, batch, index: int, number: int, results: dict, num_seeds: int, cached: dict) -> TrialRecord:
         proposal = next(p for p, i in batch if i == index)
