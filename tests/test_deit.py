@@ -207,7 +207,8 @@ def test_torchrun_two_processes_one_writer_equal_weights_and_an_exact_resume(tmp
     assert uninterrupted.returncode == 0, err[-3000:]
     assert out.count("deit recipe in 2 processes (gloo, cpu): global batch 128 = 64 per process x 2 processes x "
                      "1 micro-batch; lr 0.0005 x 128 / 512 = 0.000125") == 1, "rank 0 alone prints"
-    assert sorted(p.name for p in whole.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl", "spec.yaml"]
+    assert sorted(p.name for p in whole.iterdir()) == ["checkpoint.pt", "config.json", "config.yaml", "metrics.jsonl",
+                                                      "model.safetensors", "spec.yaml"]
     assert lines_in(whole / "metrics.jsonl") == 2
     final = load_checkpoint(whole / "checkpoint.pt")
     assert final["world_size"] == 2 and final["epoch"] == 2
