@@ -5,7 +5,7 @@ point instead of after a sleep that a busy machine makes too short or too long.
 
 Environment:
 - ``STALL_LOG``: a file that gets one line per training start and end of this process,
-  ``start|end PID PLACEMENT SEED [STATUS] TIME`` (appended with O_APPEND: whole lines from
+  ``start|end PID PLACEMENT-KEY SEED [STATUS] TIME`` (appended with O_APPEND: whole lines from
   several processes);
 - ``STALL_AT``: the Nth training of this process (1 = the first) stops at its start, after its
   start line: it writes the file ``STALL_MARK`` and waits until the file ``STALL_GO`` exists,
@@ -86,7 +86,7 @@ def install() -> None:
     def fit(spec, proxy, data, **kwargs):
         nonlocal count
         count += 1
-        what = f"{os.getpid()} {spec.compact()} {proxy.seed}"
+        what = f"{os.getpid()} {spec.key()} {proxy.seed}"  # the canonical placement: equal ones share a cache key
         if count == fault_at:
             start_disk_fault()
         log(f"start {what}")
