@@ -6,7 +6,8 @@ placement, writes each finished trial atomically, and on a re-run replays the st
 the trials already on disk, so nothing finished is trained twice. Each seed's result goes into
 the machine's trial cache (``runs/cache.py``) as soon as it finishes, so a crash loses at most
 the seeds in flight, and any later run that asks for the same seed of the same experiment
-reuses it. A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
+reuses it; a seed another worker is training now is waited for, not trained again (its claim,
+``runs/claims.py``). A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
 run once on the same executor, beside the batch's trials, and only told: a job keeps its own
 results in the run folder.
 """
