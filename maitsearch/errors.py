@@ -46,6 +46,12 @@ class SearchError(MaitsearchError, RuntimeError):
     """A search that cannot start or go on (a changed config, too many failed trials)."""
 
 
+class DiskError(MaitsearchError, OSError):
+    """A folder that became read-only, full or over quota while a file was written in it. Every
+    write is atomic (``atomic.py``), so the file before the fault is still whole and a re-run
+    after the fault is fixed resumes."""
+
+
 class MissingExtraError(MaitsearchError, ImportError):
     """An optional dependency that is not installed; the message names the pip command."""
 

@@ -143,12 +143,37 @@ class CacheEntryIgnored:
 
 
 @dataclass(frozen=True)
+class SeedWaiting:
+    """Another worker holds the claim on this (placement, seed): this one waits for its result."""
+
+    number: int
+    placement: str  # compact form
+    seed: int
+    pid: int  # the holder's, on its own host
+    host: str
+
+
+@dataclass(frozen=True)
+class ClaimBroken:
+    """A claim whose heartbeat was silent past the grace period: its worker is taken for dead,
+    and this one trains the seed."""
+
+    number: int
+    placement: str
+    seed: int
+    pid: int
+    host: str
+    silent: float  # seconds the heartbeat had not moved
+
+
+@dataclass(frozen=True)
 class RunEnded:
     summary: Any  # search.RunSummary
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
-              RunStarted, TrialStarted, TrialEnded, TrialReused, JobStarted, JobEnded, CacheEntryIgnored, RunEnded]
+              RunStarted, TrialStarted, TrialEnded, TrialReused, JobStarted, JobEnded, CacheEntryIgnored, SeedWaiting,
+              ClaimBroken, RunEnded]
 EventFn = Callable[[Event], None]
 
 

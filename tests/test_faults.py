@@ -1,6 +1,7 @@
 """Faults a long search meets: dead workers, OOM, NaN, crashes, several machines."""
 
 import dataclasses
+import fcntl
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from maitsearch.search.optuna_study import study_name
 from maitsearch.spec import load_spec
 
 from .postgres import PASSWORD
+from .test_claims import STALL
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -76,18 +78,30 @@ def test_too_many_failures_stop_the_search(quick_config, digits, tmp_path, monke
         run_search(quick_config.replace(max_failures=1, seeds=1), results_root=tmp_path, name="boom", data=digits)
 
 
+def stalled_worker(args, mark, env=None):
+    """A worker that stops at the start of its first (or STALL_AT-th) training until it is killed
+    (tests/stall.py): the test acts at a known point, however busy the machine is."""
+    env = {"STALL_AT": "1", **(env or {}), "STALL_MARK": str(mark)}
+    worker = subprocess.Popen([sys.executable, str(STALL), *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, **env})
+    deadline = time.time() + 300
+    while not mark.exists() and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert mark.exists(), "the worker reached its training"
+    return worker
+
+
 @pytest.mark.slow
 def test_second_worker_on_sqlite_is_refused(tmp_path):
-    first = subprocess.Popen(quick_command(tmp_path, "--strategy", "optuna", "--trials", "3", "--name", "solo"),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lock = tmp_path / "solo" / "study.db.lock"
-    deadline = time.time() + 120
-    while not lock.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1)
+    args = ["run", "--config", "quick", "--results", str(tmp_path), "--strategy", "optuna", "--trials", "3",
+            "--name", "solo"]
+    first = stalled_worker(args, tmp_path / "first-is-training")
+    with open(tmp_path / "solo" / "study.db.lock") as lock, pytest.raises(BlockingIOError):
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first worker holds the study's lock
     second = subprocess.run(quick_command(tmp_path, "--strategy", "optuna", "--trials", "3", "--name", "solo"),
-                            capture_output=True, text=True, timeout=120)
-    first.wait(timeout=600)
+                            capture_output=True, text=True, timeout=300)
+    first.kill()
+    first.wait()
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1
     assert "another worker is already running on this SQLite study" in second.stderr
@@ -101,18 +115,16 @@ def test_killed_worker_trial_fails_and_its_placement_is_retried(tmp_path):
     config = tmp_path / "fast-heartbeat.yaml"
     config.write_text(resolve_config_path("quick").read_text().replace(
         "optuna:\n  pruner: median", "optuna:\n  pruner: none\n  heartbeat_interval: 1\n  grace_period: 3"))
-    command = [sys.executable, "-m", "maitsearch", "run", "--config", str(config), "--strategy", "optuna",
-               "--trials", "3", "--name", "dies", "--results", str(tmp_path)]
-    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    trials = tmp_path / "dies" / "trials"
-    deadline = time.time() + 300
-    while not (trials / "0.yaml").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.5)  # inside trial 1
+    args = ["run", "--config", str(config), "--strategy", "optuna", "--trials", "3", "--name", "dies",
+            "--results", str(tmp_path)]
+    victim = stalled_worker(args, tmp_path / "victim-in-trial-1", {"STALL_AT": "2"})
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    time.sleep(4)  # past the grace period
-    fresh = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # The victim is dead: its last heartbeat came before the kill, so past the grace period (3 s)
+    # its trial is stale by any clock, however long the machine took to get here.
+    time.sleep(4)
+    fresh = subprocess.run([sys.executable, "-m", "maitsearch", *args], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "MAITSEARCH_CLAIM_GRACE": "2"})  # the victim's trial-cache claim too
     assert fresh.returncode == 0, fresh.stderr
     study = optuna.load_study(study_name=study_name("dies"), storage=f"sqlite:///{tmp_path / 'dies' / 'study.db'}")
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]

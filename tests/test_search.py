@@ -1,6 +1,7 @@
 """Strategies and the runner: one contract test for all, then each strategy's own rules."""
 
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from maitsearch.search.calibrate import analyse
 from maitsearch.search.optuna_study import OptunaStrategy, staircase, study_name
 from maitsearch.search.soft_masks import derive
 from maitsearch.spec import MaskSpec, load_spec, preset
+
+from .test_claims import STALL
 
 
 @pytest.mark.parametrize("strategy", ["als", "optuna", "soft", "supernet", "presets"])
@@ -266,22 +269,27 @@ def test_soft_alphas_are_learned(quick_config, digits, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
-    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path),
-               "--name", "killed"]
-    trials = tmp_path / "killed" / "trials"
-    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["run", "--config", "quick", "--results", str(tmp_path), "--name", "killed"]
+    trials, mark = tmp_path / "killed" / "trials", tmp_path / "training-trial-1"
+    # tests/stall.py stops the second training (trial 1) at its start until the kill: a known
+    # point, however busy the machine is
+    victim = subprocess.Popen([sys.executable, str(STALL), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "STALL_AT": "2", "STALL_MARK": str(mark)})
     deadline = time.time() + 300
-    while not (trials / "0.yaml").exists() and victim.poll() is None and time.time() < deadline:
+    while not mark.exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # well inside trial 1's training
+    assert mark.exists(), "trial 1 started training"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     survivors = {p.name: p.read_bytes() for p in trials.glob("*.yaml")}
-    assert "0.yaml" in survivors and len(survivors) < 5
+    assert list(survivors) == ["0.yaml"]
 
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # the victim's claim on trial 1's seed is silent from the kill on: a short grace breaks it soon
+    result = subprocess.run([sys.executable, "-m", "maitsearch", *args], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "MAITSEARCH_CLAIM_GRACE": "2"})
     assert result.returncode == 0, result.stderr
-    assert f"resuming with {len(survivors)} finished trial(s)" in result.stdout
+    assert "resuming with 1 finished trial(s)" in result.stdout
+    assert f"by pid {victim.pid} on" in result.stdout, "the dead worker's claim was broken"
     for name, content in survivors.items():
         assert (trials / name).read_bytes() == content, f"{name} was rewritten"
     numbers = sorted(int(p.stem) for p in trials.glob("*.yaml"))

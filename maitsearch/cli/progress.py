@@ -8,9 +8,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..events import (CacheEntryIgnored, EpochDone, JobEnded, JobStarted, MeasuringStarted, RunEnded, RunStarted,
-                      SeedEnded, SeedStarted, StepDone, TrainingStarted, TrialEnded, TrialReused, TrialStarted,
-                      WorkerEpoch)
+from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, JobEnded, JobStarted, MeasuringStarted, RunEnded,
+                      RunStarted, SeedEnded, SeedStarted, SeedWaiting, StepDone, TrainingStarted, TrialEnded,
+                      TrialReused, TrialStarted, WorkerEpoch)
 
 
 def make_progress(console: Console) -> Progress:
@@ -122,6 +122,12 @@ class RunView:
                 state = "" if event.status == "complete" else f"  [{event.status}: {event.reason}]"
                 self.console.print(f"job       {event.step:<{self.step_width}} {event.what}: "
                                    f"{event.seconds:.0f} s{state}", markup=False)
+            case SeedWaiting():
+                self.console.print(f"waiting for {event.placement} seed {event.seed}, trained by pid {event.pid} "
+                                   f"on {event.host}", markup=False)
+            case ClaimBroken():
+                self.console.print(f"claim on {event.placement} seed {event.seed} by pid {event.pid} on {event.host} "
+                                   f"silent for {event.silent:.0f} s: training it here", markup=False)
             case CacheEntryIgnored():
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():

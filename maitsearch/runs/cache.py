@@ -19,6 +19,10 @@ What the key holds, and why each part:
   torch version gave 95.23% validation top-1 on one machine and 95.28% on another, so a cache
   folder shared by several machines keeps each machine's numbers apart.
 
+Before training a key, a worker claims it (``runs/claims.py``): a second worker that wants the
+same key while the first trains it waits for the entry instead of training it again, and a
+dead worker's claim is broken once its heartbeat has been silent for the grace period.
+
 On a GPU the key names the GPU model and nothing else about the device: not its index (a
 search puts one worker on each GPU of a node, and cuda:0 and cuda:3 of one model compute the
 same numbers), nor the CPU thread count (a GPU trial's CPU work is exact element-wise
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic
+from .claims import Claims
 from ..config import ProxyConfig
 from ..data.sources import FOLDER_SETTINGS
 from ..spec import MaskSpec
@@ -145,8 +150,9 @@ class CacheEntry:
 
 
 class TrialCache:
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, grace: float | None = None):
         self.folder = Path(folder)
+        self.claims = Claims(self.folder, grace)  # claims/<digest>.lease: keys being trained now
 
     def path(self, key: dict) -> Path:
         name = digest(key)

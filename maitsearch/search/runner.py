@@ -6,7 +6,8 @@ placement, writes each finished trial atomically, and on a re-run replays the st
 the trials already on disk, so nothing finished is trained twice. Each seed's result goes into
 the machine's trial cache (``runs/cache.py``) as soon as it finishes, so a crash loses at most
 the seeds in flight, and any later run that asks for the same seed of the same experiment
-reuses it. A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
+reuses it; a seed another worker is training now is waited for, not trained again (its claim,
+``runs/claims.py``). A proposal with a ``job`` (``base.Job``: a supernet's training, a batch of scores) is
 run once on the same executor, beside the batch's trials, and only told: a job keeps its own
 results in the run folder.
 """
@@ -25,10 +26,11 @@ import yaml
 from ..config import SearchConfig, config_from_dict, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
-from ..events import (CacheEntryIgnored, EventFn, JobEnded, JobStarted, RunEnded, RunStarted, TrialEnded, TrialReused,
-                      TrialStarted, ignore)
+from ..events import (CacheEntryIgnored, ClaimBroken, EventFn, JobEnded, JobStarted, RunEnded, RunStarted,
+                      SeedWaiting, TrialEnded, TrialReused, TrialStarted, ignore)
 from ..runs import RunStore, TrialRecord
-from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key
+from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key, digest
+from ..runs.claims import Watch
 from ..runs.record import FAILED_STATES
 from ..runs.study_storage import redacted_config
 from ..training import TrialResult
@@ -118,6 +120,7 @@ class Runner:
         self.helper_workers = helper_workers  # processes of this run that train beside this one
         self.helper_devices = tuple(helper_devices)  # their GPUs, when they train on GPUs
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
+        self.leases: dict = {}  # (unit index, seed index) -> the claim this worker holds while it trains
         self.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
         self.strategy.attach(store)
@@ -154,6 +157,9 @@ class Runner:
                     self._check_failures()
         finally:
             self.executor.close()
+            for lease in self.leases.values():  # a fault ended the loop before the units' own release
+                self.cache.claims.release(lease)
+            self.leases.clear()
         summary = self.finish(time.perf_counter() - start)
         self.emit(RunEnded(summary=summary))
         return summary
@@ -221,7 +227,8 @@ class Runner:
     def _train(self, batch: list[tuple[Proposal, int]], jobs: list[tuple[Proposal, int]] = ()):
         seeds = [self.config.proxy.seed + i for i in range(self.config.seeds)]
         numbers = {index: self._take_number(proposal) for proposal, index in batch}
-        units, cached = self._job_units(jobs), {}  # first: a job is long, and the pool starts it at once
+        # jobs first: a job is long, and the pool starts it at once
+        units, cached, waiting = self._job_units(jobs), {}, []
         for proposal, index in batch:
             self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
                                    seeds=len(seeds)))
@@ -229,11 +236,17 @@ class Runner:
                 proxy = self.config.proxy.replace(seed=seed, **proposal.proxy_changes)
                 checkpoint = (str(self.store.path / "checkpoints" / f"{numbers[index]}.pt")
                               if self.config.keep_checkpoints and seed_index == 0 else None)
-                hit = self._cached(proposal, proxy) if checkpoint is None else None  # weights are not cached
+                unit = Unit(index, seed_index, proposal, proxy, numbers[index], checkpoint)
+                if checkpoint is not None:  # weights are not cached: this run trains them itself
+                    units.append(unit)
+                    continue
+                hit, watch = self._claim(unit)
                 if hit is not None:
                     cached[(index, seed_index)] = hit
-                    continue
-                units.append(Unit(index, seed_index, proposal, proxy, numbers[index], checkpoint))
+                elif watch is None:
+                    units.append(unit)
+                else:
+                    waiting.append((unit, watch))
         results = dict(cached)
         pending = {index: len(seeds) for _, index in batch}
         for _, index in batch:
@@ -241,15 +254,85 @@ class Runner:
         ready = [index for _, index in batch if pending[index] == 0]
         for index in ready:
             yield index, self._finish(batch, index, numbers[index], results, len(seeds), cached)
-        for unit, result in self.executor.run(units, self.strategy):
+        for unit, result, from_cache in self._run_units(units, waiting):
             if unit.proposal.job is not None:
                 yield unit.index, self._job_ended(unit.proposal, result)
                 continue
             results[(unit.index, unit.seed_index)] = result
-            self.cache.put(self._key(unit.proposal, unit.proxy), result)
+            if from_cache:
+                cached[(unit.index, unit.seed_index)] = result
             pending[unit.index] -= 1
             if pending[unit.index] == 0:
                 yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds), cached)
+
+    def _run_units(self, units: list[Unit], waiting: list):
+        """(unit, result, from_cache): this worker's claimed units trained on the executor, then
+        the units other workers hold, as their results reach the cache. A unit whose holder gave
+        its claim up without a result, or whose holder's heartbeat went silent, is claimed and
+        trained here. Every claim is released once its result is in the cache, or on any exit."""
+        poll = min(1.0, self.cache.claims.grace / 10)
+        try:
+            while units or waiting:
+                for unit, result in self.executor.run(units, self.strategy):
+                    if unit.proposal.job is None:
+                        self.cache.put(self._key(unit.proposal, unit.proxy), result)  # first: then a waiter finds it
+                        self._release(unit)
+                    yield unit, result, False
+                units, still = [], []
+                for unit, watch in waiting:
+                    hit, watch = self._claim(unit, watch)
+                    if hit is not None:
+                        yield unit, hit, True
+                    elif watch is None:
+                        units.append(unit)
+                    else:
+                        still.append((unit, watch))
+                waiting = still
+                if waiting and not units:
+                    time.sleep(poll)
+        finally:
+            for lease in self.leases.values():
+                self.cache.claims.release(lease)
+            self.leases.clear()
+
+    def _claim(self, unit: Unit, watch: Watch | None = None) -> tuple[TrialResult | None, Watch | None]:
+        """(the cached result, None), (None, None) when this worker now holds the claim, or
+        (None, a watch on the other worker's claim) while it trains the unit."""
+        key = self._key(unit.proposal, unit.proxy)
+        hit = self._cached_key(key, warn=watch is None)  # a corrupt entry is reported once, not at every look
+        if hit is not None:
+            return hit, None
+        name = digest(key)
+        if watch is not None:
+            state = watch.look()
+            if state == "alive":
+                return None, watch
+            if state == "stale" and watch.holder is not None:
+                if self.cache.claims.break_stale(name, watch.holder):
+                    self.emit(ClaimBroken(number=unit.number, placement=unit.proposal.spec.compact(),
+                                          seed=unit.proxy.seed, pid=watch.holder.pid, host=watch.holder.host,
+                                          silent=round(watch.silent(), 1)))
+        lease = self.cache.claims.try_claim(name)
+        if lease is not None:
+            # the holder may have stored it and let go since the first look (which warned of a corrupt entry)
+            hit = self._cached_key(key, warn=False)
+            if hit is not None:
+                self.cache.claims.release(lease)
+                return hit, None
+            self.leases[(unit.index, unit.seed_index)] = lease
+            return None, None
+        fresh = Watch(self.cache.claims, name)
+        fresh.look()
+        holder = fresh.holder
+        if holder is not None and (watch is None or watch.holder is None or holder.token != watch.holder.token):
+            self.emit(SeedWaiting(number=unit.number, placement=unit.proposal.spec.compact(), seed=unit.proxy.seed,
+                                  pid=holder.pid, host=holder.host))
+        return None, fresh
+
+    def _release(self, unit: Unit) -> None:
+        lease = self.leases.pop((unit.index, unit.seed_index), None)
+        if lease is not None:
+            self.cache.claims.release(lease)
 
     def _job_units(self, jobs: list[tuple[Proposal, int]]) -> list[Unit]:
         for proposal, _ in jobs:
@@ -308,11 +391,12 @@ class Runner:
             proxy = proxy.replace(device=devices[0])
         return cache_key(proposal.spec, proxy, threads=self.executor.threads)
 
-    def _cached(self, proposal: Proposal, proxy) -> TrialResult | None:
+    def _cached_key(self, key: dict, warn: bool = True) -> TrialResult | None:
         try:
-            return self.cache.get(self._key(proposal, proxy))
+            return self.cache.get(key)
         except CorruptEntry as err:
-            self.emit(CacheEntryIgnored(message=str(err)))
+            if warn:
+                self.emit(CacheEntryIgnored(message=str(err)))
             return None
 
 
