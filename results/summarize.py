@@ -13,6 +13,7 @@ links to rather than copies.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import maitsearch
 from maitsearch.stats import format_mean_std, mean_std, pooled_std, resolvable_gap
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # scaling.py, the scaling view, lives beside this script
+import scaling  # noqa: E402
 
 
 @dataclass
@@ -359,6 +362,7 @@ def build() -> str:
         if runs:
             lines += ["Reports: " + ", ".join(f"[{run.name}]({run.name}/report.md)" for run in runs), ""]
     lines += transfer_section()
+    lines += scaling.section()
     lines += ["## Findings", "", "What these runs show, item by item, against the paper: [FINDINGS.md](FINDINGS.md).", ""]
     return "\n".join(lines)
 
@@ -366,6 +370,9 @@ def build() -> str:
 def main() -> None:
     (ROOT / "README.md").write_text(build())
     print(f"wrote {ROOT / 'README.md'}")
+    figure = scaling.draw(scaling.scaling_rows())
+    if figure:
+        print(f"wrote {figure}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -214,3 +215,54 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
     assert stderr.strip().splitlines()[-1] == ("interrupted: every finished trial is saved; run the same command "
                                               "again to go on")
     assert "Traceback" not in stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``, from /proc (field 4 of /proc/N/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+def test_sigterm_stops_the_search_and_its_workers_and_exits_143(tmp_path):
+    """As ``kill``, ``timeout`` or a scheduler sends it, to the search's own process only: its
+    training workers (outside any terminal's process group here) stop with it, not when their
+    seeds end."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--results", str(tmp_path),
+               "--name", "terminated", "--jobs", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while len(_children(process.pid)) < 3 and time.time() < deadline:  # two workers and their manager
+        time.sleep(0.2)
+    workers = _children(process.pid)
+    assert len(workers) >= 3, workers
+    time.sleep(2)  # the workers are training now
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, (stdout[-2000:], stderr[-2000:])
+    assert stderr.strip().splitlines()[-1] == ("interrupted: every finished trial is saved; run the same command "
+                                              "again to go on")
+    deadline = time.time() + 10
+    while any(map(_alive, workers)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "workers outlived the search"

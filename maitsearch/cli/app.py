@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -16,10 +18,27 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 
+# Typer turns any KeyboardInterrupt into exit code 130; this tells SIGTERM's apart (exit 143).
+_SIGTERM_RECEIVED = threading.Event()
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    """``kill``, ``timeout`` or a scheduler's SIGTERM stops a command as Ctrl-C does, and takes
+    its worker processes with it first: a search started under nohup or a launcher has workers
+    outside the terminal's process group, so nothing else stops them, and an orphaned worker
+    trains on (holding its GPU) until its seed ends."""
+    import multiprocessing
+
+    _SIGTERM_RECEIVED.set()
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise KeyboardInterrupt  # unwinds as Ctrl-C does: every ``finally`` runs
+
+
 class _OneLineErrors(TyperGroup):
     """Every mistake ends as one line on stderr and exit code 2: a library ``MaitsearchError``
     (the one place the CLI catches them) and a bad flag alike. Ctrl-C says what was kept and
-    exits 130."""
+    exits 130; SIGTERM the same, exiting 143."""
 
     def invoke(self, ctx):
         try:
@@ -29,6 +48,16 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, *args, **kwargs):
         kwargs.pop("standalone_mode", None)
+        # only the main thread may set handlers; the previous one comes back for in-process callers
+        own = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if own else None
+        try:
+            self._main_with_one_line_errors(*args, **kwargs)
+        finally:
+            if own:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _main_with_one_line_errors(self, *args, **kwargs):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click_errors.NoArgsIsHelpError as err:
@@ -39,9 +68,10 @@ class _OneLineErrors(TyperGroup):
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             code = 130
-        if code == 130:  # typer turns Ctrl-C into exit code 130
+        if code == 130:
             err_console.print("\ninterrupted: every finished trial is saved; run the same command again to go on",
                               markup=False)
+            code = 143 if _SIGTERM_RECEIVED.is_set() else 130
         sys.exit(code if isinstance(code, int) else 0)
 
 
