@@ -304,9 +304,7 @@ def transfer_section() -> list[str]:
                   f"{with_interval(study, 'spearman_rho')}, over {len(rows)} placements x {study.get('seeds', '?')} seeds",
                   f"- the proxy's pick: {pick} ({target_of(pick)} on the target); the target's best: {best} "
                   f"({target_of(best)})",
-                  (f"- regret 0: {study.get('verdict', '?')}" if study.get("pick_is_best") else
-                   f"- regret {study.get('regret', float('nan')) * 100:.2f} points, resolvable gap "
-                   f"{study.get('resolvable_gap', float('nan')) * 100:.2f}: {study.get('verdict', '?')}"), "",
+                  f"- verdict: {study.get('verdict', '?')}", "",
                   f"Report: [{name}]({name}/report.md)", ""]
     return lines
 
