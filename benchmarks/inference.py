@@ -8,7 +8,9 @@ Every model is exported to ONNX (the dynamo exporter, as ``maitsearch export --o
 checked in onnxruntime against PyTorch (max abs difference, top-1 agreement on the batch). Each
 row also gives the attention FLOPs the run computes (a band head: its rows x gw band; a dense
 head: T x T) and ``attention_cost``, the share a window-only head would keep. With a GPU, a CUDA
-eager column runs the FlexAttention kernel. Models are timed round-robin (benchmarks/common.py).
+eager column runs the FlexAttention kernel. Models are timed round-robin (benchmarks/common.py),
+so onnxruntime's sessions run with spinning off: an idle session's threads would otherwise
+busy-wait on the cores the next one runs on.
 
 Targets (onnxruntime, 2 threads): every head masked >= 2x faster than DeiT at 896 px; Sch.2 no
 slower than DeiT at 224 px (ratio <= 1.00). Writes benchmarks/out/inference-cpu.json and a
@@ -70,7 +72,7 @@ def cost(placement: str, size: int, depth: int) -> float:
 
 
 def onnx_runner(path: Path, images: torch.Tensor, threads: int):
-    session = export.onnx_session(path, threads=threads)
+    session = export.onnx_session(path, threads=threads, spin=False)  # four sessions take turns
     feed = {session.get_inputs()[0].name: images.numpy()}
     return lambda: session.run(None, feed)
 

@@ -116,13 +116,17 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, opset: int | None =
     return {"path": str(path), "nodes": nodes, "bytes": path.stat().st_size}
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session; ``threads`` caps its intra-op threads (None: onnxruntime's)."""
+def onnx_session(path: str | Path, threads: int | None = None, spin: bool = True):
+    """An onnxruntime CPU session; ``threads`` caps its intra-op threads (None: onnxruntime's).
+    ``spin=False`` stops its idle threads busy-waiting for the next run: several sessions timed
+    in turn on few cores otherwise spin on the cores the running one needs."""
     ort = require("onnxruntime", "running an ONNX model")
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
