@@ -19,17 +19,24 @@ none, Sch.1, Sch.2 and all on the same fresh seeds (trained once, in one shared 
 gives each answer's fresh-seed mean and its paired difference to each of them, marked `*` beyond
 twice its standard error. Writes benchmarks/out/strategies.json (strategies-CONFIG.json for
 another config); each run's wall time is in it, to check the budgets were equal.
+
+It takes hours on 2 cores, so it resumes: the run folders, their trial caches and `walls.json`
+(each run's wall seconds, added up over the sessions it ran in, written every half minute) live
+in --results (default benchmarks/out/strategies-CONFIG-runs/). Run the same command again after
+an interruption; a finished run is not run again, an unfinished one resumes through the CLI, and
+its wall time goes on from what `walls.json` holds (a seed being trained when it stopped is lost
+time, and counts).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,22 +45,49 @@ from maitsearch.config import config_to_yaml, load_config
 from maitsearch.stats import mean_std, resolvable_gap
 
 try:
-    from .common import write_json
+    from .common import OUT, write_json
 except ImportError:
-    from common import write_json
+    from common import OUT, write_json
 
 HAND_WRITTEN = ("none", "sch1", "sch2", "all")
 ALS_PLACEMENTS = 4  # none, Sch.1 (its step 1 too), assign, calibrate: what the ALS strategy trains per seed
 
 
-def maitsearch(args: list[str], log: Path) -> float:
-    """Run the CLI, its output to ``log``; the wall seconds it took."""
+WALLS = "walls.json"  # run name -> {"wall_s": seconds over every session, "done": finished}
+
+
+def maitsearch(args: list[str], log: Path, walls: Path | None = None, name: str = "") -> float:
+    """Run the CLI, its output appended to ``log``; the wall seconds it took, added to what
+    ``walls`` held for ``name`` (kept up to date while it runs, so an interruption loses little)."""
+    held = read_walls(walls).get(name, {}).get("wall_s", 0.0) if walls else 0.0
     start = time.perf_counter()
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, "-m", "maitsearch", *args], stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode:
-        sys.exit(f"maitsearch {' '.join(args)} failed (exit {done.returncode}); see {log}")
-    return time.perf_counter() - start
+    with open(log, "a") as out:
+        process = subprocess.Popen([sys.executable, "-m", "maitsearch", *args], stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                code = process.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                if walls:
+                    record_wall(walls, name, held + time.perf_counter() - start, done=False)
+    wall = held + time.perf_counter() - start
+    if walls:
+        record_wall(walls, name, wall, done=code == 0)
+    if code:
+        sys.exit(f"maitsearch {' '.join(args)} failed (exit {code}); see {log}")
+    return wall
+
+
+def read_walls(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_wall(path: Path, name: str, seconds: float, *, done: bool) -> None:
+    walls = read_walls(path)
+    walls[name] = {"wall_s": round(seconds, 1), "done": done}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(walls, indent=1, sort_keys=True))
+    os.replace(temporary, path)
 
 
 def search_config(base, strategy: str, seed: int, root: Path, name: str, *, budget: float | None,
@@ -110,8 +144,11 @@ def main() -> None:
                         help="Seconds a trial-seed trains (default: what the supernet runs measured).")
     parser.add_argument("--fresh-seed", type=int, default=20, help="First seed of the confirmations.")
     parser.add_argument("--fresh-seeds", type=int, default=5)
-    parser.add_argument("--results", default=None, help="Results folder (default: a scratch one).")
-    parser.add_argument("--cache", default=None, help="The confirmations' shared trial cache (default: scratch).")
+    parser.add_argument("--results", default=None,
+                        help="Where the runs, their caches and walls.json live, to resume from "
+                             "(default: benchmarks/out/strategies-CONFIG-runs).")
+    parser.add_argument("--cache", default=None,
+                        help="The confirmations' shared trial cache (default: confirm-cache in --results).")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/out/strategies[-CONFIG].json).")
     args = parser.parse_args()
     base = load_config(args.config)
@@ -121,9 +158,10 @@ def main() -> None:
         sys.exit("--budget and --trial-seed-seconds: without supernet runs first, say how long each run may take "
                  "and how long a trial-seed trains")
     fresh = set(range(args.fresh_seed, args.fresh_seed + args.fresh_seeds))
-    scratch = Path(tempfile.mkdtemp(prefix="maitsearch-strategies-"))
-    root = Path(args.results) if args.results else scratch / "results"
-    root.mkdir(parents=True, exist_ok=True)
+    root = Path(args.results) if args.results else OUT / f"strategies-{args.config}-runs"
+    scratch = root / "work"  # configs, logs and per-run trial caches: kept, so a rerun resumes
+    scratch.mkdir(parents=True, exist_ok=True)
+    walls = root / WALLS
     shared_cache = Path(args.cache) if args.cache else scratch / "confirm-cache"
     workers = base.jobs or os.cpu_count() or 1
     budget, per_seed, rows = args.budget, args.trial_seed_seconds, []
@@ -137,8 +175,10 @@ def main() -> None:
                          "fresh seeds must lie above every search run's")
             path = scratch / f"{name}.yaml"
             path.write_text(config_to_yaml(config))
-            wall = maitsearch(["run", "--config", str(path), "--name", name, "--results", str(root),
-                               "--cache", str(scratch / f"cache-{name}")], scratch / f"{name}.log")
+            held = read_walls(walls).get(name, {})
+            wall = held["wall_s"] if held.get("done") else maitsearch(
+                ["run", "--config", str(path), "--name", name, "--results", str(root),
+                 "--cache", str(scratch / f"cache-{name}")], scratch / f"{name}.log", walls, name)
             rows.append({"strategy": strategy, "search_seed": seed, "wall_s": round(wall, 1),
                          "trials": len(load_run(root / name).records), "seeds": config.seeds})
             print(f"{name:<18} {wall:7.0f} s, {rows[-1]['trials']} trials of {config.seeds} seed(s)")

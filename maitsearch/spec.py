@@ -16,7 +16,7 @@ import random as _random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import yaml
 
@@ -126,6 +126,14 @@ class MaskSpec:
         if spec.soft is not None:
             parts.append(";".join(",".join(f"{a:.4f}" for a in layer) for layer in spec.soft))
         return "/".join(parts)
+
+    def unmasked_in(self, layers: Iterable[int]) -> "MaskSpec":
+        """This placement with every head of ``layers`` unmasked (hard and soft)."""
+        drop = set(layers)
+        masks = tuple(() if index in drop else layer for index, layer in enumerate(self.masks))
+        soft = None if self.soft is None else tuple(
+            (1.0,) * self.heads if index in drop else layer for index, layer in enumerate(self.soft))
+        return dataclasses.replace(self, masks=masks, soft=soft)
 
     def with_meta(self, **updates: Any) -> "MaskSpec":
         return dataclasses.replace(self, meta={**self.meta, **updates})

@@ -79,6 +79,27 @@ def test_runs_confirmed_from_one_first_seed_share_fresh_seeds_and_extra_placemen
         confirmation_config(finished_run, seeds=4, first_seed=2)
 
 
+def test_the_strategies_benchmark_adds_a_runs_wall_time_over_the_sessions_it_ran_in(tmp_path, monkeypatch):
+    """benchmarks/strategies.py takes hours, so it resumes: 5 s held from an interrupted session
+    plus this one's command, marked done; a failed command is one line and stays not done."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "strategies.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as `python benchmarks/strategies.py` runs it
+    module_spec = importlib.util.spec_from_file_location("strategies_benchmark", path)
+    strategies = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(strategies)
+    walls = tmp_path / strategies.WALLS
+    strategies.record_wall(walls, "run", 5.0, done=False)
+    wall = strategies.maitsearch(["--help"], tmp_path / "run.log", walls, "run")
+    assert wall > 5.0 and strategies.read_walls(walls)["run"] == {"wall_s": round(wall, 1), "done": True}
+    assert "Usage" in (tmp_path / "run.log").read_text()
+    with pytest.raises(SystemExit, match=r"maitsearch run --config nowhere failed \(exit 2\); see "):
+        strategies.maitsearch(["run", "--config", "nowhere"], tmp_path / "bad.log", walls, "bad")
+    assert strategies.read_walls(walls)["bad"]["done"] is False
+
+
 def test_confirming_nothing_or_no_run_is_a_config_error(finished_run, tmp_path):
     with pytest.raises(ConfigError, match="--top 0: confirm at least one placement"):
         confirmation_config(finished_run, top=0)

@@ -110,6 +110,37 @@ def test_a_score_with_inherited_weights_is_the_forward_pass_of_a_model_built_for
     assert len({row["loss"][0] for row in rows}) == len(rows), "the placements are different sub-networks"
 
 
+def test_the_last_blocks_masks_are_one_network_with_a_class_token_and_two_without(tiny_supernet, quick_config):
+    """With a class token the classifier reads only the class token's last output, whose row no
+    mask touches: placements that differ only in the last block give the same logits (a masked
+    head runs another kernel, so to rounding), and network_key says so. Mean pooling reads every patch, so there they are two networks."""
+    from timm.models import VisionTransformer
+
+    from maitsearch import apply_mask_spec
+    from maitsearch.search.supernet import network_key
+    from maitsearch.training.supernet import SEARCH_SPLIT
+
+    weights, data = tiny_supernet
+    images = torch.cat([x for x, _ in data.batches(SEARCH_SPLIT, 512)])
+    open_last, masked_last = MaskSpec.from_counts([3, 1, 0, 0], 3), MaskSpec.from_counts([3, 1, 0, 2], 3)
+    with torch.no_grad():
+        token = [reference_model(weights, quick_config.proxy, spec)(images) for spec in (open_last, masked_last)]
+    assert torch.allclose(token[0], token[1], atol=1e-6, rtol=0), "equal but for the kernels' rounding"
+    assert network_key(open_last, "token") == network_key(masked_last, "token")
+
+    torch.manual_seed(0)
+    proxy = quick_config.proxy
+    avg = VisionTransformer(img_size=proxy.image_size, patch_size=proxy.patch_size, in_chans=1, num_classes=10,
+                            embed_dim=proxy.width, depth=4, num_heads=3, class_token=False, global_pool="avg").eval()
+    for parameter in avg.parameters():  # timm's init is tiny on purpose; here the masks must show
+        torch.nn.init.normal_(parameter, std=0.3)
+    with torch.no_grad():
+        pooled = [apply_mask_spec(avg, spec)(images) for spec in (open_last, masked_last)]
+    assert (pooled[0] - pooled[1]).abs().max() > 1e-4, "a hundred times the rounding allowed above"
+    assert network_key(open_last, "avg") != network_key(masked_last, "avg")
+    assert network_key(masked_last, "token") != network_key(MaskSpec.from_counts([3, 1, 1, 2], 3), "token")
+
+
 def test_held_out_images_are_no_training_images_and_come_in_shifted_views(digits):
     from maitsearch.training.supernet import SEARCH_SPLIT, held_out
 
@@ -220,23 +251,54 @@ def test_bad_supernet_settings_are_one_line_errors(change, message):
 
 def test_the_top_candidates_are_the_best_scores_or_the_pareto_front_first():
     """Ties in score go to the lower held-out loss; with attention_cost, the front comes first:
-    b (0.95 at cost 0.9), c (0.90 at 0.5) and d (0.80 at 0.1) are on it, a (0.90 at 0.7) is not."""
+    b (0.95 at cost 0.9), c (0.90 at 0.5) and d (0.80 at 0.1) are on it, a (0.90 at 0.7) is not.
+    b2 is b with its last block masked, with a class token the same network: never a second
+    candidate; with mean pooling it is one."""
+    from maitsearch.config import ProxyConfig
     from maitsearch.search.registry import make_strategy
+
+    a, b, b2, c, d = "7100", "7710", "7713", "3100", "1000"
 
     def row(index, placement, score, loss, cost):
         return {"index": index, "source": "search", "placement": placement, "key": placement, "score": score,
                 "loss": loss, "values": [score, cost], "duplicate_of": None}
 
-    rows = [row(0, "a", 0.90, 0.20, 0.7), row(1, "b", 0.95, 0.20, 0.9), row(2, "c", 0.90, 0.25, 0.5),
-            row(3, "d", 0.80, 0.10, 0.1), {**row(4, "b", 0.95, 0.20, 0.9), "duplicate_of": 1}]
+    rows = [row(0, a, 0.90, 0.20, 0.7), row(1, b, 0.95, 0.20, 0.9), row(2, c, 0.90, 0.25, 0.5),
+            row(3, d, 0.80, 0.10, 0.1), {**row(4, b, 0.95, 0.20, 0.9), "duplicate_of": 1},
+            row(5, b2, 0.95, 0.20, 0.9)]
     config = SearchConfig(strategy="supernet", layers=4, heads=3, supernet=SupernetSettings(top=3))
     single = make_strategy(config)
     single.rows = rows
-    assert [r["placement"] for r in single._top()] == ["b", "a", "c"]
+    assert [r["placement"] for r in single._top()] == [b, a, c]
     pareto = make_strategy(config.replace(optuna=OptunaSettings(sampler="nsga2",
                                                                 objectives=["accuracy", "attention_cost"])))
     pareto.rows = rows
-    assert [r["placement"] for r in pareto._top()] == ["b", "c", "d"]
+    assert [r["placement"] for r in pareto._top()] == [b, c, d]
+    pooled = make_strategy(config.replace(proxy=ProxyConfig(pool="avg")))
+    pooled.rows = rows
+    assert [r["placement"] for r in pooled._top()] == [b, b2, a]
+
+
+def test_baselines_fill_the_workers_the_supernet_leaves_and_the_rest_train_beside_the_candidates(tmp_path):
+    """Two workers, 3 seeds, a 60-epoch supernet on 80% of a 30-epoch proxy's images (1.6 seeds of
+    work), two baselines, three candidates. Hand-worked phases (supernet and early baselines, then
+    the rest and the candidates): both early 4 + 5 rounds, one 2.6 + 6, none 1.6 + 8. One worker
+    has no idle time to fill, eight have room for everything: then all go first."""
+    from maitsearch.search.registry import make_strategy
+    from maitsearch.search.supernet import makespan
+
+    assert makespan([1.6, 1, 1, 1], 2) == pytest.approx(2.6) and makespan([1.0] * 9, 2) == 5
+    assert makespan([], 3) == 0 and makespan([2, 1, 1, 1], 2) == 3
+    config = SearchConfig(strategy="supernet", layers=4, heads=3, seeds=3, baselines=["none", "sch1"], jobs=2)
+    assert make_strategy(config)._baselines_beside(supernets=1, baselines=2, fidelity=0) == 1
+    assert make_strategy(config)._baselines_beside(supernets=0, baselines=2, fidelity=0) == 2, "nothing to fill"
+    for jobs in (1, 8):
+        assert make_strategy(config.replace(jobs=jobs))._baselines_beside(1, 2, 0) == 2
+    strategy = make_strategy(config)
+    strategy.folder = tmp_path  # no weights there: the supernet is still to train
+    first = strategy._ask_start()
+    assert [p.step for p in first] == ["supernet", "baseline"] and first[1].spec.num_masked == 0
+    assert [p.spec.num_masked for p in strategy.later_baselines] == [4], "Sch.1 waits for the candidates"
 
 
 def test_the_supernet_section_leaves_every_existing_run_name_alone():

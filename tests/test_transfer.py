@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from maitsearch.cli import app
 from maitsearch.config import ProxyConfig, load_config
-from maitsearch.errors import ConfigError, DataError
+from maitsearch.errors import ConfigError, DataError, SearchError
 from maitsearch.runs.transfer_report import analyse_transfer, proxy_identity
 from maitsearch.stats import kendall_tau, quantile, seed_bootstrap, spearman_rho
 
@@ -276,6 +276,23 @@ def test_from_a_run_adds_its_most_accurate_placements_and_its_answer(tmp_path):
     assert plan.placements == ["none", "all", trial(1), trial(3)], "all is listed already: trial 4 is not added"
     assert plan.labels == ["none", "all", "searched/trial-1", "searched/trial-3"]
     assert "--from searched --top 1" in plan.command
+
+
+def test_a_device_reaches_both_sides_and_the_command_and_a_study_resumes_only_on_it(tmp_path):
+    """--device as run takes it: both sides' proxy.device, the recorded command; a study begun on
+    --device cpu and re-run on auto (a GPU, where there is one) would mix two numerics, so it is
+    refused with the way out."""
+    from maitsearch.runs import RunStore
+    from maitsearch.search.transfer import plan_transfer
+
+    plan = plan_transfer("quick", "quick", placements=["none", "all"], seeds=2, results_root=tmp_path, device="cpu")
+    assert {config.proxy.device for config in plan.configs.values()} == {"cpu"}
+    assert plan.command.endswith("--device cpu")
+    assert plan_transfer("quick", "quick", placements=["none", "all"], seeds=2,
+                         results_root=tmp_path).configs["target"].proxy.device == "auto"
+    RunStore(plan.folder, "proxy").write_config(plan.configs["proxy"].to_dict())
+    with pytest.raises(SearchError, match="exists with another proxy config"):
+        plan_transfer("quick", "quick", placements=["none", "all"], seeds=2, results_root=tmp_path)  # auto
 
 
 def test_two_spec_files_the_runs_would_name_alike_are_refused(tmp_path):

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .app import app, console
-from .run import CACHE, RESULTS
+from .run import CACHE, DEVICE, RESULTS
 
 
 @app.command("transfer")
@@ -29,6 +29,7 @@ def transfer_command(
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
+        device: Optional[str] = DEVICE,
 ) -> None:
     """Train the same placements on a proxy and on a target with paired seeds, and report whether
     the proxy ranks them as the target does (results/<name>/: proxy/, target/, report.md)."""
@@ -40,7 +41,7 @@ def transfer_command(
 
     listed = placements.split(",") if placements is not None else None
     plan = plan_transfer(proxy, target, placements=listed, from_run=from_run, top=top, seeds=seeds, name=name,
-                         results_root=results, jobs=jobs, cache=cache)
+                         results_root=results, jobs=jobs, cache=cache, device=device)
     data = {side: load_data(config.proxy.data, image_size=config.proxy.image_size, data_dir=config.proxy.data_dir,
                             train_copies=config.proxy.train_copies)
             for side, config in plan.configs.items()}

@@ -1,17 +1,19 @@
 """One-shot weight sharing (single-path one-shot, SPOS): score thousands of placements with one
 trained supernet, retrain the best few (docs/DESIGN.md, section 8).
 
-1. supernets:  the baselines, and one job per supernet (``supernet.supernets``) beside them on the
-               executor: each trains the proxy with a placement drawn at every step
-               (``supernet.sampling``) on the training images minus a held-out part.
+1. supernets:  one job per supernet (``supernet.supernets``), and beside them on the executor
+               as many baselines as fill its other workers: each job trains the proxy with a
+               placement drawn at every step (``supernet.sampling``) on the training images
+               minus a held-out part.
 2. search:     an Optuna study over the run's space (``optuna.space``, ``sampler``,
                ``objectives``, warm-started with ``optuna.warm_start``) scores
                ``supernet.evaluations`` placements with the supernets' inherited weights on the
                held-out images, ``batch`` at a time, each batch in chunks that the executor's
                workers score at once. The fidelity placements are scored with the first batch.
-3. candidates: the ``top`` highest-scoring placements (on the Pareto front first when
-               attention_cost is an objective) train from scratch with the run's seeds, paired
-               with the baselines. best.yaml is the most accurate of them and the baselines;
+3. candidates: the ``top`` highest-scoring networks (on the Pareto front first when
+               attention_cost is an objective; placements the output cannot tell apart are
+               one network, ``network_key``) train from scratch with the run's seeds, beside
+               the other baselines and paired with them. best.yaml is the most accurate of them and the baselines;
                answer.yaml is the supernet's own top pick.
 4. fidelity:   Kendall's tau between scores and stand-alone means (``fidelity.py``) and the costs
                go to supernet.yaml, which the report shows.
@@ -65,11 +67,12 @@ class SupernetStrategy(Strategy):
         self.stage = "start"
         self.store = None
         self.rows: list[dict] = []  # evaluations.jsonl, in order
-        self.scored: dict[str, dict] = {}  # placement key -> the row that scored it
+        self.scored: dict[str, dict] = {}  # network key (``network_key``) -> the row that scored it
         self.pending: dict[str, list[tuple]] = {}  # chunk file -> its (trial, spec, name) entries in flight
         self.arrived: list[tuple] = []  # (entry, result) of this round; a repeat's result is None
         self.records: list[TrialRecord] = []  # trials told: baselines, candidates, fidelity
         self.top: list[dict] = []  # rows of the placements retrained, best first
+        self.later_baselines: list[Proposal] = []  # trained beside the candidates (``_baselines_beside``)
         self.study = None
         self.standalone: StandaloneMeans | None = None
         self.fidelity_set: dict[str, MaskSpec] = {}
@@ -83,7 +86,10 @@ class SupernetStrategy(Strategy):
         path = store.path / EVALUATIONS
         lines = path.read_text().splitlines() if path.exists() else []
         self.rows = [json.loads(line) for line in lines if line.strip()]
-        self.scored = {row["key"]: row for row in self.rows if row["duplicate_of"] is None}
+        self.scored = {}
+        for row in self.rows:  # keyed afresh: rows of a run scored before networks were told apart
+            if row["duplicate_of"] is None:
+                self.scored.setdefault(self._network(self._spec(row["placement"])), row)
         for leftover in (self.folder / "scores").glob("*.json"):  # chunks in flight when a run was killed
             leftover.unlink()
         cache = TrialCache(cache_folder(store.path.parent, self.config.cache))
@@ -109,13 +115,36 @@ class SupernetStrategy(Strategy):
         jobs = [Proposal(self.descriptor, "supernet", job=TrainSupernet(sampler, self.epochs, settings.holdout,
                                                                         settings.views, str(self.weights(sampler))))
                 for sampler in self.samplers if not self.weights(sampler).exists()] if self._to_score() else []
-        return jobs + baselines + self._fidelity_training({p.spec.key() for p in baselines})
+        fidelity = self._fidelity_training({p.spec.key() for p in baselines})
+        early = self._baselines_beside(len(jobs), len(baselines), len(fidelity))
+        self.later_baselines = baselines[early:]
+        return jobs + baselines[:early] + fidelity
+
+    def _baselines_beside(self, supernets: int, baselines: int, fidelity: int) -> int:
+        """How many baselines train beside the supernets; the rest train beside the candidates.
+        Each phase ends when its last unit does, so a worker left idle while a supernet trains, or
+        one left alone with the candidates' last seed, is lost time: of every split, the one whose
+        two phases take the least time on the run's workers (a supernet costs about its share of a
+        proxy's epochs and images); of equal ones, the one with the most baselines first."""
+        from .runner import resolve_jobs
+
+        if not supernets:
+            return baselines
+        workers, seeds = max(1, resolve_jobs(self.config)), self.config.seeds
+        supernet = self.epochs / self.config.proxy.epochs * (1 - self.settings.holdout)
+        candidates = self.settings.top if self.settings.evaluations else 0
+
+        def phases(early: int) -> float:
+            first = [supernet] * supernets + [1.0] * (seeds * (early + fidelity))
+            return makespan(first, workers) + makespan([1.0] * (seeds * (baselines - early + candidates)), workers)
+
+        return min(range(baselines, -1, -1), key=phases)
 
     def _to_score(self) -> bool:
         """Whether anything is left to score: a finished run whose weights were not kept (they are
         large) resumes from evaluations.jsonl without training its supernets again."""
         return (len(self._searched()) < self.settings.evaluations
-                or any(spec.key() not in self.scored for spec in self.fidelity_set.values()))
+                or any(self._network(spec) not in self.scored for spec in self.fidelity_set.values()))
 
     def _fidelity_training(self, taken: set[str]) -> list[Proposal]:
         """With ``fidelity: train``, the spread placements no run beside this one has trained."""
@@ -130,7 +159,8 @@ class SupernetStrategy(Strategy):
             return []
         if self.study is None:
             self.study = self._open_study()
-            fidelity = [(None, spec, name) for name, spec in self.fidelity_set.items() if spec.key() not in self.scored]
+            fidelity = [(None, spec, name) for name, spec in self.fidelity_set.items()
+                        if self._network(spec) not in self.scored]
             jobs = self._score_jobs(fidelity, "fidelity")
         else:
             jobs = []
@@ -144,10 +174,9 @@ class SupernetStrategy(Strategy):
         if self.failed:
             return []
         self.top = self._top()
-        shape = dict(window=tuple(self.config.window), semantics=self.config.semantics)
-        proposals = []
+        proposals = list(self.later_baselines)
         for row in self.top:
-            spec = MaskSpec.from_compact(row["placement"], self.config.heads, **shape)
+            spec = self._spec(row["placement"])
             proposals.append(Proposal(spec.with_meta(preset=row["name"]) if row.get("name") else spec, "candidate"))
         return proposals
 
@@ -215,8 +244,8 @@ class SupernetStrategy(Strategy):
         return [row for row in self.rows if row["source"] == "search"]
 
     def _next_batch(self) -> list[Proposal]:
-        """The next batch's new placements, as score jobs. A placement scored before, or already
-        in this round, is not scored again: the same weights give it the same score."""
+        """The next batch's new placements, as score jobs. A network scored before, or already in
+        this round, is not scored again: the same weights give it the same score."""
         entries: list[tuple] = []
         while not entries:
             left = (self.settings.evaluations - len(self._searched())
@@ -229,7 +258,8 @@ class SupernetStrategy(Strategy):
                 for _ in range(min(left, self.settings.batch)):
                     trial = self.study.ask()
                     entry = (trial, suggest_placement(trial, self.config), trial.user_attrs.get(PRESET_ATTR))
-                    if entry[1].key() in self.scored or entry[1].key() in self._in_flight():
+                    network = self._network(entry[1])
+                    if network in self.scored or network in self._in_flight():
                         self.arrived.append((entry, None))  # a repeat: resolved when its round is in
                     else:
                         entries.append(entry)
@@ -240,7 +270,7 @@ class SupernetStrategy(Strategy):
         return self._score_jobs(entries, "search")
 
     def _in_flight(self) -> set[str]:
-        return {spec.key() for chunk in self.pending.values() for _, spec, _ in chunk}
+        return {self._network(spec) for chunk in self.pending.values() for _, spec, _ in chunk}
 
     def _score_jobs(self, entries: list[tuple], label: str) -> list[Proposal]:
         """``entries`` in about one chunk per worker, each a job that writes its scores to a file."""
@@ -279,7 +309,7 @@ class SupernetStrategy(Strategy):
             return (1, trial.number) if trial is not None else (0, names.index(name) if name in names else len(names))
 
         for entry, result in sorted(self.arrived, key=order):
-            earlier = self.scored.get(entry[1].key()) if result is None else None
+            earlier = self.scored.get(self._network(entry[1])) if result is None else None
             if earlier is not None:
                 result = {"top1": earlier["top1"], "loss": earlier["losses"], "seconds": 0.0}
             self._record(entry, result, duplicate_of=earlier["index"] if earlier is not None else None)
@@ -303,17 +333,18 @@ class SupernetStrategy(Strategy):
             row.update(params=dict(trial.params), system_attrs=dict(frozen.system_attrs))
         self.rows.append(row)
         if duplicate_of is None:
-            self.scored[spec.key()] = row
+            self.scored[self._network(spec)] = row
 
     def _write_rows(self) -> None:
         atomic.write_text(self.store.path / EVALUATIONS, "".join(json.dumps(row) + "\n" for row in self.rows))
 
     def _top(self) -> list[dict]:
-        """The ``top`` distinct placements the search scored, by score (ties: lower held-out loss,
-        then the earlier evaluation); with attention_cost as an objective, the Pareto front's first."""
+        """The ``top`` distinct networks the search scored, by score (ties: lower held-out loss,
+        then the earlier evaluation), each as the placement that first scored it; with
+        attention_cost as an objective, the Pareto front's first."""
         first: dict[str, dict] = {}
         for row in self._searched():  # a repeat of a fidelity placement is a search result too
-            first.setdefault(row["key"], row)
+            first.setdefault(self._network(self._spec(row["placement"])), row)
         rows = sorted(first.values(), key=lambda row: (-row["score"], row["loss"], row["index"]))
         if len(self.config.optuna.objectives) > 1:  # (accuracy up, attention cost down)
             def dominated(row):
@@ -324,6 +355,15 @@ class SupernetStrategy(Strategy):
             rows = [row for row in rows if not dominated(row)] + [row for row in rows if dominated(row)]
         return rows[:self.settings.top]
 
+    def _spec(self, placement: str) -> MaskSpec:
+        return MaskSpec.from_compact(placement, self.config.heads, window=tuple(self.config.window),
+                                     semantics=self.config.semantics)
+
+    def _network(self, spec: MaskSpec) -> str:
+        """The key of the network ``spec`` makes: placements that differ only in masks the output
+        never reads are one network, scored once and retrained once (``network_key``)."""
+        return network_key(spec, self.config.proxy.pool)
+
     # ---- the answer -----------------------------------------------------------------------
     def choose(self, records: list[TrialRecord]) -> TrialRecord | None:
         """best.yaml: the most accurate of the retrained candidates and the baselines."""
@@ -333,8 +373,7 @@ class SupernetStrategy(Strategy):
         """The supernet's own top pick, as retrained."""
         if not self.top:
             return None
-        key = MaskSpec.from_compact(self.top[0]["placement"], self.config.heads, window=tuple(self.config.window),
-                                    semantics=self.config.semantics).key()
+        key = self._spec(self.top[0]["placement"]).key()
         return next((r for r in self.records if r.step == "candidate" and r.spec.key() == key
                      and r.state == "complete"), None)
 
@@ -368,12 +407,11 @@ class SupernetStrategy(Strategy):
     def _fidelity(self) -> dict:
         placements = dict(self.fidelity_set)
         for number, row in enumerate(self.top):
-            spec = MaskSpec.from_compact(row["placement"], self.config.heads, window=tuple(self.config.window),
-                                         semantics=self.config.semantics)
+            spec = self._spec(row["placement"])
             placements.setdefault(f"candidate {number + 1}", spec)
         rows = []
         for name, spec in unique(placements).items():
-            row = self.scored.get(spec.key())
+            row = self.scored.get(self._network(spec))
             rows.append({"name": name, "placement": spec.compact(), "score": row["score"] if row else None,
                          "standalone": self.standalone.values(spec)})
         return rank_fidelity(rows)
@@ -395,6 +433,27 @@ class SupernetStrategy(Strategy):
         if fidelity:
             lines.append(fidelity_sentence(fidelity) + ".")
         return lines
+
+
+def makespan(units: list[float], workers: int) -> float:
+    """When the last of ``units`` (their lengths, in the order a pool starts them) ends, each
+    started on the first worker free."""
+    free = [0.0] * workers
+    for length in units:
+        free[free.index(min(free))] += length
+    return max(free)
+
+
+def network_key(spec: MaskSpec, pool: str) -> str:
+    """``spec.key()`` of the network ``spec`` makes. With a class token (``pool: token``) the
+    classifier reads only the last block's class-token output, and the class token's own row is
+    never masked, so the last block's masks change neither the output nor any gradient (FINDINGS,
+    current default proxy, item 3): two placements that differ only there are one network. On the default
+    proxy a quarter of a search's distinct placements were such repeats, and its top three were
+    one network retrained three times."""
+    if pool == "token":
+        spec = spec.unmasked_in([spec.layers - 1])
+    return spec.key()
 
 
 def check_supernet_settings(config) -> None:

@@ -67,11 +67,12 @@ def default_name(target: str) -> str:
 def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = None, from_run: str | None = None,
                   top: int = 3, seeds: int | None = None, name: str | None = None,
                   results_root: str | Path = "results", jobs: int | None = None,
-                  cache: str | None = None) -> TransferPlan:
+                  cache: str | None = None, device: str | None = None) -> TransferPlan:
     """The two sides' configs: each config as a presets run of ``placements`` (default: the
     calibration's references none, sch1, sch2, all and random), plus with ``from_run`` that
     finished run's ``top`` most accurate placements and its answer, on ``seeds`` seeds (default:
-    the proxy config's) from the proxy's first seed, on both sides."""
+    the proxy config's) from the proxy's first seed, on both sides; ``device`` (as ``run
+    --device``) overrides both configs' ``proxy.device``."""
     sources = {"proxy": proxy, "target": target}
     loaded = {side: load_config(source) for side, source in sources.items()}
     count = seeds if seeds is not None else loaded["proxy"].seeds
@@ -93,7 +94,8 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
     configs = {}
     for side, config in loaded.items():
         configs[side] = config.replace(
-            strategy="presets", baselines=chosen, seeds=count, proxy=config.proxy.replace(seed=first_seed),
+            strategy="presets", baselines=chosen, seeds=count,
+            proxy=config.proxy.replace(seed=first_seed, device=device or config.proxy.device),
             optuna=dataclasses.replace(config.optuna, storage=None),  # a presets run keeps no study
             cache=_shown(cache_path), jobs=jobs if jobs is not None else config.jobs,
             description=f"the {side} side of transfer study {name}" + (f": {config.description}"
@@ -105,7 +107,7 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
     if shared:
         raise ConfigError(f"--placements: {', '.join(p for p, label in zip(chosen, labels) if label in shared)} "
                           f"would share the name {shared[0]} in the runs' tables; copy one to a file of its own name")
-    command = transfer_command(sources, placements, from_run, top, count, name, results_root)
+    command = transfer_command(sources, placements, from_run, top, count, name, results_root, device)
     return TransferPlan(name, folder, configs, sources, chosen, labels, command)
 
 
@@ -124,13 +126,15 @@ def _check_existing(store: RunStore, config: SearchConfig, name: str) -> None:
 
 
 def transfer_command(sources: dict[str, str], placements: list[str] | None, from_run: str | None, top: int,
-                     seeds: int, name: str, results_root: str | Path) -> str:
+                     seeds: int, name: str, results_root: str | Path, device: str | None = None) -> str:
     parts = ["maitsearch transfer", f"--proxy {sources['proxy']}", f"--target {sources['target']}"]
     if placements:
         parts.append(f"--placements {','.join(placements)}")
     if from_run is not None:
         parts.append(f"--from {from_run} --top {top}")
     parts += [f"--seeds {seeds}", f"--name {name}", f"--results {_shown(Path(results_root))}"]
+    if device is not None:
+        parts.append(f"--device {device}")
     return " ".join(parts)
 
 
