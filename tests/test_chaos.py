@@ -28,6 +28,7 @@ import yaml
 from maitsearch.config import resolve_config_path
 from maitsearch.runs.cache import TrialCache
 from maitsearch.runs.folder import TRIALS_CSV_COLUMNS
+from maitsearch.runs.record import FAILED_STATES
 from maitsearch.search.optuna_study import study_name
 from maitsearch.spec import load_spec
 
@@ -73,14 +74,14 @@ def read_trainings(log: Path):
     return runs
 
 
-def check_run_folder(folder: Path) -> list[int]:
-    """Every file of the run parses; the numbers of its trial files, as trials.csv lists them too."""
+def check_run_folder(folder: Path) -> dict[int, str]:
+    """Every file of the run parses; {trial number: state} of its trial files, as trials.csv lists them too."""
     yaml.safe_load((folder / "search.yaml").read_text())
-    numbers = sorted(load_spec(path).meta["trial"] for path in (folder / "trials").glob("*.yaml"))
+    states = {spec.meta["trial"]: spec.meta["state"] for spec in map(load_spec, (folder / "trials").glob("*.yaml"))}
     rows = list(csv.reader(io.StringIO((folder / "trials.csv").read_text())))
     assert rows[0] == TRIALS_CSV_COLUMNS
-    assert sorted(int(row[0]) for row in rows[1:]) == numbers, "trials.csv holds every trial file"
-    return numbers
+    assert sorted(int(row[0]) for row in rows[1:]) == sorted(states), "trials.csv holds every trial file"
+    return states
 
 
 @pytest.mark.slow
@@ -126,8 +127,13 @@ def test_random_kills_lose_nothing_and_train_nothing_twice(postgres, tmp_path, r
     study = optuna.load_study(study_name=study_name("chaos"), storage=url)
     finished = sorted(t.number for t in study.trials if t.state in FINISHED)
     assert len(finished) == trials, "exactly the asked number of finished trials"
-    assert check_run_folder(results / "chaos") == finished, "a trial file for every finished trial"
-    als_numbers = check_run_folder(results / "chaos-als")
+    # a worker killed inside tell leaves a record its failed trial contradicts: no file may show it
+    trial_files = check_run_folder(results / "chaos")
+    assert sorted(n for n, state in trial_files.items() if state not in FAILED_STATES) == finished, \
+        "a trial file for every finished trial, and none for a trial the study failed"
+    failed = {t.number for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
+    assert {n for n, state in trial_files.items() if state in FAILED_STATES} <= failed
+    als_numbers = sorted(check_run_folder(results / "chaos-als"))
     assert als_numbers == [0, 1, 2, 3, 4]
     entries, problems = TrialCache(tmp_path / "cache").entries()
     assert problems == []
@@ -145,7 +151,7 @@ def test_random_kills_lose_nothing_and_train_nothing_twice(postgres, tmp_path, r
     assert {e.key["placement"] for e in entries} == {key for (key, _), runs in trained.items()
                                                      if any(r[3] == "complete" for r in runs)}
 
-    for name, count in (("chaos", len(finished)), ("chaos-als", len(als_numbers))):
+    for name, count in (("chaos", len(trial_files)), ("chaos-als", len(als_numbers))):
         shown = subprocess.run([sys.executable, "-m", "maitsearch", "results", "--results", str(results), name,
                                 "-f", "csv"], capture_output=True, text=True, timeout=120)
         assert shown.returncode == 0, shown.stderr

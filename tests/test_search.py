@@ -191,6 +191,34 @@ def test_counts_space_maps_to_canonical_placements(tmp_path):
         assert strategy.suggest(optuna.trial.FixedTrial(strategy.params_for(preset_spec))).counts() == preset_spec.counts()
 
 
+def test_a_restarted_worker_restores_only_the_trial_files_the_study_agrees_with(tmp_path):
+    """The race the chaos test met: a worker killed inside ``tell`` after storing its record and
+    before the state; its silent trial is then failed. A restart must not write that record as
+    a trial, while it does write those whose worker died just after telling."""
+    from maitsearch.runs.study_storage import RECORD_ATTR
+
+    config = SearchConfig(strategy="optuna", layers=2, heads=3, trials=8, optuna=OptunaSettings(
+        warm_start=[], pruner="none", storage=f"journal:{tmp_path / 'race.journal'}"))
+    first = optuna_strategy(config, tmp_path, "race")
+    told = {}
+    for state in ("complete", "pruned", "failed", "killed inside tell"):
+        proposal = first.ask()[0]
+        record = fake_record(proposal.handle.number, "optuna", proposal.spec, None,
+                             state="complete" if state == "killed inside tell" else state)
+        if state == "killed inside tell":
+            proposal.handle.set_user_attr(RECORD_ATTR, record.to_spec("race", "optuna", "digits").to_yaml())
+            first.study.tell(proposal.handle, state=optuna.trial.TrialState.FAIL)  # as the stale check does
+        else:
+            first.tell(proposal, record)
+        told[proposal.handle.number] = state
+    assert not list((tmp_path / "race" / "trials").glob("*.yaml"))  # tell alone writes no file
+
+    optuna_strategy(config, tmp_path, "race")  # a restarted worker attaches to the same study
+    restored = {load_spec(path).meta["trial"]: load_spec(path).meta["state"]
+                for path in (tmp_path / "race" / "trials").glob("*.yaml")}
+    assert restored == {n: state for n, state in told.items() if state != "killed inside tell"}
+
+
 def test_full_and_blocks_spaces(tmp_path):
     full = optuna_strategy(SearchConfig(strategy="optuna", layers=2, heads=2, optuna=OptunaSettings(space="full")), tmp_path, "f")
     spec = full.suggest(optuna.trial.FixedTrial({"l0h0": 0, "l0h1": 1, "l1h0": 1, "l1h1": 1}))

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import ConfigError, check_choice
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
+from ..runs.record import FAILED_STATES
 from ..runs.study_storage import (RECORD_ATTR, check_storage_url, open_storage, redact, redacted_config,
                                   single_worker_lock, storage_url, study_name)
 from ..spec import MaskSpec, parse_spec
@@ -79,12 +80,15 @@ class OptunaStrategy(Strategy):
     def _restore_trial_files(self, store) -> None:
         """Write the YAML of every finished trial that the storage has and the folder lacks: a
         worker killed between telling the study and writing the file, or a worker on another
-        machine without a shared folder."""
+        machine without a shared folder. A worker killed inside ``tell``, after storing the record
+        and before the state, leaves a record that its trial (failed for its silent heartbeat)
+        contradicts: that one is not written, or the folder would hold a trial the study retried."""
         from .. import atomic
 
         for trial in self.study.get_trials(deepcopy=False):
             text = trial.user_attrs.get(RECORD_ATTR)
-            if text and trial.state.is_finished() and not store.trial_path(trial.number).exists():
+            if (text and not store.trial_path(trial.number).exists()
+                    and record_agrees(trial.state, parse_spec(text, source=f"trial {trial.number}"))):
                 atomic.write_text(store.trial_path(trial.number), text)
 
     def _sampler(self):
@@ -250,6 +254,15 @@ class OptunaStrategy(Strategy):
         if stop is not None:
             stop.set()
             thread.join()
+
+
+def record_agrees(state, record: MaskSpec) -> bool:
+    """Whether a finished Optuna trial's ``state`` is the one its record's own state was told as."""
+    from optuna.trial import TrialState
+
+    told = record.meta.get("state", "complete")
+    return {TrialState.COMPLETE: told == "complete", TrialState.PRUNED: told == "pruned",
+            TrialState.FAIL: told in FAILED_STATES}.get(state, False)
 
 
 def suggest_placement(trial, config) -> MaskSpec:
