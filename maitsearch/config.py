@@ -183,8 +183,8 @@ class SupernetSettings:
     holdout: float = 0.2
     # each held-out image in this many copies, the first as it is, the others shifted by the proxy's
     # own augmentation (drawn once, with a fixed seed), as validation reads each digit at 3 spots.
-    # A score is a forward pass over them: on the default proxy about 0.2 s per view of the 109
-    # held-out digits, so 1,000 scores of 1 view fit a whole run in twice an ALS run's time
+    # A score is a forward pass over them: on the default proxy about 0.3 s per view of the 109
+    # held-out digits on one core, so 1,000 scores of 1 view cost about a trial-seed and a half
     views: int = 1
     evaluations: int = 1000  # placements the search scores (the warm start included)
     # placements asked of the sampler at a time (TPE with a constant liar); each batch is scored
