@@ -61,8 +61,14 @@ class ExportError(MaitsearchError, RuntimeError):
 
 
 def choice_message(value, allowed) -> str:
-    """The one wording of a value that is not among the named choices."""
-    return f"unknown {value!r}; choose one of {', '.join(map(str, allowed))}"
+    """The one wording of a value that is not among the named choices, with the nearest choice
+    when one is nearer than all others (``sch9`` is as near to sch1 as to sch3: no guess)."""
+    import difflib
+
+    names = [str(a) for a in allowed]
+    nearness = sorted(((difflib.SequenceMatcher(None, str(value), name).ratio(), name) for name in names), reverse=True)
+    clear = nearness and nearness[0][0] >= 0.6 and (len(nearness) == 1 or nearness[0][0] > nearness[1][0])
+    return f"unknown {value!r}; choose one of {', '.join(names)}" + (f" (did you mean {nearness[0][1]}?)" if clear else "")
 
 
 def check_choice(what: str, value, allowed) -> None:

@@ -73,7 +73,8 @@ def test_run_identity_ignores_how_numbers_are_spelled():
 
 @pytest.mark.parametrize("change,match", [
     ({"pool": "max"}, r"proxy.pool: unknown 'max'; choose one of token, avg"),
-    ({"pos_embed": "rope"}, r"proxy.pos_embed: unknown 'rope'; choose one of learned, sincos"),
+    ({"pos_embed": "rope"}, r"proxy.pos_embed: unknown 'rope'; choose one of learned, sincos$"),
+    ({"pos_embed": "sincso"}, r"proxy.pos_embed: unknown 'sincso'; choose one of learned, sincos \(did you mean sincos\?\)"),
     ({"shift_augment": -1}, r"proxy.shift_augment -1: a shift in pixels"),
 ])
 def test_proxy_choices_are_checked_before_anything_trains(change, match):

@@ -102,7 +102,7 @@ def test_posterize_with_zero_bits_is_black_as_timm_means():
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"recipe": "nope"}, "--recipe nope: choose one of light, deit"),
+    ({"recipe": "nope"}, "--recipe: unknown 'nope'; choose one of light, deit"),
     ({"mixup": 0.5}, "--mixup: a setting of the deit recipe, which this run does not use; add --recipe deit"),
     ({"recipe": "deit", "batch_size": 33}, "--batch-size 33: timm's Mixup pairs the images of a batch"),
     ({"recipe": "deit", "opt": "nope"}, "--opt nope: not a timm optimizer"),
@@ -120,7 +120,7 @@ def test_bad_recipe_settings_are_one_line(changes, message):
 def test_an_unknown_recipe_is_one_line_and_writes_nothing(tmp_path):
     spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
     result = runner.invoke(app, ["train", "--recipe", "nope", "--spec", str(spec), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and result.stderr.splitlines() == ["error: --recipe nope: choose one of light, deit"]
+    assert result.exit_code == 2 and result.stderr.splitlines() == ["error: --recipe: unknown 'nope'; choose one of light, deit"]
     assert not (tmp_path / "out").exists()
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 
 RECIPES = ("light", "deit")
 WARMUP_EPOCHS = {"light": 1.0, "deit": 5.0}  # the recipe's own when --warmup-epochs is not given
@@ -143,10 +143,7 @@ def check_train_config(config: TrainConfig) -> None:
     """Every setting that can be checked before data loads or a folder is made, one line each."""
     from .loop import resolve_device
 
-    if config.recipe not in RECIPES:
-        close = difflib.get_close_matches(str(config.recipe), RECIPES, n=1)
-        raise ConfigError(f"--recipe {config.recipe}: choose one of {', '.join(RECIPES)}"
-                          + (f" (did you mean {close[0]}?)" if close else ""))
+    check_choice("--recipe", config.recipe, RECIPES)
     check_model_name(config.model)
     if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
         raise ConfigError(f"--device {config.device!r}: use auto, cpu, cuda or cuda:N")
@@ -177,8 +174,7 @@ def check_deit_settings(config: TrainConfig) -> None:
             raise ConfigError(f"{flag(name)} {getattr(config, name)}: expected a probability in [0, 1]")
     if config.aug_repeats < 0:
         raise ConfigError(f"--aug-repeats {config.aug_repeats}: expected 0 (off) or more")
-    if config.mixup_mode not in MIXUP_MODES:
-        raise ConfigError(f"--mixup-mode {config.mixup_mode}: choose one of {', '.join(MIXUP_MODES)}")
+    check_choice("--mixup-mode", config.mixup_mode, MIXUP_MODES)
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:
         raise ConfigError(f"--batch-size {config.batch_size}: timm's Mixup pairs the images of a batch; "
                           "use an even batch size, or --mixup 0 --cutmix 0")
