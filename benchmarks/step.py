@@ -6,7 +6,7 @@ Cases: mait_tiny (depth 12) against deit_tiny_patch16_224 at batch 32 (224 x 224
 the proxy size (width 64, 4 heads, depth 12, 8x8 grid, batch 64). Every model of a case holds the
 baseline's weights, and the models are timed round-robin (median of the repeats). ``deit-copy``
 is a second, identical DeiT: its ratio is the measurement's own noise. Target: <= 1.05, goal 1.00
-(README, "Performance"). Writes benchmarks/out/step-<device>.json.
+(the founding brief's yardstick for a mask that costs nothing). Writes benchmarks/out/step-<device>.json.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ create_transform at the model's size). The models are timed round-robin, one upd
 round after ``--warmup`` untimed rounds, and the median is reported; ``deit-copy`` is a second,
 identical DeiT, so its ratio is the measurement's own noise. The data pipeline's own rate is
 reported beside it, since it is the same for both models. Target: a time ratio <= 1.05
-(README, "Performance"). Run it on an idle machine. Writes benchmarks/out/train-<device>.json.
+(as step.py's). Run it on an idle machine. Writes benchmarks/out/train-<device>.json.
 """
 
 from __future__ import annotations

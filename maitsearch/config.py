@@ -33,7 +33,7 @@ def shipped_presets():
 @dataclass
 class ProxyConfig:
     """A proxy MaiT: the search's layers and heads, at a width, resolution and budget that train
-    in minutes on a CPU. Defaults are measured, not guessed: see README, "The default proxy"."""
+    in minutes on a CPU. Defaults are measured, not guessed: see docs/PROXY.md, "The default proxy"."""
 
     layers: int = 24
     heads: int = 3
