@@ -325,6 +325,24 @@ def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
     assert not list((tmp_path / "killed").rglob("*.tmp"))
 
 
+def test_a_resume_gives_interrupted_trials_back_their_numbers(quick_config, digits, tmp_path):
+    """What the chaos test met: a kill while trial 0 trained, after trial 1 had finished. The
+    resumed run numbers the placements as the run that never stopped did."""
+    import shutil
+
+    config = quick_config.replace(strategy="presets", baselines=["none", "sch1", "sch2"], jobs=1)
+    whole = run_search(config, results_root=tmp_path / "whole", name="run", data=digits)
+    numbered = {r.number: r.spec.compact() for r in whole.records}
+    assert sorted(numbered) == [0, 1, 2]
+
+    shutil.copytree(tmp_path / "whole" / "run", tmp_path / "killed" / "run")
+    for number in (0, 2):  # the kill left only trial 1's file
+        (tmp_path / "killed" / "run" / "trials" / f"{number}.yaml").unlink()
+    resumed = run_search(config, results_root=tmp_path / "killed", name="run", data=digits)
+    assert resumed.resumed == 1
+    assert {r.number: r.spec.compact() for r in resumed.records} == numbered
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_journal_study(tmp_path):
     journal = tmp_path / "study.log"

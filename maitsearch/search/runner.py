@@ -127,7 +127,7 @@ class Runner:
         self.records, self.problems = store.load_trials()
         self.replay = {(r.step, r.extra.get("key")): r for r in self.records}
         self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
-        self.next_number = max((r.number for r in self.records), default=-1) + 1
+        self.taken = {r.number for r in self.records}  # trial numbers on disk or given out here
         self.trained = self.reused = self.cached = 0
         self.resumed = len(self.records)
         self.executor = executor or make_executor(config.jobs, data, self.emit, config.proxy.device)
@@ -363,10 +363,14 @@ class Runner:
         return record
 
     def _take_number(self, proposal: Proposal) -> int:
+        """The proposal's trial number: Optuna's own, else the lowest no trial holds. A resumed run
+        replays its strategy's proposals in the same order, so the trials a kill interrupted get
+        back the numbers they had (a later one that finished first keeps its own), as in a run
+        that never stopped."""
         number = getattr(proposal.handle, "number", None)
         if number is None:
-            number = self.next_number
-        self.next_number = max(self.next_number, number + 1)
+            number = next(n for n in range(len(self.taken) + 1) if n not in self.taken)
+        self.taken.add(number)
         return number
 
     def _save(self, record: TrialRecord) -> None:
