@@ -201,13 +201,16 @@ def test_a_restarted_worker_restores_only_the_trial_files_the_study_agrees_with(
         warm_start=[], pruner="none", storage=f"journal:{tmp_path / 'race.journal'}"))
     first = optuna_strategy(config, tmp_path, "race")
     told = {}
-    for state in ("complete", "pruned", "failed", "killed inside tell"):
+    for state in ("complete", "pruned", "failed", "killed inside tell", "torn record"):
         proposal = first.ask()[0]
         record = fake_record(proposal.handle.number, "optuna", proposal.spec, None,
-                             state="complete" if state == "killed inside tell" else state)
+                             state=state if state in ("complete", "pruned", "failed") else "complete")
         if state == "killed inside tell":
             proposal.handle.set_user_attr(RECORD_ATTR, record.to_spec("race", "optuna", "digits").to_yaml())
             first.study.tell(proposal.handle, state=optuna.trial.TrialState.FAIL)  # as the stale check does
+        elif state == "torn record":
+            proposal.handle.set_user_attr(RECORD_ATTR, "layers: [2, 3")
+            first.study.tell(proposal.handle, [0.5])
         else:
             first.tell(proposal, record)
         told[proposal.handle.number] = state
@@ -216,7 +219,7 @@ def test_a_restarted_worker_restores_only_the_trial_files_the_study_agrees_with(
     optuna_strategy(config, tmp_path, "race")  # a restarted worker attaches to the same study
     restored = {load_spec(path).meta["trial"]: load_spec(path).meta["state"]
                 for path in (tmp_path / "race" / "trials").glob("*.yaml")}
-    assert restored == {n: state for n, state in told.items() if state != "killed inside tell"}
+    assert restored == {n: state for n, state in told.items() if state in ("complete", "pruned", "failed")}
 
 
 def test_full_and_blocks_spaces(tmp_path):

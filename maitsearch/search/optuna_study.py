@@ -18,7 +18,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError, SpecError, check_choice
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.record import FAILED_STATES
@@ -87,8 +87,7 @@ class OptunaStrategy(Strategy):
 
         for trial in self.study.get_trials(deepcopy=False):
             text = trial.user_attrs.get(RECORD_ATTR)
-            if (text and not store.trial_path(trial.number).exists()
-                    and record_agrees(trial.state, parse_spec(text, source=f"trial {trial.number}"))):
+            if text and not store.trial_path(trial.number).exists() and record_agrees(trial, text):
                 atomic.write_text(store.trial_path(trial.number), text)
 
     def _sampler(self):
@@ -256,13 +255,17 @@ class OptunaStrategy(Strategy):
             thread.join()
 
 
-def record_agrees(state, record: MaskSpec) -> bool:
-    """Whether a finished Optuna trial's ``state`` is the one its record's own state was told as."""
+def record_agrees(trial, text: str) -> bool:
+    """Whether a finished Optuna trial's state is the one its record (``text``) was told as; a
+    record that does not parse agrees with nothing."""
     from optuna.trial import TrialState
 
-    told = record.meta.get("state", "complete")
+    try:
+        told = parse_spec(text, source=f"trial {trial.number}").meta.get("state", "complete")
+    except SpecError:
+        return False
     return {TrialState.COMPLETE: told == "complete", TrialState.PRUNED: told == "pruned",
-            TrialState.FAIL: told in FAILED_STATES}.get(state, False)
+            TrialState.FAIL: told in FAILED_STATES}.get(trial.state, False)
 
 
 def suggest_placement(trial, config) -> MaskSpec:
