@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from maitsearch.events import WorkerEpoch
 from maitsearch.runs.claims import RECORD_SIZE, Claims, Watch
+from maitsearch.search.base import Proposal
+from maitsearch.search.executors import PoolExecutor, Unit
 from maitsearch.spec import load_spec
+
+from .test_cache import PROXY, SPEC
 
 STALL = Path(__file__).with_name("stall.py")
 
@@ -104,9 +109,9 @@ class Output:
         raise AssertionError(f"no {text!r} in: {''.join(self.lines)}")
 
 
-def baseline_run(tmp_path, name, env, **stall):
+def baseline_run(tmp_path, name, env, seeds=1, **stall):
     command = [sys.executable, str(STALL), "run", "--config", "quick", "--strategy", "presets", "--baselines", "none",
-               "--epochs", "1", "--name", name, "--results", str(tmp_path / "results")]
+               "--epochs", "1", "--seeds", str(seeds), "--name", name, "--results", str(tmp_path / "results")]
     extra = {key: str(value) for key, value in stall.items()}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, **extra})
 
@@ -144,6 +149,59 @@ def test_two_processes_asking_for_one_key_train_it_once(tmp_path, shared):
     assert "cached_seeds" not in ran and waited["cached_seeds"] == 1
     assert waited["top1_seeds"] == ran["top1_seeds"] and waited["als"] == ran["als"]
     assert not list((tmp_path / "cache" / "claims").iterdir()), "both claims released"
+
+
+@pytest.mark.slow
+def test_two_runs_of_the_same_seeds_share_them_out_instead_of_one_waiting_for_all(tmp_path, shared):
+    """A worker claims a seed when it starts training it, not when its run queues it: the second
+    run trains the seed the first has not reached, so the pair finishes in half the time."""
+    env, log = shared
+    mark, go = tmp_path / "first-is-training", tmp_path / "go"
+    first = baseline_run(tmp_path, "first", env, seeds=2, STALL_AT=1, STALL_MARK=mark, STALL_GO=go)
+    deadline = time.monotonic() + 300
+    while not mark.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mark.exists(), first.stderr.read()
+    second = baseline_run(tmp_path, "second", env, seeds=2)
+    Output(second).wait_for("waiting for 0000 seed 0", second)
+    deadline = time.monotonic() + 300  # seed 1 is free while the first run is still on seed 0
+    while not [e for e in trainings(log) if e[:2] == ["start", str(second.pid)]] and time.monotonic() < deadline:
+        assert second.poll() is None, second.stderr.read()
+        time.sleep(0.05)
+    go.touch()
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.wait(timeout=300) == 0, second.stderr.read()
+    starts = [(entry[1], entry[3]) for entry in trainings(log) if entry[0] == "start"]
+    assert starts == [(str(first.pid), "0"), (str(second.pid), "1")], "each seed trained once, one by each run"
+    trials = [load_spec(tmp_path / "results" / name / "trials" / "0.yaml").meta for name in ("first", "second")]
+    assert [meta["cached_seeds"] for meta in trials] == [1, 1], "each run took the other's seed from the cache"
+    assert trials[0]["top1_seeds"] == trials[1]["top1_seeds"]
+    assert not list((tmp_path / "cache" / "claims").iterdir()), "every claim released"
+
+
+@pytest.mark.slow  # two spawned workers import torch
+def test_a_pool_takes_the_next_unit_only_when_a_worker_is_free():
+    """The runner claims a unit as the executor takes it, so a pool must not take its whole queue
+    at once: the third unit of two workers waits until one of the first two has trained."""
+    seen: list[tuple[str, int]] = []
+    pool = PoolExecutor(2, emit=lambda event: seen.append(("epoch", event.number))
+                        if isinstance(event, WorkerEpoch) else None)
+    units = [Unit(index, 0, Proposal(SPEC, "test"), PROXY.replace(seed=index), number=index) for index in range(3)]
+
+    def taken():
+        for unit in units:
+            seen.append(("take", unit.number))
+            yield unit
+
+    try:
+        results = list(pool.run(taken(), strategy=None))
+    finally:
+        pool.close()
+    assert sorted((unit.number, result.status) for unit, result in results) == [(0, "complete"), (1, "complete"),
+                                                                             (2, "complete")]
+    third = seen.index(("take", 2))
+    assert seen[:2] == [("take", 0), ("take", 1)]
+    assert ("epoch", 0) in seen[:third] or ("epoch", 1) in seen[:third], "taken only once a worker was free"
 
 
 @pytest.mark.slow

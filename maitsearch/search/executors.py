@@ -14,7 +14,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 
@@ -144,7 +144,7 @@ class SerialExecutor:
         # the cores other work leaves free; part of each unit's trial-cache key
         self.threads = min(torch.get_num_threads(), free_cores())
 
-    def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
+    def run(self, units: Iterable[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -225,22 +225,31 @@ class PoolExecutor:
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                                         initargs=(threads, self.events, placements))
 
-    def run(self, units: list[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
-        futures = {}
-        for unit in units:
+    def run(self, units: Iterable[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
+        """Takes the next unit only when a worker is free: the runner claims a unit as it is
+        taken, so nothing queued here is held back from another run's idle worker."""
+        queue, futures = iter(units), {}
+
+        def submit_next() -> None:
+            unit = next(queue, None)
+            if unit is None:
+                return
             if unit.proposal.job is not None:  # the runner reports jobs itself
                 futures[self.pool.submit(_job_in_worker, unit.proposal.job, unit.proxy.to_dict())] = unit
-                continue
+                return
             future = self.pool.submit(_train_in_worker, unit.proposal.spec.to_dict(), unit.proxy.to_dict(),
                                       unit.checkpoint, unit.number)
             futures[future] = unit
             self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+
+        for _ in range(self.workers):
+            submit_next()
+        while futures:
+            done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
             self._forward_events()
             for future in done:
-                unit = futures[future]
+                unit = futures.pop(future)
+                submit_next()  # before the result is handed on: the freed worker starts at once
                 try:
                     result = TrialResult(**future.result())
                 except Exception as err:  # noqa: BLE001 - a dead worker process fails its unit only

@@ -228,7 +228,7 @@ class Runner:
         seeds = [self.config.proxy.seed + i for i in range(self.config.seeds)]
         numbers = {index: self._take_number(proposal) for proposal, index in batch}
         # jobs first: a job is long, and the pool starts it at once
-        units, cached, waiting = self._job_units(jobs), {}, []
+        units, cached = self._job_units(jobs), {}
         for proposal, index in batch:
             self.emit(TrialStarted(number=numbers[index], step=proposal.step, placement=proposal.spec.compact(),
                                    seeds=len(seeds)))
@@ -240,13 +240,11 @@ class Runner:
                 if checkpoint is not None:  # weights are not cached: this run trains them itself
                     units.append(unit)
                     continue
-                hit, watch = self._claim(unit)
+                hit = self._cached_key(self._key(proposal, proxy))
                 if hit is not None:
                     cached[(index, seed_index)] = hit
-                elif watch is None:
-                    units.append(unit)
                 else:
-                    waiting.append((unit, watch))
+                    units.append(unit)  # claimed when a worker takes it up (_claiming), not before
         results = dict(cached)
         pending = {index: len(seeds) for _, index in batch}
         for _, index in batch:
@@ -254,7 +252,7 @@ class Runner:
         ready = [index for _, index in batch if pending[index] == 0]
         for index in ready:
             yield index, self._finish(batch, index, numbers[index], results, len(seeds), cached)
-        for unit, result, from_cache in self._run_units(units, waiting):
+        for unit, result, from_cache in self._run_units(units):
             if unit.proposal.job is not None:
                 yield unit.index, self._job_ended(unit.proposal, result)
                 continue
@@ -265,19 +263,26 @@ class Runner:
             if pending[unit.index] == 0:
                 yield unit.index, self._finish(batch, unit.index, numbers[unit.index], results, len(seeds), cached)
 
-    def _run_units(self, units: list[Unit], waiting: list):
-        """(unit, result, from_cache): this worker's claimed units trained on the executor, then
+    def _run_units(self, units: list[Unit]):
+        """(unit, result, from_cache): the units this worker claims, trained on the executor, then
         the units other workers hold, as their results reach the cache. A unit whose holder gave
         its claim up without a result, or whose holder's heartbeat went silent, is claimed and
         trained here. Every claim is released once its result is in the cache, or on any exit."""
         poll = min(1.0, self.cache.claims.grace / 10)
+        waiting: list[tuple[Unit, Watch]] = []
         try:
             while units or waiting:
-                for unit, result in self.executor.run(units, self.strategy):
+                finished_elsewhere: list[tuple[Unit, TrialResult]] = []
+                claimed = self._claiming(units, waiting, finished_elsewhere)
+                for unit, result in self.executor.run(claimed, self.strategy):
                     if unit.proposal.job is None:
                         self.cache.put(self._key(unit.proposal, unit.proxy), result)  # first: then a waiter finds it
                         self._release(unit)
                     yield unit, result, False
+                    while finished_elsewhere:
+                        yield *finished_elsewhere.pop(0), True
+                for unit, hit in finished_elsewhere:
+                    yield unit, hit, True
                 units, still = [], []
                 for unit, watch in waiting:
                     hit, watch = self._claim(unit, watch)
@@ -295,11 +300,30 @@ class Runner:
                 self.cache.claims.release(lease)
             self.leases.clear()
 
-    def _claim(self, unit: Unit, watch: Watch | None = None) -> tuple[TrialResult | None, Watch | None]:
+    def _claiming(self, units: list[Unit], waiting: list, finished_elsewhere: list):
+        """The units for the executor, each claimed as the executor takes it up: a worker holds
+        claims only on what it trains now, so a unit queued behind them stays free for an idle
+        worker of another run. A unit someone else claimed first joins ``waiting``; one they
+        finished meanwhile joins ``finished_elsewhere``."""
+        for unit in units:
+            if unit.proposal.job is not None or unit.checkpoint is not None \
+                    or (unit.index, unit.seed_index) in self.leases:  # no cache key, or claimed while waiting
+                yield unit
+                continue
+            hit, watch = self._claim(unit, warn=False)  # its first look, in _train, warned of a corrupt entry
+            if hit is not None:
+                finished_elsewhere.append((unit, hit))
+            elif watch is None:
+                yield unit
+            else:
+                waiting.append((unit, watch))
+
+    def _claim(self, unit: Unit, watch: Watch | None = None,
+               warn: bool = True) -> tuple[TrialResult | None, Watch | None]:
         """(the cached result, None), (None, None) when this worker now holds the claim, or
         (None, a watch on the other worker's claim) while it trains the unit."""
         key = self._key(unit.proposal, unit.proxy)
-        hit = self._cached_key(key, warn=watch is None)  # a corrupt entry is reported once, not at every look
+        hit = self._cached_key(key, warn=warn and watch is None)  # a corrupt entry is reported once, not at every look
         if hit is not None:
             return hit, None
         name = digest(key)
