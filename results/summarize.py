@@ -72,9 +72,9 @@ EXPERIMENTS = [
              "supernet run's wall time is its first whole pass (supernet, 1,000 evaluations, baselines, three "
              "candidates retrained, two workers); a later version, which takes placements the supernet cannot "
              "tell apart for one network, replaced two of its candidates, and its report gives each part's "
-             "cost. default-supernet-confirm "
-             "trains on seeds 3-7, which neither run trained, one process at a time; its wall time is its "
-             "second part (the first, cut short by a machine restart, trained the unmasked baseline in 814 s)."),
+             "cost. default-supernet-confirm trains on seeds 3-7, which neither run trained, one process at a "
+             "time; its wall time is its second part (the first, cut short by a machine restart, trained the "
+             "unmasked baseline in 814 s)."),
     Experiment(
         "A task where locality is not everything: mirror symmetry, 4 layers, mean-pooled head",
         ["mirror-calibration"],
