@@ -4,6 +4,7 @@ seeds, each answer judged on fresh seeds against the hand-written placements.
     python benchmarks/strategies.py [--config default] [--strategies supernet,optuna,random,als]
                                     [--search-seeds 0,10] [--budget SECONDS] [--fresh-seed 20]
                                     [--fresh-seeds 5] [--results DIR] [--cache DIR] [--out PATH]
+                                    [--no-new-run-after MINUTES]
 
 Every run goes through the real CLI (`maitsearch run`, then `maitsearch confirm`), each search
 run with a trial cache of its own, so none is faster for what another trained. A search seed is
@@ -25,7 +26,8 @@ It takes hours on 2 cores, so it resumes: the run folders, their trial caches an
 in --results (default benchmarks/out/strategies-CONFIG-runs/). Run the same command again after
 an interruption; a finished run is not run again, an unfinished one resumes through the CLI, and
 its wall time goes on from what `walls.json` holds (a seed being trained when it stopped is lost
-time, and counts).
+time, and counts). `--no-new-run-after` ends a session cleanly instead: no run or confirmation
+starts after that many minutes, so none is cut off and charged for a lost seed.
 """
 
 from __future__ import annotations
@@ -150,7 +152,16 @@ def main() -> None:
     parser.add_argument("--cache", default=None,
                         help="The confirmations' shared trial cache (default: confirm-cache in --results).")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/out/strategies[-CONFIG].json).")
+    parser.add_argument("--no-new-run-after", type=float, default=None, metavar="MINUTES",
+                        help="Start no run or confirmation after this many minutes; the same command resumes.")
     args = parser.parse_args()
+    started = time.monotonic()
+
+    def stop_if_late(next_step: str) -> None:
+        if args.no_new_run_after is not None and time.monotonic() - started > args.no_new_run_after * 60:
+            sys.exit(f"stopping before {next_step}: past --no-new-run-after {args.no_new_run_after:g} min; "
+                     "run the same command again to go on")
+
     base = load_config(args.config)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     seeds = [int(s) for s in args.search_seeds.split(",")]
@@ -176,6 +187,8 @@ def main() -> None:
             path = scratch / f"{name}.yaml"
             path.write_text(config_to_yaml(config))
             held = read_walls(walls).get(name, {})
+            if not held.get("done"):
+                stop_if_late(name)
             wall = held["wall_s"] if held.get("done") else maitsearch(
                 ["run", "--config", str(path), "--name", name, "--results", str(root),
                  "--cache", str(scratch / f"cache-{name}")], scratch / f"{name}.log", walls, name)
@@ -190,6 +203,7 @@ def main() -> None:
             print(f"budget {budget:.0f} s per run; {per_seed:.0f} s per trained trial-seed")
     for row in rows:
         name = f"{row['strategy']}-seed{row['search_seed']}"
+        stop_if_late(f"confirming {name}")
         maitsearch(["confirm", name, "--top", "1", "--seeds", str(args.fresh_seeds), "--first-seed",
                     str(args.fresh_seed), "--also", "sch2,all", "--results", str(root), "--cache", str(shared_cache)],
                    scratch / f"{name}-confirm.log")

@@ -4,8 +4,10 @@ import os
 import pytest
 
 # Tests run many tiny models at once; one thread each keeps the two CI cores busy without
-# oversubscription, and makes timings irrelevant to results.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# oversubscription, and makes timings irrelevant to results. Set, not defaulted: the cache keys
+# the tests build name one thread, and a shell's own OMP_NUM_THREADS (even an empty one, which
+# libgomp reports on every subprocess's stderr) would break them and the one-line-error checks.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)

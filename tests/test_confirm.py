@@ -100,6 +100,22 @@ def test_the_strategies_benchmark_adds_a_runs_wall_time_over_the_sessions_it_ran
     assert strategies.read_walls(walls)["bad"]["done"] is False
 
 
+def test_the_strategies_benchmark_past_its_session_minutes_starts_no_run(tmp_path):
+    """--no-new-run-after ends a session between runs, so no run is cut off mid-seed and charged
+    for it; nothing is trained or timed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "strategies.py"
+    done = subprocess.run([sys.executable, str(script), "--config", "quick", "--no-new-run-after", "0",
+                           "--results", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == ("stopping before supernet-seed0: past --no-new-run-after 0 min; "
+                                                     "run the same command again to go on")
+    assert not (tmp_path / "runs" / "supernet-seed0").exists() and not (tmp_path / "runs" / "walls.json").exists()
+
+
 def test_confirming_nothing_or_no_run_is_a_config_error(finished_run, tmp_path):
     with pytest.raises(ConfigError, match="--top 0: confirm at least one placement"):
         confirmation_config(finished_run, top=0)
