@@ -187,11 +187,12 @@ def main() -> None:
             path = scratch / f"{name}.yaml"
             path.write_text(config_to_yaml(config))
             held = read_walls(walls).get(name, {})
-            if not held.get("done"):
+            if held.get("done"):
+                wall = held["wall_s"]
+            else:
                 stop_if_late(name)
-            wall = held["wall_s"] if held.get("done") else maitsearch(
-                ["run", "--config", str(path), "--name", name, "--results", str(root),
-                 "--cache", str(scratch / f"cache-{name}")], scratch / f"{name}.log", walls, name)
+                wall = maitsearch(["run", "--config", str(path), "--name", name, "--results", str(root),
+                                   "--cache", str(scratch / f"cache-{name}")], scratch / f"{name}.log", walls, name)
             rows.append({"strategy": strategy, "search_seed": seed, "wall_s": round(wall, 1),
                          "trials": len(load_run(root / name).records), "seeds": config.seeds})
             print(f"{name:<18} {wall:7.0f} s, {rows[-1]['trials']} trials of {config.seeds} seed(s)")
