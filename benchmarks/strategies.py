@@ -219,9 +219,7 @@ def main() -> None:
     print(f"answers beyond the noise above Sch.2 on {args.fresh_seeds} fresh seeds: {len(beating)} of {len(rows)}")
     payload = {"config": args.config, "budget_s": budget, "train_s_per_trial_seed": per_seed,
                "fresh_seeds": list(range(args.fresh_seed, args.fresh_seed + args.fresh_seeds)),
-               "results": str(root), "rows": [{c: row.get(c) for c in columns} for row in rows],
-               "beyond_noise": {row["strategy"] + f"-seed{row['search_seed']}":
-                                {name: row.get(f"vs_{name}_beyond_noise") for name in HAND_WRITTEN} for row in rows}}
+               "results": os.path.relpath(root), "rows": [{c: row.get(c) for c in columns} for row in rows]}
     stem = "strategies" if args.config == "default" else f"strategies-{args.config}"
     print(f"wrote {write_json(stem, payload, path=args.out)}")
 

@@ -30,7 +30,8 @@ def number(value) -> str:
     if isinstance(value, bool) or not isinstance(value, float):
         return str(value)
     if value == 0 or 0.01 <= abs(value) < 1e5:
-        return f"{value:.4g}" if abs(value) < 10 else f"{value:.1f}"
+        # two decimals up to 100: accuracies in percent are read to the hundredth everywhere else
+        return f"{value:.4g}" if abs(value) < 10 else f"{value:.2f}" if abs(value) < 100 else f"{value:.1f}"
     return f"{value:.3g}"
 
 
