@@ -55,6 +55,7 @@ HAND_WRITTEN = ("none", "sch1", "sch2", "all")
 ALS_PLACEMENTS = 4  # none, Sch.1 (its step 1 too), assign, calibrate: what the ALS strategy trains per seed
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]  # the JSON names its runs the same from any cwd
 WALLS = "walls.json"  # run name -> {"wall_s": seconds over every session, "done": finished}
 
 
@@ -219,7 +220,8 @@ def main() -> None:
     print(f"answers beyond the noise above Sch.2 on {args.fresh_seeds} fresh seeds: {len(beating)} of {len(rows)}")
     payload = {"config": args.config, "budget_s": budget, "train_s_per_trial_seed": per_seed,
                "fresh_seeds": list(range(args.fresh_seed, args.fresh_seed + args.fresh_seeds)),
-               "results": os.path.relpath(root), "rows": [{c: row.get(c) for c in columns} for row in rows]}
+               "results": os.path.relpath(root.resolve(), REPOSITORY),
+               "rows": [{c: row.get(c) for c in columns} for row in rows]}
     stem = "strategies" if args.config == "default" else f"strategies-{args.config}"
     print(f"wrote {write_json(stem, payload, path=args.out)}")
 
