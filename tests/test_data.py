@@ -22,6 +22,23 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
     assert a.image_size == 16 and a.in_chans == 1 and a.splits["train"][0].shape[1:] == (1, 16, 16)
 
 
+def test_the_digits_read_from_sklearns_file_are_load_digits(monkeypatch):
+    """The file read that spares every process scikit-learn's import gives load_digits' arrays,
+    and load_digits itself is the fallback when the file is not where it was."""
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+
+    from maitsearch.data.digits import digits_arrays
+
+    reference = load_digits()
+    pixels, labels = digits_arrays()
+    assert np.array_equal(pixels, reference.data) and np.array_equal(labels, reference.target)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    pixels, labels = digits_arrays()
+    assert np.array_equal(pixels, reference.data) and np.array_equal(labels, reference.target)
+
+
 def test_stratified_split_proportions_by_hand():
     labels = torch.tensor([0] * 10 + [1] * 20)
     index = stratified_split(labels, {"train": 0.5, "val": 0.2, "test": 0.3}, seed=0)

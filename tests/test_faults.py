@@ -115,7 +115,7 @@ def test_killed_worker_trial_fails_and_its_placement_is_retried(tmp_path):
     config = tmp_path / "fast-heartbeat.yaml"
     config.write_text(resolve_config_path("quick").read_text().replace(
         "optuna:\n  pruner: median", "optuna:\n  pruner: none\n  heartbeat_interval: 1\n  grace_period: 3"))
-    args = ["run", "--config", str(config), "--strategy", "optuna", "--trials", "3", "--name", "dies",
+    args = ["run", "--config", str(config), "--epochs", "1", "--strategy", "optuna", "--trials", "3", "--name", "dies",
             "--results", str(tmp_path)]
     victim = stalled_worker(args, tmp_path / "victim-in-trial-1", {"STALL_AT": "2"})
     victim.send_signal(signal.SIGKILL)

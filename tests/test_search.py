@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import optuna
@@ -221,6 +222,60 @@ def test_a_restarted_worker_restores_only_the_trial_files_the_study_agrees_with(
                 for path in (tmp_path / "race" / "trials").glob("*.yaml")}
     assert restored == {n: state for n, state in told.items() if state in ("complete", "pruned", "failed")}
 
+def test_a_worker_waits_for_a_dead_workers_last_trial_and_retries_it(tmp_path):
+    """The race the chaos test met next: the study's last slot is held by a trial whose worker
+    was killed. A worker that left at once would end the study a trial short; this one waits
+    out the grace period, trains the retry, and ends with exactly the asked number."""
+    from maitsearch.runs.optuna_private import record_heartbeat
+
+    config = SearchConfig(strategy="optuna", layers=2, heads=3, trials=2, optuna=OptunaSettings(
+        warm_start=[], pruner="none", heartbeat_interval=1, grace_period=1,
+        storage=f"journal:{tmp_path / 'slots.journal'}"))
+    worker = optuna_strategy(config, tmp_path, "slots")
+    first = worker.ask()[0]
+    worker.tell(first, fake_record(first.handle.number, "optuna", first.spec, None))
+    dead = worker.study.ask()  # another worker's trial: it beat once, then was killed
+    dead.suggest_int("l0", 0, 3)
+    record_heartbeat(worker.study, dead)
+
+    retry = worker.ask()
+    assert len(retry) == 1 and retry[0].handle.number != dead.number
+    assert worker.study.trials[dead.number].state == optuna.trial.TrialState.FAIL
+    assert worker.study.trials[retry[0].handle.number].system_attrs.get("failed_trial") == dead.number
+    worker.tell(retry[0], fake_record(retry[0].handle.number, "optuna", retry[0].spec, None))
+    assert worker.ask() == []
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in worker.study.trials) == 2
+
+
+def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(tmp_path):
+    from maitsearch.runs.optuna_private import record_heartbeat
+
+    config = SearchConfig(strategy="optuna", layers=2, heads=3, trials=1, optuna=OptunaSettings(
+        warm_start=[], pruner="none", heartbeat_interval=1, grace_period=1,
+        storage=f"journal:{tmp_path / 'live.journal'}"))
+    worker = optuna_strategy(config, tmp_path, "live")
+    live = worker.study.ask()  # another worker's trial, still beating
+    live.suggest_int("l0", 0, 3)
+    record_heartbeat(worker.study, live)
+    beating = [True]
+
+    def beat():
+        while beating[0]:
+            record_heartbeat(worker.study, live)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        assert worker.ask() == []
+        waited = time.monotonic() - started
+    finally:
+        beating[0] = False
+        thread.join()
+    assert worker.study.trials[live.number].state == optuna.trial.TrialState.RUNNING
+    assert waited >= 3  # the grace period and two beats, then the live trial finishes on its own
+
 
 def test_full_and_blocks_spaces(tmp_path):
     full = optuna_strategy(SearchConfig(strategy="optuna", layers=2, heads=2, optuna=OptunaSettings(space="full")), tmp_path, "f")
@@ -258,7 +313,7 @@ def test_optuna_runs_presets_first_and_reuses_duplicates(quick_config, digits, t
 
 @pytest.mark.slow
 def test_pruner_prunes_a_trial_made_bad(quick_config, digits, tmp_path):
-    config = quick_config.replace(strategy="optuna", trials=5, proxy=quick_config.proxy.replace(epochs=4),
+    config = quick_config.replace(strategy="optuna", trials=5, proxy=quick_config.proxy.replace(epochs=3),
                                   optuna=dataclasses.replace(quick_config.optuna, pruner="median", warm_start=[]))
     strategy = OptunaStrategy(config)
     real_on_epoch = strategy.on_epoch
@@ -270,7 +325,7 @@ def test_pruner_prunes_a_trial_made_bad(quick_config, digits, tmp_path):
 
     strategy.on_epoch = sabotage
     summary = run_search(config, results_root=tmp_path, name="prune", data=digits, strategy=strategy)
-    assert summary.records[4].state == "pruned" and summary.records[4].epochs < 4
+    assert summary.records[4].state == "pruned" and summary.records[4].epochs < 3
     assert all(r.state == "complete" for r in summary.records[:3])
 
 
@@ -300,7 +355,7 @@ def test_soft_alphas_are_learned(quick_config, digits, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_repeating_trials(tmp_path):
-    args = ["run", "--config", "quick", "--results", str(tmp_path), "--name", "killed"]
+    args = ["run", "--config", "quick", "--epochs", "1", "--results", str(tmp_path), "--name", "killed"]
     trials, mark = tmp_path / "killed" / "trials", tmp_path / "training-trial-1"
     # tests/stall.py stops the second training (trial 1) at its start until the kill: a known
     # point, however busy the machine is

@@ -48,11 +48,12 @@ def test_quick_run_from_the_wheel_in_an_empty_folder(wheel, tmp_path):
     fresh_site = run([str(python), "-c", "import site; print(site.getsitepackages()[0])"]).stdout.strip()
     with open(os.path.join(fresh_site, "borrowed-dependencies.pth"), "w") as pth:
         pth.write("\n".join(site.getsitepackages()) + "\n")
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)])
+    # with a checkout on PYTHONPATH, pip would find maitsearch installed already and skip the wheel
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)], env=env)
 
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", MAITSEARCH_CACHE=str(tmp_path / "cache"))
     where = run([str(python), "-c", "import maitsearch; print(maitsearch.__file__)"], cwd=empty, env=env)
     assert where.stdout.startswith(str(fresh)), f"maitsearch came from {where.stdout.strip()}, not the wheel"

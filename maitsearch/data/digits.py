@@ -10,9 +10,12 @@ scikit-learn. Every image is a deterministic function of the seed.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..errors import DataError
@@ -23,11 +26,26 @@ DIGITS_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1797 8x8 digits as floats in [0, 1] (N, 1, 8, 8), and their labels."""
+    pixels, labels = digits_arrays()
+    images = torch.tensor(pixels, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    return images, torch.tensor(labels, dtype=torch.long)
+
+
+def digits_arrays():
+    """scikit-learn's digits as NumPy arrays: pixels (N, 64) in 0..16 and labels (N,).
+
+    Read from the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``, found without
+    importing the package): importing scikit-learn and SciPy costs about a second, paid by every
+    worker process and CLI call. ``load_digits`` stays the fallback should that file ever move."""
+    spec = importlib.util.find_spec("sklearn")
+    shipped = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if shipped is not None and shipped.is_file():
+        table = np.loadtxt(shipped, delimiter=",")
+        return table[:, :-1], table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return images, torch.tensor(bunch.target, dtype=torch.long)
+    return bunch.data, bunch.target
 
 
 def load_digits_data(image_size: int = 16, seed: int = 0) -> ImageData:

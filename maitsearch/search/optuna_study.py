@@ -15,6 +15,7 @@ the study's user attributes, so results can be read from the storage alone.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -130,22 +131,20 @@ class OptunaStrategy(Strategy):
         return self.config.trials - len([t for t in alive if t.state != TrialState.WAITING])
 
     def ask(self) -> list[Proposal]:
-        import optuna
         from optuna.trial import TrialState
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-        if self.budget_left() <= 0:
+        if not self._slot_left():
             return []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize": we beat ourselves
             trial = self.study.ask()
+        # Beat at once: a trial killed before its first beat is never found stale, so never retried.
+        self._start_heartbeat(trial)
         if self._rank(trial) > self.config.trials:  # another worker took the last slot meanwhile
+            self._stop_heartbeat(trial)
             trial.set_user_attr("maitsearch:reason", "surplus: the study already holds its trials")
             self.study.tell(trial, state=TrialState.FAIL)
             return []
-        self._start_heartbeat(trial)
         spec = self.suggest(trial)
         if "maitsearch:preset" in trial.user_attrs:  # a warm start keeps its name in tables and plots
             spec = spec.with_meta(preset=trial.user_attrs["maitsearch:preset"])
@@ -153,6 +152,29 @@ class OptunaStrategy(Strategy):
         trial.set_user_attr("maitsearch:key", proposal.key())
         proposal.reuse = self._earlier(proposal.key(), trial.number)
         return [proposal]
+
+    def _slot_left(self) -> bool:
+        """Whether the study has room for another trial. When running trials hold its last slots,
+        wait for them a while (the grace period and two beats): one whose worker was killed is
+        failed for its silence and retried here, where a worker that left at once would end the
+        study a trial short. A live trial that outlasts the wait finishes on its own."""
+        import optuna
+        from optuna.trial import TrialState
+
+        from ..runs.optuna_private import heartbeat_interval
+
+        interval = heartbeat_interval(self.study)
+        deadline = time.monotonic() + (self.config.optuna.grace_period + 2 * interval if interval else 0)
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            if self.budget_left() > 0:
+                return True
+            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running or time.monotonic() >= deadline:
+                return False
+            time.sleep(min(interval, 5))
 
     def _rank(self, trial) -> int:
         """1-based position of ``trial`` among the study's non-failed trials."""
