@@ -49,7 +49,8 @@ def test_oom_nan_and_crashes_fail_one_trial_each_and_the_search_goes_on(quick_co
         return result
 
     monkeypatch.setattr(executors, "fit", faulty_fit)
-    config = quick_config.replace(strategy="optuna", trials=6, max_failures=3)
+    config = quick_config.replace(strategy="optuna", trials=6, max_failures=3,
+                                  proxy=quick_config.proxy.replace(epochs=1))
     strategy_config = config.replace(optuna=dataclasses.replace(config.optuna, pruner="none", warm_start=["sch1"]))
 
     strategy = OptunaStrategy(strategy_config)
@@ -142,7 +143,7 @@ def test_killed_worker_trial_fails_and_its_placement_is_retried(tmp_path):
 def test_three_postgres_workers_share_one_study(postgres, tmp_path):
     url = postgres.url()
     env = {**os.environ, "MAITSEARCH_STORAGE": url}
-    command = quick_command(tmp_path, "--strategy", "optuna", "--trials", "12", "--name", "pg")
+    command = quick_command(tmp_path, "--epochs", "1", "--strategy", "optuna", "--trials", "12", "--name", "pg")
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                for _ in range(3)]
     outputs = [worker.communicate(timeout=900) for worker in workers]

@@ -404,8 +404,8 @@ def test_a_resume_gives_interrupted_trials_back_their_numbers(quick_config, digi
 @pytest.mark.slow
 def test_two_workers_share_one_journal_study(tmp_path):
     journal = tmp_path / "study.log"
-    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--strategy", "optuna",
-               "--trials", "6", "--storage", f"journal:{journal}", "--name", "shared", "--results", str(tmp_path)]
+    command = [sys.executable, "-m", "maitsearch", "run", "--config", "quick", "--epochs", "1", "--strategy",
+               "optuna", "--trials", "6", "--storage", f"journal:{journal}", "--name", "shared", "--results", str(tmp_path)]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for worker in workers:
         out, err = worker.communicate(timeout=600)
