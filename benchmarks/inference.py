@@ -13,13 +13,15 @@ so onnxruntime's sessions run with spinning off: an idle session's threads would
 busy-wait on the cores the next one runs on.
 
 Targets (onnxruntime, 2 threads): every head masked >= 2x faster than DeiT at 896 px; Sch.2 no
-slower than DeiT at 224 px (ratio <= 1.00). Writes benchmarks/out/inference-cpu.json and a
+slower than DeiT at 224 px (ratio <= 1.00), judged on the median of ``--rounds`` more timings of
+the two alone, as one timing moves by a few percent from run to run. Writes benchmarks/out/inference-cpu.json and a
 markdown table beside it (``--quick``: inference-quick.*, a check that it runs, tiny sizes).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -90,6 +92,8 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="more timings of DeiT against Sch.2 at the smallest size, whose target is within noise")
     parser.add_argument("--depth", type=int, default=DEPTH)
     parser.add_argument("--quick", action="store_true", help="sizes 64 and 96, depth 2, one repeat: does it run")
     parser.add_argument("--crossover", action="store_true", help="time one layer, dense against band, and exit")
@@ -97,7 +101,7 @@ def main() -> None:
     if args.crossover:
         return crossover(args.threads if args.threads != 2 else 1)
     if args.quick:
-        args.sizes, args.depth, args.repeats = "64,96", 2, 1
+        args.sizes, args.depth, args.repeats, args.rounds = "64,96", 2, 1, 1
     torch.set_num_threads(args.threads)
     sizes, batches = [int(s) for s in args.sizes.split(",")], [int(b) for b in args.batches.split(",")]
     runtimes = ["eager", "onnxruntime"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -125,6 +129,12 @@ def main() -> None:
                                                            device="cuda" if runtime == "cuda" else "cpu")
                     if runtime == "cuda":
                         models = {p: m.cpu() for p, m in models.items()}
+                rounds = []
+                if size == min(sizes):  # Sch.2's target is a few percent either way: time it again, apart
+                    pair = {p: onnx_runner(paths[p], images, args.threads) for p in ("none", "sch2")}
+                    for _ in range(args.rounds):
+                        medians = interleaved_medians(pair, warmup=1, repeats=args.repeats)
+                        rounds.append(medians["sch2"] / medians["none"])
                 for placement, model in models.items():
                     row = {"size": size, "tokens": (size // PATCH) ** 2 + 1, "batch": batch, "placement": placement,
                            "kernels": sorted({b.attn.inference_kernels["export"] for b in model.blocks
@@ -135,6 +145,8 @@ def main() -> None:
                     for runtime, medians in seconds.items():
                         row[f"{runtime}_ms"] = medians[placement] * 1e3
                         row[f"{runtime}_vs_deit"] = medians[placement] / medians["none"]
+                    if placement == "sch2" and rounds:
+                        row["onnxruntime_vs_deit_rounds"] = [row["onnxruntime_vs_deit"], *rounds]
                     rows.append(row)
                     print(_line(row, runtimes), flush=True)
 
@@ -166,9 +178,11 @@ def _verdicts(rows: list[dict], sizes: list[int]) -> list[str]:
             out.append(f"all-masked at {largest}px, batch {row['batch']}: {speedup:.2f}x faster than DeiT in "
                        f"onnxruntime (target >= 2x) {'ok' if ok else 'MISS by ' + f'{2 - speedup:.2f}x'}")
         if row["placement"] == "sch2" and row["size"] == smallest:
-            ratio = row["onnxruntime_vs_deit"]
+            rounds = row.get("onnxruntime_vs_deit_rounds", [row["onnxruntime_vs_deit"]])
+            ratio = statistics.median(rounds)
             ok = ratio <= TARGETS["sch2_at_224_ratio_max"]
-            out.append(f"Sch.2 at {smallest}px, batch {row['batch']}: {ratio:.3f}x DeiT's time in onnxruntime "
+            spread = f" (median of {len(rounds)} rounds, {min(rounds):.3f}-{max(rounds):.3f})" if len(rounds) > 1 else ""
+            out.append(f"Sch.2 at {smallest}px, batch {row['batch']}: {ratio:.3f}x DeiT's time in onnxruntime{spread} "
                        f"(target <= 1.00) {'ok' if ok else f'MISS by {(ratio - 1) * 100:.1f}%'}"
                        + ("" if ok else ": at 197 tokens a hard head's window saves less than the masks cost "
                                         "(the dense layer multiplies its (H, T, T) logits by the mask once more)"))
