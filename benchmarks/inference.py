@@ -146,7 +146,7 @@ def main() -> None:
                         row[f"{runtime}_ms"] = medians[placement] * 1e3
                         row[f"{runtime}_vs_deit"] = medians[placement] / medians["none"]
                     if placement == "sch2" and rounds:
-                        row["onnxruntime_vs_deit_rounds"] = [row["onnxruntime_vs_deit"], *rounds]
+                        row["onnxruntime_vs_deit_rounds"] = [round(r, 3) for r in (row["onnxruntime_vs_deit"], *rounds)]
                     rows.append(row)
                     print(_line(row, runtimes), flush=True)
 
