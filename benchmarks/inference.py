@@ -14,8 +14,9 @@ busy-wait on the cores the next one runs on.
 
 Targets (onnxruntime, 2 threads): every head masked >= 2x faster than DeiT at 896 px; Sch.2 no
 slower than DeiT at 224 px (ratio <= 1.00), judged on the median of ``--rounds`` more timings of
-the two alone, as one timing moves by a few percent from run to run. Writes benchmarks/out/inference-cpu.json and a
-markdown table beside it (``--quick``: inference-quick.*, a check that it runs, tiny sizes).
+the two alone, as one timing moves by a few percent from run to run. Writes
+benchmarks/out/inference-cpu.json and a markdown table beside it (``--quick``: inference-quick.*,
+a check that it runs, tiny sizes).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def main() -> None:
                 seconds = {}
                 for runtime in runtimes:
                     if runtime == "onnxruntime":
-                        steps = {p: onnx_runner(paths[p], images, args.threads) for p in models}
+                        steps = sessions = {p: onnx_runner(paths[p], images, args.threads) for p in models}
                     elif runtime == "cuda":
                         steps = {p: eager_runner(m.to("cuda"), images.cuda()) for p, m in models.items()}
                     else:
@@ -131,7 +132,7 @@ def main() -> None:
                         models = {p: m.cpu() for p, m in models.items()}
                 rounds = []
                 if size == min(sizes):  # Sch.2's target is a few percent either way: time it again, apart
-                    pair = {p: onnx_runner(paths[p], images, args.threads) for p in ("none", "sch2")}
+                    pair = {p: sessions[p] for p in ("none", "sch2")}
                     for _ in range(args.rounds):
                         medians = interleaved_medians(pair, warmup=1, repeats=args.repeats)
                         rounds.append(medians["sch2"] / medians["none"])
@@ -184,7 +185,7 @@ def _verdicts(rows: list[dict], sizes: list[int]) -> list[str]:
             spread = f" (median of {len(rounds)} rounds, {min(rounds):.3f}-{max(rounds):.3f})" if len(rounds) > 1 else ""
             out.append(f"Sch.2 at {smallest}px, batch {row['batch']}: {ratio:.3f}x DeiT's time in onnxruntime{spread} "
                        f"(target <= 1.00) {'ok' if ok else f'MISS by {(ratio - 1) * 100:.1f}%'}"
-                       + ("" if ok else ": at 197 tokens a hard head's window saves less than the masks cost "
+                       + ("" if ok else f": at {row['tokens']} tokens a hard head's window saves less than the masks cost "
                                         "(the dense layer multiplies its (H, T, T) logits by the mask once more)"))
         if row["placement"] == "sch2" and row["size"] in sorted(sizes)[:2]:
             ok = row["onnx_max_abs"] <= 1e-4 and row["onnx_top1_agree"] == row["batch"]

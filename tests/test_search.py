@@ -222,16 +222,21 @@ def test_a_restarted_worker_restores_only_the_trial_files_the_study_agrees_with(
                 for path in (tmp_path / "race" / "trials").glob("*.yaml")}
     assert restored == {n: state for n, state in told.items() if state in ("complete", "pruned", "failed")}
 
+
+def journal_worker(tmp_path, name, trials):
+    """An Optuna worker on a journal study with 1 s beats and a 1 s grace period."""
+    return optuna_strategy(SearchConfig(strategy="optuna", layers=2, heads=3, trials=trials, optuna=OptunaSettings(
+        warm_start=[], pruner="none", heartbeat_interval=1, grace_period=1,
+        storage=f"journal:{tmp_path / (name + '.journal')}")), tmp_path, name)
+
+
 def test_a_worker_waits_for_a_dead_workers_last_trial_and_retries_it(tmp_path):
     """The race the chaos test met next: the study's last slot is held by a trial whose worker
     was killed. A worker that left at once would end the study a trial short; this one waits
     out the grace period, trains the retry, and ends with exactly the asked number."""
     from maitsearch.runs.optuna_private import record_heartbeat
 
-    config = SearchConfig(strategy="optuna", layers=2, heads=3, trials=2, optuna=OptunaSettings(
-        warm_start=[], pruner="none", heartbeat_interval=1, grace_period=1,
-        storage=f"journal:{tmp_path / 'slots.journal'}"))
-    worker = optuna_strategy(config, tmp_path, "slots")
+    worker = journal_worker(tmp_path, "slots", trials=2)
     first = worker.ask()[0]
     worker.tell(first, fake_record(first.handle.number, "optuna", first.spec, None))
     dead = worker.study.ask()  # another worker's trial: it beat once, then was killed
@@ -250,19 +255,15 @@ def test_a_worker_waits_for_a_dead_workers_last_trial_and_retries_it(tmp_path):
 def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(tmp_path):
     from maitsearch.runs.optuna_private import record_heartbeat
 
-    config = SearchConfig(strategy="optuna", layers=2, heads=3, trials=1, optuna=OptunaSettings(
-        warm_start=[], pruner="none", heartbeat_interval=1, grace_period=1,
-        storage=f"journal:{tmp_path / 'live.journal'}"))
-    worker = optuna_strategy(config, tmp_path, "live")
+    worker = journal_worker(tmp_path, "live", trials=1)
     live = worker.study.ask()  # another worker's trial, still beating
     live.suggest_int("l0", 0, 3)
     record_heartbeat(worker.study, live)
-    beating = [True]
+    stop = threading.Event()
 
     def beat():
-        while beating[0]:
+        while not stop.wait(0.2):
             record_heartbeat(worker.study, live)
-            time.sleep(0.2)
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -271,7 +272,7 @@ def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(
         assert worker.ask() == []
         waited = time.monotonic() - started
     finally:
-        beating[0] = False
+        stop.set()
         thread.join()
     assert worker.study.trials[live.number].state == optuna.trial.TrialState.RUNNING
     assert waited >= 3  # the grace period and two beats, then the live trial finishes on its own

@@ -123,13 +123,6 @@ class OptunaStrategy(Strategy):
         return params_for_placement(spec, self.config)
 
     # ---- ask / tell -----------------------------------------------------------------------
-    def budget_left(self) -> int:
-        from optuna.trial import TrialState
-
-        alive = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                              TrialState.RUNNING, TrialState.WAITING))
-        return self.config.trials - len([t for t in alive if t.state != TrialState.WAITING])
-
     def ask(self) -> list[Proposal]:
         from optuna.trial import TrialState
 
@@ -169,10 +162,12 @@ class OptunaStrategy(Strategy):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
-            if self.budget_left() > 0:
+            # running trials hold a slot; a retry waiting to be asked does not
+            held = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                 TrialState.RUNNING))
+            if len(held) < self.config.trials:
                 return True
-            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if not running or time.monotonic() >= deadline:
+            if all(t.state != TrialState.RUNNING for t in held) or time.monotonic() >= deadline:
                 return False
             time.sleep(min(interval, 5))
 
