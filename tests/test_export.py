@@ -145,7 +145,8 @@ def test_torch_export_program_matches_pytorch(tmp_path):
 
 
 # ---- train's weights folder, and the export command ---------------------------------------------
-def test_train_writes_weights_and_config_that_export_and_timm_open(tmp_path):
+def test_train_writes_weights_and_config_that_export_and_timm_open(tmp_path, caplog):
+    from maitsearch.data import load_data
     from maitsearch.training.full import TrainConfig, load_checkpoint, train
     from maitsearch.training.trained import open_trained
 
@@ -156,6 +157,15 @@ def test_train_writes_weights_and_config_that_export_and_timm_open(tmp_path):
     saved = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
     rebuilt = timm.create_model(f"local-dir:{tmp_path}", pretrained=True)
     assert all(torch.equal(tensor, saved[name]) for name, tensor in rebuilt.state_dict().items())
+    # timm preprocesses the reloaded model as training normalized the digits, not with ImageNet's
+    # three-channel statistics averaged into one (which timm warned about on saving)
+    pixels = load_data("digits", image_size=32).splits["train"][0].float()
+    pixels = pixels / 255 if pixels.max() > 1 else pixels
+    resolved = timm.data.resolve_model_data_config(rebuilt)
+    assert resolved["input_size"] == (1, 32, 32)
+    assert resolved["mean"] == pytest.approx((pixels.mean().item(),), abs=1e-4)
+    assert resolved["std"] == pytest.approx((pixels.std().item(),), abs=1e-3)
+    assert "does not match" not in caplog.text
     opened, origin = open_trained(tmp_path)
     assert origin.endswith("model.safetensors")
     # an older train folder (checkpoint.pt, config.yaml, spec.yaml) opens to the same model

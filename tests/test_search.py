@@ -230,6 +230,15 @@ def journal_worker(tmp_path, name, trials):
         storage=f"journal:{tmp_path / (name + '.journal')}")), tmp_path, name)
 
 
+def test_a_worker_shows_its_user_no_optuna_warnings(tmp_path, recwarn):
+    """Optuna's experimental-API and heartbeat warnings are about calls maitsearch makes on
+    purpose; a user running a search should not read them."""
+    worker = journal_worker(tmp_path, "quiet", trials=1)
+    proposal = worker.ask()[0]
+    worker.tell(proposal, fake_record(proposal.handle.number, "optuna", proposal.spec, None, state="complete"))
+    assert [f"{w.category.__name__}: {w.message}" for w in recwarn] == []
+
+
 def test_a_worker_waits_for_a_dead_workers_last_trial_and_retries_it(tmp_path):
     """The race the chaos test met next: the study's last slot is held by a trial whose worker
     was killed. A worker that left at once would end the study a trial short; this one waits
@@ -541,6 +550,29 @@ def test_run_view_keeps_trial_lines_in_columns_after_a_long_step_name():
     columns = [line.index(preset(name, 2, 2).label()) for line, name in zip(lines, ("none", "sch1", "all"))]
     assert columns[1] == columns[2] == len("trial   1 some-run/answer ")
     assert columns[0] == len("trial   0 none       ")
+
+
+def test_training_bars_end_full_and_speak_in_percent():
+    """After the last epoch the step bar stays full (not reset to 0/N), and the epoch bar's
+    accuracy reads in percent, as the line printed after it does."""
+    from rich.console import Console
+
+    from maitsearch.cli.progress import TrainingBars, make_progress
+    from maitsearch.events import EpochDone, StepDone, TrainingStarted
+
+    progress = make_progress(Console(record=True, width=200))
+    bars = TrainingBars(progress)
+    bars(TrainingStarted(epochs=2, steps_per_epoch=3))
+    completed = []
+    for epoch in range(2):
+        for step in range(3):
+            bars(StepDone(epoch=epoch, step=step, loss=1.0))
+            completed.append(progress.tasks[1].completed)
+        bars(EpochDone(epoch=epoch, metrics={"val_top1": 0.7354}))
+    epochs, steps = progress.tasks
+    assert completed == [1, 2, 3, 1, 2, 3], "each epoch's steps count from 1"
+    assert (epochs.completed, steps.completed, steps.total) == (2, 3, 3)
+    assert epochs.fields["status"] == "val top-1 73.5%"
 
 
 @pytest.mark.slow

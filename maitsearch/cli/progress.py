@@ -27,6 +27,7 @@ class TrainingBars:
         self.label = label
         self.epochs = None
         self.steps = None
+        self.epoch_ended = False
 
     def __call__(self, event) -> None:
         match event:
@@ -38,14 +39,18 @@ class TrainingBars:
                     self.progress.reset(self.epochs, total=epochs, completed=first, description=self.label,
                                         status="")
                     self.progress.reset(self.steps, total=steps)
+                self.epoch_ended = False
             case StepDone(loss=loss) if self.steps is not None:
+                if self.epoch_ended:  # the step bar starts over here, so the last epoch's stays full
+                    self.progress.reset(self.steps)
+                    self.epoch_ended = False
                 self.progress.advance(self.steps)
                 self.progress.update(self.steps, status=f"loss {loss:.3f}")
             case EpochDone() if self.epochs is not None:
                 self.progress.advance(self.epochs)
+                self.epoch_ended = True
                 if event.val_top1 is not None:
-                    self.progress.update(self.epochs, status=f"val top-1 {event.val_top1:.3f}")
-                self.progress.reset(self.steps)
+                    self.progress.update(self.epochs, status=f"val top-1 {event.val_top1 * 100:.1f}%")
             case MeasuringStarted() if self.steps is not None:
                 self.progress.update(self.steps, status="measuring ALS")
 

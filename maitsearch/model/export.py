@@ -25,7 +25,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -46,8 +46,12 @@ def require(module: str, purpose: str):
 
 
 # ---- weights and config ------------------------------------------------------------------
-def save_pretrained(model: torch.nn.Module, folder: str | Path) -> Path:
-    """``model.safetensors`` + ``config.json`` (timm's ``save_for_hf``) + ``spec.yaml`` in ``folder``."""
+def save_pretrained(model: torch.nn.Module, folder: str | Path, *, mean: Sequence[float] | None = None,
+                    std: Sequence[float] | None = None) -> Path:
+    """``model.safetensors`` + ``config.json`` (timm's ``save_for_hf``) + ``spec.yaml`` in ``folder``.
+    ``mean``/``std``: the normalization the weights were trained with, so that timm's
+    ``resolve_data_config`` on the reloaded model preprocesses as training did (default: the
+    model's own ``pretrained_cfg``, ImageNet's for a fresh timm ViT)."""
     require("safetensors", "saving model.safetensors")
     from timm.models import save_for_hf
 
@@ -55,7 +59,8 @@ def save_pretrained(model: torch.nn.Module, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = getattr(model, "mask_spec", None)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as staging:  # each file lands whole
-        save_for_hf(model, staging, safe_serialization=True)
+        data_config = {key: tuple(value) for key, value in (("mean", mean), ("std", std)) if value is not None}
+        save_for_hf(model, staging, safe_serialization=True, data_config=data_config or None)
         if spec is not None:
             spec.save(Path(staging) / SPEC)
         for written in sorted(Path(staging).iterdir()):

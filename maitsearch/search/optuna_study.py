@@ -68,7 +68,9 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(study_name=study_name(store.name), storage=storage, directions=directions,
                                          sampler=self._sampler(), pruner=self._pruner(), load_if_exists=True)
-        self.study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels the axes
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use; users need not see it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels the axes
         self.study.set_user_attr("maitsearch:config", redacted_config(self.config).to_dict())
         self._restore_trial_files(store)
         if not self.study.user_attrs.get("maitsearch:warm_started"):

@@ -103,10 +103,11 @@ def write_metrics(out: Path, history: list[dict]) -> None:
     atomic.write_text(out / METRICS, "".join(json.dumps(row) + "\n" for row in history))
 
 
-def save_weights(model, out: Path) -> Path:
+def save_weights(model, out: Path, data) -> Path:
     """The trained weights without optimizer or RNG state: ``model.safetensors`` and timm's
     ``config.json`` (the ``save_for_hf`` layout; a ``mait_*`` config holds the spec inline, any
-    other model's masks come back from ``spec.yaml`` through ``model.export.load_pretrained``)."""
+    other model's masks come back from ``spec.yaml`` through ``model.export.load_pretrained``),
+    with the normalization of ``data`` (its ``mean`` and ``std``), the one the weights learned."""
     from ..model.export import save_pretrained
 
-    return save_pretrained(model, out)
+    return save_pretrained(model, out, mean=data.mean, std=data.std)

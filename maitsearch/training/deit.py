@@ -252,7 +252,7 @@ def train_deit(spec: MaskSpec, config: TrainConfig, out: Path, *, resume: bool, 
                 write_metrics(out, history)
             emit(EpochDone(epoch=epoch, metrics=metrics))
         if processes.main:
-            save_weights(trainer.model, out)
+            save_weights(trainer.model, out, sets)
         return metrics
     finally:
         distributed.stop(processes)

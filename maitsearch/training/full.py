@@ -119,7 +119,7 @@ def _train_light(spec: MaskSpec, config: TrainConfig, out: Path, resume: bool, e
             "rng": torch.get_rng_state(), "config": plain(config), "spec": spec.to_yaml()})
         write_metrics(out, history)
         emit(EpochDone(epoch=epoch, metrics=metrics))
-    save_weights(model, out)
+    save_weights(model, out, data)
     return metrics
 
 
