@@ -44,6 +44,8 @@ def quick_results(tmp_path_factory, quick_config, digits):
     from maitsearch.search.runner import run_search
 
     root = tmp_path_factory.mktemp("results")
+    # two epochs: a curve, and an alpha history, of more than one point
+    quick_config = quick_config.replace(proxy=quick_config.proxy.replace(epochs=2))
     configs = {
         "als": quick_config.replace(keep_checkpoints=True),
         "optuna": quick_config.replace(strategy="optuna", trials=4, optuna=dataclasses.replace(

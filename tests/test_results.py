@@ -5,6 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -145,7 +146,9 @@ def test_comparison_warnings_name_the_difference(quick_results, tmp_path):
     root, _ = quick_results
     shutil.copytree(root / "quick-als", tmp_path / "other")
     config = tmp_path / "other" / "search.yaml"
-    config.write_text(config.read_text().replace("epochs: 3", "epochs: 5"))
+    data = yaml.safe_load(config.read_text())
+    data["proxy"]["epochs"] += 2
+    config.write_text(yaml.safe_dump(data))
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")
     result = runner.invoke(app, ["results", "quick-als", "other", "--results", str(tmp_path)])
     assert result.exit_code == 0 and "differ in proxy" in result.stderr
