@@ -278,13 +278,14 @@ def preset_names() -> list[str]:
                   if entry.name.endswith(".yaml"))
 
 
-def resolve_config_path(name_or_path: str | Path):
+def resolve_config_path(name_or_path: str | Path, flag: str = "--config"):
     """A YAML file's path, or a preset name (``quick``): ``./searches/NAME.yaml`` first (a user's
-    own presets beside their results), then the presets shipped in the package."""
+    own presets beside their results), then the presets shipped in the package. ``flag``: the
+    option an error names (``transfer`` takes two configs, as ``--proxy`` and ``--target``)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ConfigError(f"--config {path}: no such file")
+            raise ConfigError(f"{flag} {path}: no such file")
         return path
     local = Path.cwd() / "searches" / f"{name_or_path}.yaml"
     if local.is_file():
@@ -292,11 +293,11 @@ def resolve_config_path(name_or_path: str | Path):
     shipped = shipped_presets() / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise ConfigError(f"--config {name_or_path}: no such file or preset (presets: {', '.join(preset_names())})")
+    raise ConfigError(f"{flag} {name_or_path}: no such file or preset (presets: {', '.join(preset_names())})")
 
 
-def load_config(name_or_path: str | Path) -> SearchConfig:
-    path = resolve_config_path(name_or_path)
+def load_config(name_or_path: str | Path, flag: str = "--config") -> SearchConfig:
+    path = resolve_config_path(name_or_path, flag)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:

@@ -236,7 +236,8 @@ def test_a_bad_folder_settings_file_is_one_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--proxy", "quick", "--target", "quick"], "--seeds 1: a transfer pairs at least 2 seeds"),
     (["--proxy", "quick", "--target", "quick", "--seeds", "1"], "--seeds 1: a transfer pairs at least 2 seeds"),
-    (["--proxy", "quick", "--target", "nosuch", "--seeds", "2"], "--config nosuch: no such file or preset"),
+    (["--proxy", "quick", "--target", "nosuch", "--seeds", "2"], "--target nosuch: no such file or preset"),
+    (["--proxy", "nosuch.yaml", "--target", "quick", "--seeds", "2"], "--proxy nosuch.yaml: no such file"),
     (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "sch1"], "at least 2 placements"),
     (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "none,nosuch"], "nosuch"),
     (["--proxy", "quick", "--target", "default", "--seeds", "2", "--placements",

@@ -74,7 +74,7 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
     the proxy config's) from the proxy's first seed, on both sides; ``device`` (as ``run
     --device``) overrides both configs' ``proxy.device``."""
     sources = {"proxy": proxy, "target": target}
-    loaded = {side: load_config(source) for side, source in sources.items()}
+    loaded = {side: load_config(source, flag=f"--{side}") for side, source in sources.items()}
     count = seeds if seeds is not None else loaded["proxy"].seeds
     if not isinstance(count, int) or isinstance(count, bool) or count < MIN_SEEDS:
         raise ConfigError(f"--seeds {count}: a transfer pairs at least {MIN_SEEDS} seeds per placement; one seed "
