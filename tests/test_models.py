@@ -39,6 +39,21 @@ def test_deit_state_dict_loads_and_none_spec_equals_timm(deit_tiny, images):
     assert set(mait.state_dict()) == set(deit_tiny.state_dict())
 
 
+def test_mait_takes_timms_shape_keywords_as_deit_does():
+    """``patch_size`` (and the other shape keywords) override the size's own, as in timm's deit_*
+    functions; the masks then fit the new grid, the same as a DeiT of that shape masked in place."""
+    shape = dict(depth=2, img_size=32, patch_size=4, embed_dim=96, num_classes=10)
+    torch.manual_seed(0)
+    deit = timm.create_model("deit_tiny_patch16_224", **shape).eval()
+    mait = timm.create_model("mait_tiny_patch16_224", mask_spec="sch2@3x3", **shape).eval()
+    mait.load_state_dict(deit.state_dict(), strict=True)
+    assert mait.patch_embed.grid_size == (8, 8) and mait.blocks[0].attn.grid_size == (8, 8)
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.warns(maitsearch.model.mait.MasksNotSavedWarning), torch.no_grad():
+        reference = apply_mask_spec(deit, preset("sch2", 2, 3))(x)
+        torch.testing.assert_close(mait(x), reference, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("name", ["sch1", "sch2", "all"])
 def test_deit_weights_load_strictly_into_any_mait(deit_tiny, images, name):
     mait = timm.create_model("mait_tiny_patch16_224", num_classes=10, mask_spec=name).eval()

@@ -173,12 +173,14 @@ def _cfg(**overrides) -> dict:
 default_cfgs = generate_default_cfgs({f"mait_{size}_patch16_224.untrained": _cfg() for size in MAIT_SIZES})
 
 
-def _create_mait(size: str, pretrained: bool = False, depth: int = 12, **kwargs) -> MaiT:
+def _create_mait(size: str, pretrained: bool = False, **kwargs) -> MaiT:
     embed_dim, num_heads = MAIT_SIZES[size]
     out_indices = kwargs.pop("out_indices", 3)
+    # the size's shape, which a keyword overrides as in timm's own vit_* and deit_* functions
+    model_args = dict(patch_size=16, embed_dim=embed_dim, depth=12, num_heads=num_heads)
     return build_model_with_cfg(MaiT, f"mait_{size}_patch16_224", pretrained, pretrained_filter_fn=checkpoint_filter_fn,
                                 feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-                                patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kwargs)
+                                **dict(model_args, **kwargs))
 
 
 @register_model
