@@ -1,6 +1,6 @@
 """The contract timm users rely on, checked for every registered mait_* model: the pretrained
-cfg, a backward pass at the cfg's input size, features_only, forward_intermediates, FX tracing
-and TorchScript. Written for this repository (timm's own suite runs the same kinds of checks;
+cfg, a backward pass at the cfg's input size, features_only, forward_intermediates, FX tracing,
+TorchScript and torch.compile. Written for this repository (timm's own suite runs the same kinds of checks;
 docs/DESIGN.md, section 5). Models are built at depth 2: the checks are about the architecture,
 which depth does not change."""
 
@@ -120,6 +120,38 @@ def test_torchscript_runs_the_same_function(spec):
     with torch.no_grad():
         assert torch.allclose(torch.jit.script(model)(x), model(x), atol=1e-5)
         assert torch.allclose(next(iter(torch.jit.script(fx_model(model))(x).values())), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_torch_compile_traces_a_training_step_whole_and_matches_eager(spec):
+    """``train --compile`` on CUDA: dynamo must trace the masked attention with no graph break
+    (fullgraph), and the compiled step must compute eager's loss and gradients. The aot_eager
+    backend checks exactly that tracing on the CPU without a C++ compiler's minutes."""
+    torch.compiler.reset()  # each case compiles fresh, never near dynamo's recompile limit
+    torch.manual_seed(0)
+    model = timm.create_model("mait_tiny_patch16_224", depth=2, img_size=32, patch_size=4, num_classes=10,
+                              mask_spec=spec)
+    x = torch.randn(4, 3, 32, 32)
+    eager = model(x).square().mean()
+    eager.backward()
+    eager_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(x).square().mean()
+    compiled.backward()
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, eager_grads[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_torch_compile_traces_the_window_kernel_of_eval_mode_whole():
+    torch.compiler.reset()
+    model = timm.create_model("mait_tiny_patch16_224", depth=2, img_size=96, patch_size=4, num_classes=10,
+                              mask_spec="all").eval()
+    assert model.blocks[0].attn.inference_kernels["cpu"] == "band", "577 tokens: eval computes only the window"
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, backend="aot_eager", fullgraph=True)(x), model(x),
+                                   atol=1e-6, rtol=0)
 
 
 def test_img_size_builds_the_mask_for_its_grid():
