@@ -10,7 +10,8 @@ import typer
 from .app import app, console
 
 # flag name -> TrainConfig field, where they differ (the flags follow timm's train.py)
-FIELD_OF = {"img_size": "image_size", "aa": "auto_augment", "smoothing": "label_smoothing"}
+FIELD_OF = {"img_size": "image_size", "aa": "auto_augment", "smoothing": "label_smoothing",
+            "torch_compile": "compile"}
 NOT_SETTINGS = ("ctx", "spec", "config", "out", "resume")
 
 
@@ -45,6 +46,8 @@ def train_command(
         device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK's "
                                                 "GPU)."),
         amp: bool = typer.Option(True, help="bf16 autocast on CUDA."),
+        torch_compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the model on CUDA "
+                                           "(the CPU trains eagerly: compiling there costs more than it saves)."),
         kernel: str = typer.Option("auto", help="Masked heads' kernel: auto, dense, local (O(N*k)) or flex (CUDA)."),
         aa: Optional[str] = typer.Option("rand-m9-mstd0.5-inc1", help="deit: RandAugment policy ('none' for none)."),
         reprob: float = typer.Option(0.25, help="deit: random erasing probability."),
