@@ -141,13 +141,14 @@ def flag(name: str) -> str:
 
 def check_train_config(config: TrainConfig) -> None:
     """Every setting that can be checked before data loads or a folder is made, one line each."""
+    from ..model.kernels import check_training_kernel
     from .loop import resolve_device
 
     check_choice("--recipe", config.recipe, RECIPES)
     check_model_name(config.model)
     if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
         raise ConfigError(f"--device {config.device!r}: use auto, cpu, cuda or cuda:N")
-    resolve_device(config.device)
+    check_training_kernel(config.kernel, resolve_device(config.device).type)
     for name in ("epochs", "batch_size", "lr_base_size", "grad_accum_steps"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{flag(name)} {getattr(config, name)}: expected at least 1")

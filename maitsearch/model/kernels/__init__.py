@@ -22,7 +22,7 @@ KERNELS = ("auto", "dense", "local", "flex")
 
 # Below this many tokens the whole (T, T) matrix is cheaper than nine shifted products on a
 # CPU. Measured (benchmarks/scaling.py, one head, d=64, fwd+bwd): at 257 tokens dense 0.44 ms vs
-# window 1.14 ms; at 577 tokens dense 2.25 ms vs window 1.77 ms. See README, Performance.
+# window 1.14 ms; at 577 tokens dense 2.25 ms vs window 1.77 ms (benchmarks/README.md, scaling-cpu).
 LOCAL_MIN_TOKENS = 512
 
 # Inference (eval mode, and export): from this many tokens the band kernel beats the dense one
@@ -53,6 +53,15 @@ def resolve_kernel(requested: str, *, device_type: str, num_tokens: int, pattern
     return "dense"
 
 
+def check_training_kernel(requested: str, device_type: str, flag: str = "--kernel") -> None:
+    """What ``resolve_kernel`` cannot know when it configures a layer (for every device type at
+    once, before the model moves): whether the device it trains on can run ``requested``."""
+    check_choice(flag, requested, KERNELS)
+    if requested == "flex" and device_type != "cuda":
+        raise ConfigError(f"{flag} flex: FlexAttention trains on CUDA only (torch has no {device_type} backward "
+                          "for it); use auto, dense or local here")
+
+
 def resolve_inference_kernel(requested: str, *, target: str, num_tokens: int, grid: tuple[int, int],
                              window: tuple[int, int], pattern: str) -> str:
     """The kernel for a layer's hard heads in eval mode on ``target`` (cpu, cuda) or when
@@ -71,5 +80,5 @@ def resolve_inference_kernel(requested: str, *, target: str, num_tokens: int, gr
 
 
 __all__ = ["KERNELS", "LOCAL_MIN_TOKENS", "BAND_MIN_TOKENS", "INFERENCE_TARGETS", "resolve_kernel",
-           "resolve_inference_kernel", "multiplicative_attention", "strict_attention", "window_attention",
+           "check_training_kernel",           "resolve_inference_kernel", "multiplicative_attention", "strict_attention", "window_attention",
            "band_window_attention", "BandTable", "flex"]
