@@ -80,5 +80,5 @@ def resolve_inference_kernel(requested: str, *, target: str, num_tokens: int, gr
 
 
 __all__ = ["KERNELS", "LOCAL_MIN_TOKENS", "BAND_MIN_TOKENS", "INFERENCE_TARGETS", "resolve_kernel",
-           "check_training_kernel",           "resolve_inference_kernel", "multiplicative_attention", "strict_attention", "window_attention",
-           "band_window_attention", "BandTable", "flex"]
+           "check_training_kernel", "resolve_inference_kernel", "multiplicative_attention", "strict_attention",
+           "window_attention", "band_window_attention", "BandTable", "flex"]
