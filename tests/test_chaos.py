@@ -1,7 +1,7 @@
 """A bounded chaos test: random SIGKILLs of the workers of one search, and what must survive them.
 
 Three Optuna workers share one study on a real PostgreSQL server and one trial cache; an ALS
-run on the same quick proxy shares the cache too. For ``$MAITSEARCH_CHAOS_SECONDS`` (90 in CI)
+run on the same quick proxy shares the cache too. For ``$MAITSEARCH_CHAOS_SECONDS`` (75 in CI)
 a driver SIGKILLs a random live process every few seconds and starts it again with the same
 command. Then every process finishes, and: the study holds exactly the asked number of finished
 trials, every file parses, no seed was trained to completion twice (only a kill or a pruned
@@ -89,7 +89,7 @@ def check_run_folder(folder: Path) -> dict[int, str]:
 @pytest.mark.slow
 @pytest.mark.chaos
 def test_random_kills_lose_nothing_and_train_nothing_twice(postgres, tmp_path, request):
-    seconds = float(os.environ.get("MAITSEARCH_CHAOS_SECONDS", "90"))
+    seconds = float(os.environ.get("MAITSEARCH_CHAOS_SECONDS", "75"))
     seed = int(os.environ.get("MAITSEARCH_CHAOS_SEED", str(random.SystemRandom().randrange(10**6))))
     chaos = random.Random(seed)
     # enough that the study outlives the chaos at CI's bound; a long run by hand sets its own
