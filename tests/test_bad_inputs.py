@@ -24,6 +24,7 @@ def one_line_error(args, code=2):
     assert result.exit_code == code, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
+    assert result.stdout == "", "the one line is all it prints: no empty progress display either"
     return lines[0]
 
 
@@ -157,6 +158,8 @@ FIRST_HOUR = {
     "near-miss model": (["train", "--model", "deit_tiny_patch16_22", "--spec", SPEC_FILE], "error: --model deit_tiny_patch16_22: not a timm model; did you mean deit_tiny_patch16_224"),
     "not a vit": (["train", "--model", "resnet18", "--spec", SPEC_FILE, "--depth", "12"], "error: --model resnet18"),
     "gpu that is not there": (["train", "--device", "cuda", "--spec", SPEC_FILE], "error: device cuda: no CUDA GPU"),
+    "spec of another depth": (["train", "--spec", SPEC_FILE, "--depth", "4", "--img-size", "32"],
+                              "error: apply_mask_spec: the spec has 12 layers but the model has 4 blocks"),
     "flex on the cpu": (["train", "--kernel", "flex", "--device", "cpu", "--spec", SPEC_FILE],
                         "error: --kernel flex: FlexAttention trains on CUDA only (torch has no cpu backward for it)"),
     "unknown kernel": (["train", "--kernel", "fast", "--spec", SPEC_FILE], "error: --kernel: unknown 'fast'"),

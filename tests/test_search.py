@@ -560,16 +560,16 @@ def test_training_bars_end_full_and_speak_in_percent():
     from maitsearch.cli.progress import TrainingBars, make_progress
     from maitsearch.events import EpochDone, StepDone, TrainingStarted
 
-    progress = make_progress(Console(record=True, width=200))
-    bars = TrainingBars(progress)
-    bars(TrainingStarted(epochs=2, steps_per_epoch=3))
-    completed = []
-    for epoch in range(2):
-        for step in range(3):
-            bars(StepDone(epoch=epoch, step=step, loss=1.0))
-            completed.append(progress.tasks[1].completed)
-        bars(EpochDone(epoch=epoch, metrics={"val_top1": 0.7354}))
-    epochs, steps = progress.tasks
+    with make_progress(Console(record=True, width=200)) as progress:
+        bars = TrainingBars(progress)
+        bars(TrainingStarted(epochs=2, steps_per_epoch=3))
+        completed = []
+        for epoch in range(2):
+            for step in range(3):
+                bars(StepDone(epoch=epoch, step=step, loss=1.0))
+                completed.append(progress.tasks[1].completed)
+            bars(EpochDone(epoch=epoch, metrics={"val_top1": 0.7354}))
+        epochs, steps = progress.tasks
     assert completed == [1, 2, 3, 1, 2, 3], "each epoch's steps count from 1"
     assert (epochs.completed, steps.completed, steps.total) == (2, 3, 3)
     assert epochs.fields["status"] == "val top-1 73.5%"

@@ -13,10 +13,27 @@ from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, JobEnded, JobSt
                       TrialReused, TrialStarted, WorkerEpoch)
 
 
+class BarsWhenNeeded(Progress):
+    """A ``Progress`` that starts drawing with its first bar. A command refused after entering
+    it (a storage that does not answer, a spec that does not fit the model) then prints its one
+    error line and nothing else: a started display would leave an empty line behind."""
+
+    def __enter__(self) -> "BarsWhenNeeded":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.live.is_started:
+            self.stop()
+
+    def add_task(self, *args, **kwargs):
+        self.start()  # a no-op once started
+        return super().add_task(*args, **kwargs)
+
+
 def make_progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
+    return BarsWhenNeeded(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                          console=console, transient=False)
 
 
 class TrainingBars:
