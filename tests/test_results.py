@@ -266,3 +266,17 @@ def test_a_comparison_shows_its_own_seeds_spread_beside_the_calibrations(tmp_pat
     uncalibrated = comparison_line(sch1, none, None)
     assert uncalibrated.endswith("within the measured seed noise (resolvable gap 1.15 points, noise from "
                                  "this run's paired seeds).")
+
+
+def test_the_calibration_table_says_what_its_rank_stability_compares():
+    from maitsearch.cli.render import calibration_table
+
+    def caption(budgets, tau):
+        cells = {f"{b}x": {"mean": 0.9, "std": 0.01} for b in budgets}
+        result = {"budgets": budgets, "seeds": [0, 1, 2], "kendall_tau": tau,
+                  "placements": {"none": cells, "sch1": cells}, "by_budget": {}}
+        return calibration_table(result).caption
+
+    assert caption([1], None) == "rank stability: one budget, nothing to compare (--budgets 1,3 measures it)"
+    assert caption([1, 3], 1 / 3) == "rank stability: Kendall's tau +0.33 between the shortest and the longest budget"
+    assert caption([1, 3], None) == "rank stability: no ranking to compare (every placement tied)"

@@ -93,7 +93,13 @@ def calibration_table(result: dict) -> Table:
             row.append(cell + (f" ({gap * 100:+.2f})" if gap is not None else ""))
         table.add_row(name, *row)
     tau = result.get("kendall_tau")
-    captions = [f"tau {'-' if tau is None else f'{tau:+.2f}'}"]
+    if tau is not None:
+        stability = f"Kendall's tau {tau:+.2f} between the shortest and the longest budget"
+    elif len(budgets) < 2:
+        stability = "one budget, nothing to compare (--budgets 1,3 measures it)"
+    else:
+        stability = "no ranking to compare (every placement tied)"
+    captions = [f"rank stability: {stability}"]
     for budget in budgets:
         stats = by_budget.get(budget)
         if stats:
