@@ -16,6 +16,7 @@ import random
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StorageError
@@ -23,6 +24,17 @@ from .optuna_private import heartbeat_journal_storage
 
 STORAGE_ENV = ("MAITSEARCH_STORAGE", "OPTUNA_STORAGE")
 _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.IGNORECASE)
+
+
+@contextmanager
+def experimental_optuna():
+    """Optuna's experimental features this project uses on purpose (heartbeats, stale-trial
+    retries, metric names), without the warning each would print to every user."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 RECORD_ATTR = "maitsearch:record"  # a trial's user attribute: its spec + metrics, as mask-spec YAML
@@ -80,8 +92,7 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
     """An Optuna storage for ``url`` with heartbeats and one retry of a dead worker's trial."""
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_optuna():
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     check_storage_url(url)
     if url.startswith("journal:"):
@@ -98,8 +109,7 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(8):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, since 2.9
+            with experimental_optuna():  # heartbeats, since 2.9
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                                                   heartbeat_stale_trial_callback=retry)

@@ -23,8 +23,8 @@ from ..errors import ConfigError, SpecError, check_choice
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.record import FAILED_STATES
-from ..runs.study_storage import (RECORD_ATTR, check_storage_url, open_storage, redact, redacted_config,
-                                  single_worker_lock, storage_url, study_name)
+from ..runs.study_storage import (RECORD_ATTR, check_storage_url, experimental_optuna, open_storage, redact,
+                                  redacted_config, single_worker_lock, storage_url, study_name)
 from ..spec import MaskSpec, parse_spec
 from .base import Proposal, Strategy
 
@@ -68,8 +68,7 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(study_name=study_name(store.name), storage=storage, directions=directions,
                                          sampler=self._sampler(), pruner=self._pruner(), load_if_exists=True)
-        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use; users need not see it
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental_optuna():  # since Optuna 3.2
             self.study.set_metric_names(list(settings.objectives))  # optuna-dashboard labels the axes
         self.study.set_user_attr("maitsearch:config", redacted_config(self.config).to_dict())
         self._restore_trial_files(store)
@@ -161,8 +160,7 @@ class OptunaStrategy(Strategy):
         interval = heartbeat_interval(self.study)
         deadline = time.monotonic() + (self.config.optuna.grace_period + 2 * interval if interval else 0)
         while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with experimental_optuna():
                 optuna.storages.fail_stale_trials(self.study)
             # running trials hold a slot; a retry waiting to be asked does not
             held = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,

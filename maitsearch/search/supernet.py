@@ -39,6 +39,7 @@ from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.cache import TrialCache, cache_folder
 from ..runs.report import fidelity_sentence
+from ..runs.study_storage import experimental_optuna
 from ..spec import MaskSpec
 from ..stats import mean_std
 from .base import Proposal, Strategy
@@ -233,8 +234,7 @@ class SupernetStrategy(Strategy):
 
         seed = self.config.proxy.seed * 100_003 + trials
         startup = max(10, self.settings.evaluations // 10)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental_optuna():
             return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup,
                                                               constant_liar=True),
                     "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
