@@ -159,8 +159,7 @@ def test_train_writes_weights_and_config_that_export_and_timm_open(tmp_path, cap
     assert all(torch.equal(tensor, saved[name]) for name, tensor in rebuilt.state_dict().items())
     # timm preprocesses the reloaded model as training normalized the digits, not with ImageNet's
     # three-channel statistics averaged into one (which timm warned about on saving)
-    pixels = load_data("digits", image_size=32).splits["train"][0].float()
-    pixels = pixels / 255 if pixels.max() > 1 else pixels
+    pixels = load_data("digits", image_size=32).splits["train"][0].float() / 255  # stored as uint8
     resolved = timm.data.resolve_model_data_config(rebuilt)
     assert resolved["input_size"] == (1, 32, 32)
     assert resolved["mean"] == pytest.approx((pixels.mean().item(),), abs=1e-4)

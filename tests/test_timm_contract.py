@@ -1,7 +1,7 @@
 """The contract timm users rely on, checked for every registered mait_* model: the pretrained
 cfg, a backward pass at the cfg's input size, features_only, forward_intermediates, FX tracing,
-TorchScript and torch.compile. Written for this repository (timm's own suite runs the same kinds of checks;
-docs/DESIGN.md, section 5). Models are built at depth 2: the checks are about the architecture,
+TorchScript and torch.compile. Written for this repository (timm's own suite runs the same
+kinds of checks; docs/DESIGN.md, section 5). Models are built at depth 2: the checks are about the architecture,
 which depth does not change."""
 
 import pytest
