@@ -167,13 +167,29 @@ class ClaimBroken:
 
 
 @dataclass(frozen=True)
+class StudyWaiting:
+    """The study's last slots are held by trials other workers are running: this worker waits
+    up to ``seconds`` before it leaves, because a trial whose worker died is retried here."""
+
+    running: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HelpersWaiting:
+    """This process is done; the run's helper workers are still training their last trials."""
+
+    helpers: int
+
+
+@dataclass(frozen=True)
 class RunEnded:
     summary: Any  # search.RunSummary
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
               RunStarted, TrialStarted, TrialEnded, TrialReused, JobStarted, JobEnded, CacheEntryIgnored, SeedWaiting,
-              ClaimBroken, RunEnded]
+              ClaimBroken, StudyWaiting, HelpersWaiting, RunEnded]
 EventFn = Callable[[Event], None]
 
 

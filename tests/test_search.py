@@ -14,7 +14,7 @@ import pytest
 
 from maitsearch.config import AlsSettings, OptunaSettings, SearchConfig
 from maitsearch.errors import ConfigError
-from maitsearch.events import WorkerEpoch
+from maitsearch.events import StudyWaiting, WorkerEpoch
 from maitsearch.runs import RunStore, TrialRecord
 from maitsearch.search.runner import run_search
 from maitsearch.search.als_guided import AlsStrategy
@@ -276,6 +276,8 @@ def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
+    told = []
+    worker.emit = told.append
     try:
         started = time.monotonic()
         assert worker.ask() == []
@@ -285,6 +287,7 @@ def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(
         thread.join()
     assert worker.study.trials[live.number].state == optuna.trial.TrialState.RUNNING
     assert waited >= 3  # the grace period and two beats, then the live trial finishes on its own
+    assert told == [StudyWaiting(running=1, seconds=3)]  # said once, not at every poll
 
 
 def test_full_and_blocks_spaces(tmp_path):
@@ -532,6 +535,22 @@ def test_run_view_says_how_many_workers_are_helpers():
     assert lines[0] == "training in 1 process(es) x 1 thread(s); 0.0 of 2 cores busy with other work"
     assert lines[1] == ("training in 2 process(es) x 1 thread(s) (1 of them helper worker(s), whose trials show "
                         "in the final table); 0.0 of 2 cores busy with other work")
+
+
+def test_run_view_says_what_a_worker_with_nothing_left_to_train_waits_for():
+    from rich.console import Console
+
+    from maitsearch.cli.progress import RunView, make_progress
+    from maitsearch.events import HelpersWaiting
+
+    console = Console(record=True, width=300)
+    view = RunView(console, make_progress(console))
+    view(StudyWaiting(running=2, seconds=75))
+    view(HelpersWaiting(helpers=3))
+    assert console.export_text().splitlines() == [
+        "the study is full but 2 trial(s) of other workers still run: waiting up to 75 s to retry any whose "
+        "worker died",
+        "waiting for 3 helper worker(s) to finish their last trials"]
 
 
 def test_run_view_keeps_trial_lines_in_columns_after_a_long_step_name():

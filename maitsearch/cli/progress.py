@@ -8,9 +8,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, JobEnded, JobStarted, MeasuringStarted, RunEnded,
-                      RunStarted, SeedEnded, SeedStarted, SeedWaiting, StepDone, TrainingStarted, TrialEnded,
-                      TrialReused, TrialStarted, WorkerEpoch)
+from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, HelpersWaiting, JobEnded, JobStarted, MeasuringStarted,
+                      RunEnded, RunStarted, SeedEnded, SeedStarted, SeedWaiting, StepDone, StudyWaiting,
+                      TrainingStarted, TrialEnded, TrialReused, TrialStarted, WorkerEpoch)
 
 
 class BarsWhenNeeded(Progress):
@@ -150,6 +150,13 @@ class RunView:
             case ClaimBroken():
                 self.console.print(f"claim on {event.placement} seed {event.seed} by pid {event.pid} on {event.host} "
                                    f"silent for {event.silent:.0f} s: training it here", markup=False)
+            case StudyWaiting():
+                self.console.print(f"the study is full but {event.running} trial(s) of other workers still run: "
+                                   f"waiting up to {event.seconds:.0f} s to retry any whose worker died",
+                                   markup=False)
+            case HelpersWaiting():
+                self.console.print(f"waiting for {event.helpers} helper worker(s) to finish their last trials",
+                                   markup=False)
             case CacheEntryIgnored():
                 self.console.print(f"warning: {event.message}", markup=False, style="yellow")
             case RunEnded():

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from ..config import SearchConfig
 from ..errors import ConfigError
+from ..events import EventFn, ignore
 from ..runs import TrialRecord
 from ..spec import MaskSpec, load_spec, named_preset
 
@@ -66,7 +67,8 @@ class Strategy(abc.ABC):
     each proposal trained (or replayed from disk on a resumed run, or reused from an equal
     placement; a job run) and handed back through ``tell``, until ``ask()`` returns []; finally
     ``choose(records)`` names best.yaml, ``answer()`` the strategy's own final step, and
-    ``notes()`` explains them. On a resumed run the
+    ``notes()`` explains them. A strategy that waits on something other than training tells
+    the display through ``emit``, which the runner sets to its listener. On a resumed run the
     runner replays finished trials through ``tell`` in the original order, so a strategy
     keeps no state outside what ``tell`` gives it.
     """
@@ -75,6 +77,7 @@ class Strategy(abc.ABC):
 
     def __init__(self, config: SearchConfig):
         self.config = config
+        self.emit: EventFn = ignore
 
     def attach(self, store) -> None:
         """Called once with the run's ``RunStore`` before the first ``ask``."""

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, SpecError, check_choice
+from ..events import StudyWaiting
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.record import FAILED_STATES
@@ -158,7 +159,8 @@ class OptunaStrategy(Strategy):
         from ..runs.optuna_private import heartbeat_interval
 
         interval = heartbeat_interval(self.study)
-        deadline = time.monotonic() + (self.config.optuna.grace_period + 2 * interval if interval else 0)
+        patience = self.config.optuna.grace_period + 2 * interval if interval else 0
+        deadline, told = time.monotonic() + patience, False
         while True:
             with experimental_optuna():
                 optuna.storages.fail_stale_trials(self.study)
@@ -167,8 +169,12 @@ class OptunaStrategy(Strategy):
                                                                  TrialState.RUNNING))
             if len(held) < self.config.trials:
                 return True
-            if all(t.state != TrialState.RUNNING for t in held) or time.monotonic() >= deadline:
+            running = sum(t.state == TrialState.RUNNING for t in held)
+            if not running or time.monotonic() >= deadline:
                 return False
+            if not told:
+                self.emit(StudyWaiting(running=running, seconds=patience))
+                told = True
             time.sleep(min(interval, 5))
 
     def _rank(self, trial) -> int:

@@ -26,8 +26,8 @@ import yaml
 from ..config import SearchConfig, config_from_dict, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
-from ..events import (CacheEntryIgnored, ClaimBroken, EventFn, JobEnded, JobStarted, RunEnded, RunStarted,
-                      SeedWaiting, TrialEnded, TrialReused, TrialStarted, ignore)
+from ..events import (CacheEntryIgnored, ClaimBroken, EventFn, HelpersWaiting, JobEnded, JobStarted, RunEnded,
+                      RunStarted, SeedWaiting, TrialEnded, TrialReused, TrialStarted, ignore)
 from ..runs import RunStore, TrialRecord
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key, digest
 from ..runs.claims import Watch
@@ -121,7 +121,7 @@ class Runner:
         self.helper_devices = tuple(helper_devices)  # their GPUs, when they train on GPUs
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.leases: dict = {}  # (unit index, seed index) -> the claim this worker holds while it trains
-        self.emit = on_event or ignore
+        self.emit = self.strategy.emit = on_event or ignore
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
         self.strategy.attach(store)
         self.records, self.problems = store.load_trials()
@@ -485,6 +485,9 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         summary = runner.run()
     finally:
         torch.set_num_threads(threads)
+        still_training = sum(helper.is_alive() for helper in helpers)
+        if still_training and on_event:
+            on_event(HelpersWaiting(helpers=still_training))
         for helper in helpers:
             helper.join()
     if helpers:  # the helpers' last trials are on disk now: choose and report from them all
