@@ -158,6 +158,11 @@ FIRST_HOUR = {
     "near-miss model": (["train", "--model", "deit_tiny_patch16_22", "--spec", SPEC_FILE], "error: --model deit_tiny_patch16_22: not a timm model; did you mean deit_tiny_patch16_224"),
     "not a vit": (["train", "--model", "resnet18", "--spec", SPEC_FILE, "--depth", "12"], "error: --model resnet18"),
     "gpu that is not there": (["train", "--device", "cuda", "--spec", SPEC_FILE], "error: device cuda: no CUDA GPU"),
+    "preset for a cnn": (["train", "--model", "resnet18", "--spec", "sch2"],
+                         "error: --model resnet18: not a timm ViT or CaiT, so it has no heads to mask"),
+    "neither file nor preset": (["train", "--spec", "sch9"],
+                                "error: --spec sch9: no such file, nor a preset (none, sch1, sch2, sch3, all, random) or "
+                                "compact text"),
     "spec of another depth": (["train", "--spec", SPEC_FILE, "--depth", "4", "--img-size", "32"],
                               "error: apply_mask_spec: the spec has 12 layers but the model has 4 blocks"),
     "flex on the cpu": (["train", "--kernel", "flex", "--device", "cpu", "--spec", SPEC_FILE],

@@ -69,3 +69,14 @@ def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
         train(spec, config, tmp_path)
     with pytest.raises(ResumeError, match=r"written with other settings \(mask spec: "):
         train(preset("all", 2, 3), config, tmp_path, resume=True)
+
+
+def test_a_preset_or_compact_spec_takes_the_models_layers_and_heads(tmp_path):
+    """train --spec sch2 (or none, the unmasked baseline) needs no YAML: the shape is the model's."""
+    from maitsearch.training.full import spec_for_model
+
+    assert spec_for_model("sch2", TrainConfig(model="deit_small_patch16_224")) == preset("sch2", 12, 6)
+    assert spec_for_model("none", TrainConfig(model="cait_xxs24_224")) == preset("none", 24, 4)
+    assert spec_for_model("31", TrainConfig(model="deit_tiny_patch16_224", depth=2)).masks == ((0, 1), (0,))
+    saved = preset("sch1", 4, 3).save(tmp_path / "sch2")  # a file of a preset's name is the file
+    assert spec_for_model(str(saved), TrainConfig(model="deit_tiny_patch16_224", depth=4)) == preset("sch1", 4, 3)

@@ -18,8 +18,9 @@ NOT_SETTINGS = ("ctx", "spec", "config", "out", "resume")
 @app.command("train")
 def train_command(
         ctx: typer.Context,
-        spec: Optional[Path] = typer.Option(None, "--spec", help="Mask spec YAML (for example results/<run>/best.yaml); "
-                                                                "with -c, default: the spec.yaml beside it."),
+        spec: Optional[str] = typer.Option(None, "--spec", help="Mask spec YAML (for example results/<run>/best.yaml), "
+                                                               "a preset (sch2; none for the unmasked baseline) or "
+                                                               "compact text; with -c, default: the spec.yaml beside it."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A training config YAML, such as the "
                                               "config.yaml a training wrote; flags given here override it."),
         recipe: str = typer.Option("light", help="light (the proxies' loop, one process) or deit (DeiT's recipe from "
@@ -66,8 +67,8 @@ def train_command(
 ) -> None:
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
     from ..errors import ConfigError, MaitsearchError
-    from ..spec import load_spec
     from ..training import TrainConfig, train
+    from ..training.full import spec_for_model
     from ..training.distributed import launched
     from ..training.recipes import check_train_config, read_train_config
 
@@ -88,8 +89,8 @@ def train_command(
             if beside is None or not beside.is_file():
                 raise ConfigError("--spec: required (a mask spec YAML such as results/<run>/best.yaml)")
             spec = beside
-        mask_spec = load_spec(spec)
-        out = out or Path("results") / "train" / f"{settings.model}-{spec.stem}"
+        mask_spec = spec_for_model(spec, settings)
+        out = out or Path("results") / "train" / f"{settings.model}-{Path(spec).stem}"
         check_train_config(settings)  # before a progress bar is drawn
         if not main:  # rank 0 alone draws and prints
             metrics = train(mask_spec, settings, out, resume=resume)

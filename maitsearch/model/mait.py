@@ -62,6 +62,13 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
     return load_spec(spec)
 
 
+def layers_and_heads(model) -> tuple[int, int | None]:
+    """The blocks of a timm ViT or CaiT and their heads per layer (None if the blocks differ),
+    what a preset or compact spec needs to become a placement for this model."""
+    heads = {getattr(block.attn, "num_heads", None) for block in model.blocks}
+    return len(model.blocks), next(iter(heads)) if len(heads) == 1 else None
+
+
 def apply_mask_spec(model, spec: MaskSpec | str | Path, *, kernel: str = "auto"):
     """Turn a timm VisionTransformer (DeiT, distilled DeiT, ...) or CaiT into a MaiT in place.
 
@@ -75,9 +82,8 @@ def apply_mask_spec(model, spec: MaskSpec | str | Path, *, kernel: str = "auto")
         raise TypeError(f"apply_mask_spec: expected a timm VisionTransformer or CaiT, got {type(model).__name__}")
     is_cait = isinstance(model, Cait)
     kind = TalkingHeadAttn if is_cait else Attention
-    layers = len(blocks)
-    heads = {getattr(block.attn, "num_heads", None) for block in blocks}
-    spec = resolve_spec(spec, layers, next(iter(heads)) if len(heads) == 1 else None)
+    layers, heads = layers_and_heads(model)
+    spec = resolve_spec(spec, layers, heads)
     if getattr(model, "dynamic_img_size", False):
         raise ConfigError("apply_mask_spec: models with dynamic_img_size have no fixed patch grid to mask")
     if layers != spec.layers:

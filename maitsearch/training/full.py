@@ -21,19 +21,43 @@ import torch
 from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
-from ..model import apply_mask_spec
-from ..spec import MaskSpec
+from ..model import apply_mask_spec, resolve_spec
+from ..model.mait import SpecLike, layers_and_heads
+from ..spec import PRESETS, MaskSpec, is_compact_text
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
                           resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
 from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
                    train_one_epoch)
 from .recipes import TrainConfig, check_model_name, check_train_config
 
-__all__ = ["TrainConfig", "train", "check_train_config", "build_model", "load_checkpoint", "resume_differences",
-           "CHECKPOINT"]
+__all__ = ["TrainConfig", "train", "check_train_config", "build_model", "spec_for_model", "load_checkpoint",
+           "resume_differences", "CHECKPOINT"]
 
 
 def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
+    model = _create_model(config, num_classes, in_chans)
+    try:
+        return apply_mask_spec(model, spec, kernel=config.kernel)
+    except TypeError as err:  # not a ViT or CaiT: no heads to mask
+        raise ConfigError(f"--model {config.model}: {err}") from None
+
+
+def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
+    """The placement ``spec`` names for the model ``config`` trains: a YAML path, or a preset
+    (``sch2``, ``none`` for the unmasked baseline) or compact text, which take the model's layers
+    and heads. Those are read from the model built on the meta device: no weights are made."""
+    if isinstance(spec, MaskSpec):
+        return spec
+    with torch.device("meta"):
+        model = _create_model(config, num_classes=10, in_chans=3)
+    if not hasattr(model, "blocks"):
+        raise ConfigError(f"--model {config.model}: not a timm ViT or CaiT, so it has no heads to mask")
+    if not Path(spec).exists() and not is_compact_text(str(spec)) and str(spec).partition("@")[0] not in PRESETS:
+        raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
+    return resolve_spec(spec, *layers_and_heads(model))
+
+
+def _create_model(config: TrainConfig, num_classes: int, in_chans: int):
     import timm
 
     check_model_name(config.model)
@@ -43,13 +67,9 @@ def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans:
     if config.depth is not None:  # timm's ViT, DeiT, CaiT and mait_* constructors all take depth
         kwargs["depth"] = config.depth
     try:
-        model = timm.create_model(config.model, **kwargs)
+        return timm.create_model(config.model, **kwargs)
     except TypeError as err:  # a setting the model does not take (--depth on a ResNet)
         raise ConfigError(f"--model {config.model}: {str(err).splitlines()[0]}") from None
-    try:
-        return apply_mask_spec(model, spec, kernel=config.kernel)
-    except TypeError as err:  # not a ViT or CaiT: no heads to mask
-        raise ConfigError(f"--model {config.model}: {err}") from None
 
 
 def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool = False,
