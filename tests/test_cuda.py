@@ -1,0 +1,109 @@
+"""The CUDA paths, on a GPU: every kernel against the dense reference in float32 and under bf16
+autocast, torch.compile with inductor, a search worker pinned to the GPU, and `train --recipe
+deit` with bf16. Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU
+node beside the GPU benchmarks (docs/GPU.md)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from .reference import neighbours_by_hand
+from .test_attention import HEAD_MIXES, build, check_forward_backward, reference_for
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+KERNELS = ["dense", "local", "flex", "auto"]
+
+
+def on_cuda(masked, x):
+    return masked.cuda(), x.detach().cuda().requires_grad_()
+
+
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_every_training_kernel_matches_the_reference_on_cuda(kernel, mix):
+    modes = HEAD_MIXES[mix]
+    masked, x = on_cuda(*build(modes, (6, 4), (3, 3), 1, kernel))
+    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
+    if kernel == "auto":
+        assert masked.kernels["cuda"] == "flex", "auto takes FlexAttention on CUDA"
+    check_forward_backward(masked, modes, x, [allowed] * len(modes), atol=2e-5)
+
+
+@pytest.mark.parametrize("mix", HEAD_MIXES)
+def test_eval_mode_on_cuda_matches_the_reference(mix):
+    modes = HEAD_MIXES[mix]
+    masked, x = on_cuda(*build(modes, (6, 4), (3, 3), 1, "auto"))
+    masked.eval()
+    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
+    with torch.no_grad():
+        torch.testing.assert_close(masked(x), reference_for(masked, modes, x, [allowed] * len(modes)),
+                                   atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mix", ["hard+soft+plain", "all-soft", "local+soft", "all-paper"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bf16_autocast_on_cuda_is_close_to_float32(kernel, mix):
+    """The tolerances of the CPU bf16 test (test_attention.py): bf16 keeps 8 bits of mantissa."""
+    modes = HEAD_MIXES[mix]
+    masked, x = on_cuda(*build(modes, (6, 4), (3, 3), 1, kernel))
+    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
+    params = [x, masked.qkv.weight] + ([masked.soft_logit] if masked.soft_heads else [])
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = masked(x)
+        grads = torch.autograd.grad(out.float().square().sum(), params)
+    expected = reference_for(masked, modes, x, [allowed] * len(modes))
+    expected_grads = torch.autograd.grad(expected.square().sum(), params)
+    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got.float(), want, atol=6e-2, rtol=6e-2)
+
+
+@pytest.mark.parametrize("spec", ["sch2", "all"])
+def test_inductor_compiles_a_training_step_whole_to_eagers_numbers(spec):
+    """What `train --compile` does on CUDA: inductor's Triton kernels, no graph break."""
+    torch.compiler.reset()
+    torch.manual_seed(0)
+    model = timm.create_model("mait_tiny_patch16_224", depth=2, img_size=32, patch_size=4, num_classes=10,
+                              mask_spec=spec).cuda()
+    x = torch.randn(8, 3, 32, 32, device="cuda")
+    model(x).square().mean().backward()
+    eager_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    torch.compile(model, fullgraph=True)(x).square().mean().backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, eager_grads[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_a_search_trains_on_the_gpu_and_keys_its_cache_by_the_gpu(quick_config, digits, tmp_path):
+    from maitsearch.runs.cache import cache_key
+    from maitsearch.search.runner import run_search
+
+    config = quick_config.replace(proxy=quick_config.proxy.replace(epochs=1, device="auto"), jobs=1,
+                                  cache=str(tmp_path / "cache"))
+    events = []
+    summary = run_search(config, results_root=tmp_path, name="gpu", data=digits, on_event=events.append)
+    started = [event for event in events if type(event).__name__ == "RunStarted"]
+    assert started[0].devices == ("cuda:0",)
+    assert all(r.state == "complete" for r in summary.records)
+    key = cache_key(summary.records[0].spec, config.proxy, threads=1)
+    assert key["machine"] == f"cuda:{torch.cuda.get_device_name(0)}"
+
+
+def test_train_with_the_deit_recipe_and_bf16_on_cuda(tmp_path):
+    out = tmp_path / "deit"
+    command = [sys.executable, "-m", "maitsearch", "train", "--spec", "sch2", "--recipe", "deit",
+               "--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--epochs", "2",
+               "-b", "64", "--device", "cuda", "--amp", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [0, 1]
+    assert all(torch.isfinite(torch.tensor(m["train_loss"])) for m in metrics)
+
