@@ -100,7 +100,8 @@ def test_train_with_the_deit_recipe_and_bf16_on_cuda(tmp_path):
     command = [sys.executable, "-m", "maitsearch", "train", "--spec", "sch2", "--recipe", "deit",
                "--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--epochs", "2",
                "-b", "64", "--device", "cuda", "--amp", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
