@@ -68,8 +68,8 @@ def train_command(
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
     from ..errors import ConfigError, MaitsearchError
     from ..training import TrainConfig, train
-    from ..training.full import spec_for_model
     from ..training.distributed import launched
+    from ..training.full import spec_for_model
     from ..training.recipes import check_train_config, read_train_config
 
     main = launched().main
