@@ -26,7 +26,7 @@ step() {  # step NAME SECONDS COMMAND...
     python3 -c "import torch, timm, optuna; print('torch', torch.__version__, 'timm', timm.__version__,
                 'optuna', optuna.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
     step tests 240 python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py tests/test_devices.py
-    step search 120 python3 -m maitsearch run --config quick --device auto --results "$out/results"
+    step search 120 python3 -m maitsearch run --config quick --device auto --results "$(mktemp -d)"
     step step-fp32 90 python3 benchmarks/step.py --device cuda --placements sch1,sch2,all --cases tiny@224
     step step-bf16 90 python3 benchmarks/step.py --device cuda --bf16 --placements sch1,sch2,all --cases tiny@224
     step train 120 python3 benchmarks/train.py --device cuda
