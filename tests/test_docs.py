@@ -77,3 +77,34 @@ def test_the_results_page_is_generated_from_the_run_folders():
     assert _generator(ROOT / "results" / "summarize.py").build() == page.read_text(), \
         "run python results/summarize.py"
     assert "FINDINGS.md" in page.read_text() and "## Findings on" not in page.read_text(), "linked, not copied"
+
+
+
+def test_the_gpu_check_names_tests_scripts_and_flags_that_exist():
+    """benchmarks/gpu_check.sh runs only where a GPU is lent, so nothing else would notice it rot:
+    it must parse, and every test file, script and flag it names must be there."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from maitsearch.cli import app
+
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    steps = [line.split()[3:] for line in script.read_text().splitlines() if line.strip().startswith("step ")]
+    assert len(steps) >= 4
+    helps = {}
+    for command in steps:
+        files = [word for word in command if word.endswith(".py")]
+        assert all((ROOT / f).is_file() for f in files), files
+        if command[1].startswith("benchmarks/"):
+            if command[1] not in helps:
+                helps[command[1]] = subprocess.run([sys.executable, command[1], "--help"], capture_output=True,
+                                                   text=True, cwd=ROOT).stdout
+            shown = helps[command[1]]
+        elif command[1:3] == ["-m", "maitsearch"]:
+            shown = CliRunner().invoke(app, [command[3], "--help"], env={"COLUMNS": "200"}).output
+        else:
+            continue
+        flags = [word for word in command if word.startswith("--")]
+        assert [flag for flag in flags if flag not in shown] == [], command
