@@ -151,16 +151,6 @@ def test_wrong_token_count_is_a_clear_error():
         masked(torch.randn(1, 26, 32))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("mix", HEAD_MIXES)
-def test_flex_on_cuda_matches_reference_forward_and_backward(mix):
-    modes = HEAD_MIXES[mix]
-    masked, x = build(modes, (6, 4), (3, 3), 1, "flex")
-    masked, x = masked.cuda(), x.detach().cuda().requires_grad_()
-    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
-    check_forward_backward(masked, modes, x, [allowed] * len(modes), atol=2e-5)
-
-
 @pytest.mark.parametrize("mix", ["hard+soft+plain", "all-soft", "local+soft", "all-paper"])
 @pytest.mark.parametrize("kernel", ["dense", "local"])
 def test_bf16_autocast_runs_forward_and_backward_close_to_float32(kernel, mix):
