@@ -191,6 +191,10 @@ def test_export_command_prints_the_parity_check(tmp_path):
     assert "onnxruntime vs PyTorch on 8 random images: max abs difference" in done.stdout
     assert "top-1 agreement 8/8" in done.stdout
     assert (tmp_path / "w" / "model.safetensors").is_file() and (tmp_path / "m.onnx").is_file()
+    by_name = cli("--spec", "sch2", "--model", "deit_tiny_patch16_224", "--img-size", 32, "--torch-export",
+                  tmp_path / "d.pt2")  # a preset takes the model's 12 layers and 3 heads
+    assert by_name.returncode == 0, by_name.stderr
+    assert f"spec {preset('sch2', 12, 3).label()};" in by_name.stdout
     refused = cli(tmp_path / "sch2.yaml", "--onnx", tmp_path / "x.onnx")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "holds no trained model" in refused.stderr

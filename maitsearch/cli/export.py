@@ -20,7 +20,8 @@ def export_command(
         trial: Optional[int] = typer.Option(None, help="A run: the trial (default: the run's best)."),
         results: Path = typer.Option(Path("results"), help="Where run folders live."),
         storage: Optional[str] = typer.Option(None, help="Read the run from its Optuna storage."),
-        spec: Optional[Path] = typer.Option(None, "--spec", help="No SOURCE: a spec YAML to apply to --model."),
+        spec: Optional[str] = typer.Option(None, "--spec", help="No SOURCE: a spec YAML, preset (sch2) or compact "
+                                                               "text to apply to --model."),
         model: str = typer.Option("mait_tiny_patch16_224", help="With --spec: a timm ViT or CaiT name."),
         weights: Optional[Path] = typer.Option(None, help="With --spec: .safetensors, or a .pt state dict or "
                                                           "train checkpoint (default: initial weights)."),
