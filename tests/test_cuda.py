@@ -1,5 +1,5 @@
 """The CUDA paths, on a GPU: every kernel against the dense reference in float32 and under bf16
-autocast, torch.compile with inductor, a search worker pinned to the GPU, and `train --recipe
+autocast, torch.compile with inductor, search workers pinned to the GPU, and `train --recipe
 deit` with bf16. Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU
 node beside the GPU benchmarks (docs/GPU.md)."""
 
@@ -93,6 +93,21 @@ def test_a_search_trains_on_the_gpu_and_keys_its_cache_by_the_gpu(quick_config, 
     assert all(r.state == "complete" for r in summary.records)
     key = cache_key(summary.records[0].spec, config.proxy, threads=1)
     assert key["machine"] == f"cuda:{torch.cuda.get_device_name(0)}"
+
+
+def test_two_workers_round_robin_on_one_gpu_train_in_their_own_processes(digits, tmp_path):
+    """--jobs 2 on one GPU: two spawned workers, each pinned to cuda:0 before CUDA starts in it."""
+    from maitsearch.config import load_config
+    from maitsearch.search.runner import run_search
+
+    config = load_config("quick").replace(strategy="presets", baselines=["none", "sch1", "all"], jobs=2,
+                                          cache=str(tmp_path / "cache"))
+    config = config.replace(proxy=config.proxy.replace(device="auto", epochs=1))
+    events = []
+    summary = run_search(config, results_root=tmp_path, name="two", data=digits, on_event=events.append)
+    (started,) = [event for event in events if type(event).__name__ == "RunStarted"]
+    assert started.workers == 2 and started.devices == ("cuda:0", "cuda:0")
+    assert [record.state for record in summary.records] == ["complete"] * 3
 
 
 def test_train_with_the_deit_recipe_and_bf16_on_cuda(tmp_path):
