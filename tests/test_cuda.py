@@ -1,6 +1,6 @@
 """The CUDA paths, on a GPU: every kernel against the dense reference in float32 and under bf16
 autocast, torch.compile with inductor, search workers pinned to the GPU, and `train --recipe
-deit` with bf16. Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU
+deit` with bf16, under torchrun with NCCL where there are two GPUs. Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU
 node beside the GPU benchmarks (docs/GPU.md)."""
 
 import json
@@ -110,16 +110,35 @@ def test_two_workers_round_robin_on_one_gpu_train_in_their_own_processes(digits,
     assert [record.state for record in summary.records] == ["complete"] * 3
 
 
+def checkout_env() -> dict:
+    """This checkout first on the path of a subprocess, after it whatever the caller had."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+
+
+DEIT_ON_CUDA = ["--spec", "sch2", "--recipe", "deit", "--model", "mait_tiny_patch16_224", "--depth", "2",
+                "--img-size", "32", "--epochs", "2", "-b", "64", "--device", "cuda", "--amp"]
+
+
 def test_train_with_the_deit_recipe_and_bf16_on_cuda(tmp_path):
     out = tmp_path / "deit"
-    command = [sys.executable, "-m", "maitsearch", "train", "--spec", "sch2", "--recipe", "deit",
-               "--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--epochs", "2",
-               "-b", "64", "--device", "cuda", "--amp", "--out", str(out)]
-    repo = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run([sys.executable, "-m", "maitsearch", "train", *DEIT_ON_CUDA, "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=checkout_env())
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [0, 1]
     assert all(torch.isfinite(torch.tensor(m["train_loss"])) for m in metrics)
 
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (NCCL takes one GPU per process)")
+def test_torchrun_on_two_gpus_trains_with_nccl_to_equal_weights_on_both_ranks(tmp_path):
+    from maitsearch.training.checkpoints import load_checkpoint, weights_digest
+
+    out = tmp_path / "ddp"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "maitsearch", "train", *DEIT_ON_CUDA, "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=checkout_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deit recipe in 2 processes (nccl, cuda:0)" in done.stdout
+    final = load_checkpoint(out / "checkpoint.pt")
+    assert final["world_size"] == 2 and final["rank_digests"] == [weights_digest(final["model"])] * 2
