@@ -1,7 +1,7 @@
 """The CUDA paths, on a GPU: every kernel against the dense reference in float32 and under bf16
 autocast, torch.compile with inductor, search workers pinned to the GPU, and `train --recipe
-deit` with bf16, under torchrun with NCCL where there are two GPUs. Skipped without CUDA (CI has none); `benchmarks/gpu_check.sh` runs them on a GPU
-node beside the GPU benchmarks (docs/GPU.md)."""
+deit` with bf16, under torchrun with NCCL where there are two GPUs. Skipped without CUDA (CI has
+none); `benchmarks/gpu_check.sh` runs them on a GPU node beside the GPU benchmarks (docs/GPU.md)."""
 
 import json
 import os
