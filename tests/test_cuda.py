@@ -13,6 +13,8 @@ import pytest
 import timm
 import torch
 
+from maitsearch.events import RunStarted
+
 from .reference import neighbours_by_hand
 from .test_attention import HEAD_MIXES, build, check_forward_backward, reference_for
 
@@ -88,8 +90,8 @@ def test_a_search_trains_on_the_gpu_and_keys_its_cache_by_the_gpu(quick_config, 
                                   cache=str(tmp_path / "cache"))
     events = []
     summary = run_search(config, results_root=tmp_path, name="gpu", data=digits, on_event=events.append)
-    started = [event for event in events if type(event).__name__ == "RunStarted"]
-    assert started[0].devices == ("cuda:0",)
+    (started,) = [event for event in events if isinstance(event, RunStarted)]
+    assert started.devices == ("cuda:0",)
     assert all(r.state == "complete" for r in summary.records)
     key = cache_key(summary.records[0].spec, config.proxy, threads=1)
     assert key["machine"] == f"cuda:{torch.cuda.get_device_name(0)}"
@@ -105,7 +107,7 @@ def test_two_workers_round_robin_on_one_gpu_train_in_their_own_processes(digits,
     config = config.replace(proxy=config.proxy.replace(device="auto", epochs=1))
     events = []
     summary = run_search(config, results_root=tmp_path, name="two", data=digits, on_event=events.append)
-    (started,) = [event for event in events if type(event).__name__ == "RunStarted"]
+    (started,) = [event for event in events if isinstance(event, RunStarted)]
     assert started.workers == 2 and started.devices == ("cuda:0", "cuda:0")
     assert [record.state for record in summary.records] == ["complete"] * 3
 
