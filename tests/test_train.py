@@ -80,3 +80,14 @@ def test_a_preset_or_compact_spec_takes_the_models_layers_and_heads(tmp_path):
     assert spec_for_model("31", TrainConfig(model="deit_tiny_patch16_224", depth=2)).masks == ((0, 1), (0,))
     saved = preset("sch1", 4, 3).save(tmp_path / "sch2")  # a file of a preset's name is the file
     assert spec_for_model(str(saved), TrainConfig(model="deit_tiny_patch16_224", depth=4)) == preset("sch1", 4, 3)
+
+
+def test_a_model_that_cannot_be_built_on_the_meta_device_is_read_on_the_cpu(monkeypatch):
+    """Older timm drew its drop-path rates with ``.item()``, which a meta tensor refuses."""
+    import timm.models.vision_transformer as vit
+
+    from maitsearch.training.full import spec_for_model
+
+    monkeypatch.setattr(vit, "calculate_drop_path_rates",
+                        lambda rate, depth, *args, **kwargs: [x.item() for x in torch.linspace(0, rate, depth)])
+    assert spec_for_model("sch2", TrainConfig(model="deit_tiny_patch16_224", depth=4)) == preset("sch2", 4, 3)

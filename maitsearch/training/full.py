@@ -48,7 +48,10 @@ def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
     and heads. Those are read from the model built on the meta device: no weights are made."""
     if isinstance(spec, MaskSpec):
         return spec
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            model = _create_model(config, num_classes=10, in_chans=3)
+    except (RuntimeError, NotImplementedError):  # a constructor that reads a tensor's value (older timm's .item())
         model = _create_model(config, num_classes=10, in_chans=3)
     if not hasattr(model, "blocks"):
         raise ConfigError(f"--model {config.model}: not a timm ViT or CaiT, so it has no heads to mask")
