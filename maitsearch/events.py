@@ -118,6 +118,14 @@ class TrialReused:
 
 
 @dataclass(frozen=True)
+class TrialSeen:
+    """A trial another worker of this run finished, found in the run folder (a helper worker's,
+    or one of another host on the same study)."""
+
+    record: Any  # runs.TrialRecord
+
+
+@dataclass(frozen=True)
 class JobStarted:
     """A strategy's job (``search.base.Job``: a supernet's training, a batch of scores) was handed
     to the executor."""
@@ -188,7 +196,7 @@ class RunEnded:
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
-              RunStarted, TrialStarted, TrialEnded, TrialReused, JobStarted, JobEnded, CacheEntryIgnored, SeedWaiting,
+              RunStarted, TrialStarted, TrialEnded, TrialReused, TrialSeen, JobStarted, JobEnded, CacheEntryIgnored, SeedWaiting,
               ClaimBroken, StudyWaiting, HelpersWaiting, RunEnded]
 EventFn = Callable[[Event], None]
 

@@ -14,7 +14,7 @@ import pytest
 
 from maitsearch.config import AlsSettings, OptunaSettings, SearchConfig
 from maitsearch.errors import ConfigError
-from maitsearch.events import StudyWaiting, WorkerEpoch
+from maitsearch.events import StudyWaiting, TrialEnded, TrialReused, TrialSeen, WorkerEpoch
 from maitsearch.runs import RunStore, TrialRecord
 from maitsearch.search.runner import run_search
 from maitsearch.search.als_guided import AlsStrategy
@@ -516,6 +516,9 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     assert torch.get_num_threads() == threads
     assert sorted(r.number for r in summary.records) == [0, 1, 2, 3]
     assert sorted(int(p.stem) for p in (tmp_path / "helpers" / "trials").glob("*.yaml")) == [0, 1, 2, 3]
+    # the helper's trials reach the display too, each once: this process's as ended, the helper's as seen
+    shown = [event.record.number for event in events if isinstance(event, (TrialEnded, TrialReused, TrialSeen))]
+    assert sorted(shown) == [0, 1, 2, 3]
     assert (tmp_path / "helpers" / "study.journal").stat().st_size > 0
 
 
@@ -533,8 +536,8 @@ def test_run_view_says_how_many_workers_are_helpers():
                                                             workers=1 + helpers, helpers=helpers, cores=2))
         lines[helpers] = console.export_text().splitlines()[1]
     assert lines[0] == "training in 1 process(es) x 1 thread(s); 0.0 of 2 cores busy with other work"
-    assert lines[1] == ("training in 2 process(es) x 1 thread(s) (1 of them helper worker(s), whose trials show "
-                        "in the final table); 0.0 of 2 cores busy with other work")
+    assert lines[1] == ("training in 2 process(es) x 1 thread(s) (1 of them helper worker(s)); 0.0 of 2 cores "
+                        "busy with other work")
 
 
 def test_run_view_says_what_a_worker_with_nothing_left_to_train_waits_for():

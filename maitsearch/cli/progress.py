@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, HelpersWaiting, JobEnded, JobStarted, MeasuringStarted,
                       RunEnded, RunStarted, SeedEnded, SeedStarted, SeedWaiting, StepDone, StudyWaiting,
-                      TrainingStarted, TrialEnded, TrialReused, TrialStarted, WorkerEpoch)
+                      TrainingStarted, TrialEnded, TrialReused, TrialSeen, TrialStarted, WorkerEpoch)
 
 
 class BarsWhenNeeded(Progress):
@@ -102,8 +102,7 @@ class RunView:
             case RunStarted():
                 resumed = f", resuming with {event.resumed} finished trial(s)" if event.resumed else ""
                 self.console.print(f"run {event.name} ({event.strategy}) in {event.path}{resumed}", markup=False)
-                helpers = (f" ({event.helpers} of them helper worker(s), whose trials show in the final table)"
-                           if event.helpers else "")
+                helpers = f" ({event.helpers} of them helper worker(s))" if event.helpers else ""
                 if event.devices:
                     self.console.print(f"training in {event.workers} process(es), {gpu_placement(event.devices)}"
                                        f"{helpers}", markup=False)
@@ -131,12 +130,13 @@ class RunView:
                 self.bars(event)
                 if isinstance(event, MeasuringStarted) and self.trial_task is not None:
                     self.progress.advance(self.trial_task)
-            case TrialEnded(record=record) | TrialReused(record=record):
+            case TrialEnded(record=record) | TrialReused(record=record) | TrialSeen(record=record):
                 if record.state == "complete" and record.top1 is not None:
                     if self.best is None or record.top1 > self.best[0]:
                         self.best = (record.top1, record.number)
                 self.step_width = max(self.step_width, len(record.step))
-                self.console.print(trial_line(record, self.step_width), markup=False)
+                by = "  (another worker)" if isinstance(event, TrialSeen) else ""
+                self.console.print(trial_line(record, self.step_width) + by, markup=False)
             case JobStarted() if self.trial_task is not None:
                 self.progress.update(self.trial_task, status=f"{event.what} | {self._best()}")
             case JobEnded():

@@ -27,7 +27,7 @@ from ..config import SearchConfig, config_from_dict, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import (CacheEntryIgnored, ClaimBroken, EventFn, HelpersWaiting, JobEnded, JobStarted, RunEnded,
-                      RunStarted, SeedWaiting, TrialEnded, TrialReused, TrialStarted, ignore)
+                      RunStarted, SeedWaiting, TrialEnded, TrialReused, TrialSeen, TrialStarted, ignore)
 from ..runs import RunStore, TrialRecord
 from ..runs.cache import CorruptEntry, TrialCache, cache_folder, cache_key, digest
 from ..runs.claims import Watch
@@ -128,6 +128,7 @@ class Runner:
         self.replay = {(r.step, r.extra.get("key")): r for r in self.records}
         self.original = {r.extra.get("key"): r for r in self.records if r.state == "complete" and r.duplicate_of is None}
         self.taken = {r.number for r in self.records}  # trial numbers on disk or given out here
+        self.shown = set(self.taken)  # trials on the display: this process's, or seen on disk
         self.trained = self.reused = self.cached = 0
         self.resumed = len(self.records)
         self.executor = executor or make_executor(config.jobs, data, self.emit, config.proxy.device)
@@ -401,9 +402,19 @@ class Runner:
         self.records = [r for r in self.records if r.number != record.number] + [record]
         self.replay[(record.step, record.extra.get("key"))] = record
         self.store.write_trial(record, self.config.strategy, self.config.proxy.data)
+        self.shown.add(record.number)
         # Other workers on the study write their trials into the same folder: the table holds
         # every trial on disk, not just this process's, so it is whole whoever writes last.
-        self.store.write_trials_csv(self._all_records())
+        everything = self._all_records()
+        self.store.write_trials_csv(everything)
+        self.show_others(everything)
+
+    def show_others(self, records: list[TrialRecord] | None = None) -> None:
+        """Tell the display about trials other workers finished since it last heard."""
+        for record in self._all_records() if records is None else records:
+            if record.number not in self.shown:
+                self.shown.add(record.number)
+                self.emit(TrialSeen(record=record))
 
     def _check_failures(self) -> None:
         failed = [r for r in self.records if r.state in FAILED_STATES]
@@ -474,6 +485,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         # This process is a worker too: it takes the same share of the cores as the helpers,
         # or its default threads and theirs oversubscribe the machine.
         torch.set_num_threads(worker_threads(jobs))
+    runner = None
     try:
         try:
             runner = Runner(config, store, strategy, data, on_event, machine_load=machine_load,
@@ -485,17 +497,26 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         summary = runner.run()
     finally:
         torch.set_num_threads(threads)
-        still_training = sum(helper.is_alive() for helper in helpers)
-        if still_training and on_event:
-            on_event(HelpersWaiting(helpers=still_training))
-        for helper in helpers:
-            helper.join()
+        _join_helpers(helpers, runner, on_event)
     if helpers:  # the helpers' last trials are on disk now: choose and report from them all
+        runner.show_others()
         summary = runner.finish(summary.seconds)
     from ..runs.report import write_report
 
     write_report(store, public, summary)
     return summary
+
+
+def _join_helpers(helpers: list, runner: Runner | None, on_event: EventFn | None) -> None:
+    """Wait for the helper workers; meanwhile show the trials they finish."""
+    still_training = sum(helper.is_alive() for helper in helpers)
+    if still_training and on_event:
+        on_event(HelpersWaiting(helpers=still_training))
+    for helper in helpers:
+        while helper.is_alive():
+            helper.join(timeout=2)
+            if runner is not None:
+                runner.show_others()
 
 
 def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> list:
