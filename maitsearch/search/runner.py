@@ -410,8 +410,14 @@ class Runner:
         self.show_others(everything)
 
     def show_others(self, records: list[TrialRecord] | None = None) -> None:
-        """Tell the display about trials other workers finished since it last heard."""
-        for record in self._all_records() if records is None else records:
+        """Tell the display about trials other workers finished since it last heard. Polled, it
+        lists the trial folder and reads the files only when one is new."""
+        if records is None:
+            names = {path.stem for path in self.store.trials_dir.glob("*.yaml")}
+            if names <= {str(number) for number in self.shown}:
+                return
+            records = self._all_records()
+        for record in records:
             if record.number not in self.shown:
                 self.shown.add(record.number)
                 self.emit(TrialSeen(record=record))
