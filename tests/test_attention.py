@@ -159,9 +159,14 @@ def test_bf16_autocast_runs_forward_and_backward_close_to_float32(kernel, mix):
     autocast's softmax, and agree with the float32 reference to bf16's precision."""
     modes = HEAD_MIXES[mix]
     masked, x = build(modes, (4, 4), (3, 3), 1, kernel)
-    allowed = neighbours_by_hand((4, 4), (3, 3), 1)
+    check_bf16_autocast(masked, modes, x, neighbours_by_hand((4, 4), (3, 3), 1))
+
+
+def check_bf16_autocast(masked, modes, x, allowed):
+    """Forward and backward under bf16 autocast on x's device against the float32 reference,
+    to bf16's precision (8 bits of mantissa); gradients keep the parameters' float32."""
     params = [x, masked.qkv.weight] + ([masked.soft_logit] if masked.soft_heads else [])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
         out = masked(x)
         grads = torch.autograd.grad(out.float().square().sum(), params)
     expected = reference_for(masked, modes, x, [allowed] * len(modes))

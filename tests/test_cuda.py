@@ -16,7 +16,8 @@ import torch
 from maitsearch.events import RunStarted
 
 from .reference import neighbours_by_hand
-from .test_attention import HEAD_MIXES, build, check_forward_backward, reference_for
+from .test_attention import HEAD_MIXES, build, check_bf16_autocast, check_forward_backward, reference_for
+from .test_devices import presets_search
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 KERNELS = ["dense", "local", "flex", "auto"]
@@ -51,19 +52,9 @@ def test_eval_mode_on_cuda_matches_the_reference(mix):
 @pytest.mark.parametrize("mix", ["hard+soft+plain", "all-soft", "local+soft", "all-paper"])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bf16_autocast_on_cuda_is_close_to_float32(kernel, mix):
-    """The tolerances of the CPU bf16 test (test_attention.py): bf16 keeps 8 bits of mantissa."""
     modes = HEAD_MIXES[mix]
     masked, x = on_cuda(*build(modes, (6, 4), (3, 3), 1, kernel))
-    allowed = neighbours_by_hand((6, 4), (3, 3), 1).cuda()
-    params = [x, masked.qkv.weight] + ([masked.soft_logit] if masked.soft_heads else [])
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        out = masked(x)
-        grads = torch.autograd.grad(out.float().square().sum(), params)
-    expected = reference_for(masked, modes, x, [allowed] * len(modes))
-    expected_grads = torch.autograd.grad(expected.square().sum(), params)
-    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
-    for got, want in zip(grads, expected_grads):
-        torch.testing.assert_close(got.float(), want, atol=6e-2, rtol=6e-2)
+    check_bf16_autocast(masked, modes, x, neighbours_by_hand((6, 4), (3, 3), 1).cuda())
 
 
 @pytest.mark.parametrize("spec", ["sch2", "all"])
@@ -99,15 +90,7 @@ def test_a_search_trains_on_the_gpu_and_keys_its_cache_by_the_gpu(quick_config, 
 
 def test_two_workers_round_robin_on_one_gpu_train_in_their_own_processes(digits, tmp_path):
     """--jobs 2 on one GPU: two spawned workers, each pinned to cuda:0 before CUDA starts in it."""
-    from maitsearch.config import load_config
-    from maitsearch.search.runner import run_search
-
-    config = load_config("quick").replace(strategy="presets", baselines=["none", "sch1", "all"], jobs=2,
-                                          cache=str(tmp_path / "cache"))
-    config = config.replace(proxy=config.proxy.replace(device="auto", epochs=1))
-    events = []
-    summary = run_search(config, results_root=tmp_path, name="two", data=digits, on_event=events.append)
-    (started,) = [event for event in events if isinstance(event, RunStarted)]
+    started, summary = presets_search("auto", tmp_path, digits, jobs=2, epochs=1)
     assert started.workers == 2 and started.devices == ("cuda:0", "cuda:0")
     assert [record.state for record in summary.records] == ["complete"] * 3
 

@@ -160,15 +160,23 @@ def test_which_gpus_a_run_got_is_not_part_of_its_identity():
     assert default_run_name(load_config("quick").replace(supernet=SupernetSettings())) == "als-digits-l4h3-eac1de"
 
 
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
-def test_a_two_worker_search_on_two_real_gpus(tmp_path, digits):
+def presets_search(device: str, results, digits, *, epochs: int, jobs: int | None = None):
+    """A quick presets run of none, sch1 and all on ``device`` (with the quick preset's jobs
+    unless given): its RunStarted and summary."""
     from maitsearch.search.runner import run_search
 
     config = load_config("quick").replace(strategy="presets", baselines=["none", "sch1", "all"])
-    config = config.replace(proxy=config.proxy.replace(device="cuda:0,1", epochs=2))
+    config = config if jobs is None else config.replace(jobs=jobs)
+    config = config.replace(proxy=config.proxy.replace(device=device, epochs=epochs))
     events = []
-    summary = run_search(config, results_root=tmp_path, name="gpus", data=digits, on_event=events.append)
+    summary = run_search(config, results_root=results, name="gpus", data=digits, on_event=events.append)
     (started,) = [event for event in events if isinstance(event, RunStarted)]
+    return started, summary
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_a_two_worker_search_on_two_real_gpus(tmp_path, digits):
+    started, summary = presets_search("cuda:0,1", tmp_path, digits, epochs=2)
     assert started.workers == 2 and started.devices == ("cuda:0", "cuda:1")
     assert [record.state for record in summary.records] == ["complete"] * 3
     assert preset("none", 4, 3).key() in {record.spec.key() for record in summary.records}
