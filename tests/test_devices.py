@@ -176,7 +176,7 @@ def presets_search(device: str, results, digits, *, epochs: int, jobs: int | Non
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_a_two_worker_search_on_two_real_gpus(tmp_path, digits):
-    started, summary = presets_search("cuda:0,1", tmp_path, digits, epochs=2)
+    started, summary = presets_search("cuda:0,1", tmp_path, digits, epochs=2, jobs=0)  # 0: one per GPU
     assert started.workers == 2 and started.devices == ("cuda:0", "cuda:1")
     assert [record.state for record in summary.records] == ["complete"] * 3
     assert preset("none", 4, 3).key() in {record.spec.key() for record in summary.records}
