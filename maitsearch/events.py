@@ -196,8 +196,8 @@ class RunEnded:
 
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
-              RunStarted, TrialStarted, TrialEnded, TrialReused, TrialSeen, JobStarted, JobEnded, CacheEntryIgnored, SeedWaiting,
-              ClaimBroken, StudyWaiting, HelpersWaiting, RunEnded]
+              RunStarted, TrialStarted, TrialEnded, TrialReused, TrialSeen, JobStarted, JobEnded, CacheEntryIgnored,
+              SeedWaiting, ClaimBroken, StudyWaiting, HelpersWaiting, RunEnded]
 EventFn = Callable[[Event], None]
 
 

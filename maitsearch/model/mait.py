@@ -52,7 +52,7 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
         if heads is None:
             raise ConfigError(f"mask_spec: compact spec {spec!r} needs the model's heads per layer")
         return parse_compact_text(spec, heads)
-    if isinstance(spec, str) and spec.partition("@")[0] in PRESETS and not Path(spec).exists():
+    if _names_preset(spec):
         if layers is None or heads is None:
             raise ConfigError(f"mask_spec: preset {spec!r} needs the model's layers and heads")
         return named_preset(spec, layers, heads)
@@ -60,6 +60,16 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
         raise ConfigError(f"mask_spec: expected a MaskSpec, a dict, a preset name, compact text or a YAML path, "
                           f"got {type(spec).__name__}")
     return load_spec(spec)
+
+
+def sized_by_model(spec: SpecLike) -> bool:
+    """Whether ``spec`` is compact text or a preset name: a placement only once the model's
+    layers and heads are known (``resolve_spec`` with both)."""
+    return isinstance(spec, str) and (is_compact_text(spec) or _names_preset(spec))
+
+
+def _names_preset(spec: SpecLike) -> bool:
+    return isinstance(spec, str) and spec.partition("@")[0] in PRESETS and not Path(spec).exists()
 
 
 def layers_and_heads(model) -> tuple[int, int | None]:

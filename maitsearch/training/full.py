@@ -22,8 +22,8 @@ from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
 from ..model import apply_mask_spec, resolve_spec
-from ..model.mait import SpecLike, layers_and_heads
-from ..spec import PRESETS, MaskSpec, is_compact_text
+from ..model.mait import SpecLike, layers_and_heads, sized_by_model
+from ..spec import PRESETS, MaskSpec
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
                           resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
 from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
@@ -46,8 +46,10 @@ def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
     """The placement ``spec`` names for the model ``config`` trains: a YAML path, or a preset
     (``sch2``, ``none`` for the unmasked baseline) or compact text, which take the model's layers
     and heads. Those are read from the model built on the meta device: no weights are made."""
-    if isinstance(spec, MaskSpec):
-        return spec
+    if not sized_by_model(spec):
+        if not isinstance(spec, MaskSpec) and not Path(spec).exists():
+            raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
+        return resolve_spec(spec)
     try:
         with torch.device("meta"):
             model = _create_model(config, num_classes=10, in_chans=3)
@@ -55,8 +57,6 @@ def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
         model = _create_model(config, num_classes=10, in_chans=3)
     if not hasattr(model, "blocks"):
         raise ConfigError(f"--model {config.model}: not a timm ViT or CaiT, so it has no heads to mask")
-    if not Path(spec).exists() and not is_compact_text(str(spec)) and str(spec).partition("@")[0] not in PRESETS:
-        raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
     return resolve_spec(spec, *layers_and_heads(model))
 
 
