@@ -18,9 +18,9 @@ NOT_SETTINGS = ("ctx", "spec", "config", "out", "resume")
 @app.command("train")
 def train_command(
         ctx: typer.Context,
-        spec: Optional[str] = typer.Option(None, "--spec", help="Mask spec YAML (for example results/<run>/best.yaml), "
-                                                               "a preset (sch2; none for the unmasked baseline) or "
-                                                               "compact text; with -c, default: the spec.yaml beside it."),
+        spec: Optional[str] = typer.Option(None, "--spec", help="Mask spec YAML (for example "
+                                           "results/<run>/best.yaml), a preset (sch2; none for the unmasked baseline) "
+                                           "or compact text; with -c, default: the spec.yaml beside it."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="A training config YAML, such as the "
                                               "config.yaml a training wrote; flags given here override it."),
         recipe: str = typer.Option("light", help="light (the proxies' loop, one process) or deit (DeiT's recipe from "
