@@ -276,8 +276,9 @@ def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
-    told = []
+    told, polls = [], []
     worker.emit = told.append
+    worker.while_waiting = lambda: polls.append(time.monotonic())
     try:
         started = time.monotonic()
         assert worker.ask() == []
@@ -288,6 +289,7 @@ def test_a_worker_stops_waiting_for_a_live_trial_that_outlasts_the_grace_period(
     assert worker.study.trials[live.number].state == optuna.trial.TrialState.RUNNING
     assert waited >= 3  # the grace period and two beats, then the live trial finishes on its own
     assert told == [StudyWaiting(running=1, seconds=3)]  # said once, not at every poll
+    assert polls and polls[0] - started < 2  # the display heard of others' trials while it waited
 
 
 def test_full_and_blocks_spaces(tmp_path):

@@ -12,7 +12,7 @@ import abc
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ..config import SearchConfig
 from ..errors import ConfigError
@@ -68,7 +68,9 @@ class Strategy(abc.ABC):
     placement; a job run) and handed back through ``tell``, until ``ask()`` returns []; finally
     ``choose(records)`` names best.yaml, ``answer()`` the strategy's own final step, and
     ``notes()`` explains them. A strategy that waits on something other than training tells
-    the display through ``emit``, which the runner sets to its listener. On a resumed run the
+    the display through ``emit``, which the runner sets to its listener, and calls
+    ``while_waiting`` now and then, which the runner sets to show the trials other workers
+    finish meanwhile. On a resumed run the
     runner replays finished trials through ``tell`` in the original order, so a strategy
     keeps no state outside what ``tell`` gives it.
     """
@@ -78,6 +80,7 @@ class Strategy(abc.ABC):
     def __init__(self, config: SearchConfig):
         self.config = config
         self.emit: EventFn = ignore
+        self.while_waiting: Callable[[], None] = lambda: None
 
     def attach(self, store) -> None:
         """Called once with the run's ``RunStore`` before the first ``ask``."""

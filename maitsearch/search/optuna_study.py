@@ -176,6 +176,7 @@ class OptunaStrategy(Strategy):
                 self.emit(StudyWaiting(running=running, seconds=patience))
                 told = True
             time.sleep(min(interval, 5))
+            self.while_waiting()
 
     def _rank(self, trial) -> int:
         """1-based position of ``trial`` among the study's non-failed trials."""

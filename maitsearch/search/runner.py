@@ -122,6 +122,7 @@ class Runner:
         self.cache = cache or TrialCache(cache_folder(store.path.parent, config.cache))
         self.leases: dict = {}  # (unit index, seed index) -> the claim this worker holds while it trains
         self.emit = self.strategy.emit = on_event or ignore
+        self.strategy.while_waiting = self.show_others
         # A strategy with its own storage (Optuna) first restores any trial file a crash left unwritten.
         self.strategy.attach(store)
         self.records, self.problems = store.load_trials()
