@@ -164,7 +164,8 @@ FIRST_HOUR = {
                                 "error: --spec sch9: no such file, nor a preset (none, sch1, sch2, sch3, all, random) or "
                                 "compact text"),
     "spec of another depth": (["train", "--spec", SPEC_FILE, "--depth", "4", "--img-size", "32"],
-                              "error: apply_mask_spec: the spec has 12 layers but the model has 4 blocks"),
+                              "error: --spec spec.yaml: 12 layers x 3 heads, but mait_tiny_patch16_224 has 4 x 3; "
+                              "--depth 12 builds it at the spec's depth"),
     "flex on the cpu": (["train", "--kernel", "flex", "--device", "cpu", "--spec", SPEC_FILE],
                         "error: --kernel flex: FlexAttention trains on CUDA only (torch has no cpu backward for it)"),
     "unknown kernel": (["train", "--kernel", "fast", "--spec", SPEC_FILE], "error: --kernel: unknown 'fast'"),

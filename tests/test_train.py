@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from maitsearch.spec import preset
-from maitsearch.errors import ResumeError
+from maitsearch.errors import ConfigError, ResumeError
 from maitsearch.training.full import TrainConfig, load_checkpoint, train
 
 TRAIN_ARGS = ["--model", "mait_tiny_patch16_224", "--depth", "2", "--img-size", "32", "--batch-size", "128",
@@ -73,21 +73,41 @@ def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
 
 def test_a_preset_or_compact_spec_takes_the_models_layers_and_heads(tmp_path):
     """train --spec sch2 (or none, the unmasked baseline) needs no YAML: the shape is the model's."""
-    from maitsearch.training.full import spec_for_model
+    from maitsearch.training.full import placement_for_model
 
-    assert spec_for_model("sch2", TrainConfig(model="deit_small_patch16_224")) == preset("sch2", 12, 6)
-    assert spec_for_model("none", TrainConfig(model="cait_xxs24_224")) == preset("none", 24, 4)
-    assert spec_for_model("31", TrainConfig(model="deit_tiny_patch16_224", depth=2)).masks == ((0, 1), (0,))
+    def placement(spec, **settings):
+        config = TrainConfig(**settings)
+        found, sized = placement_for_model(spec, config)
+        assert sized == config  # the model's own size: nothing to change
+        return found
+
+    assert placement("sch2", model="deit_small_patch16_224") == preset("sch2", 12, 6)
+    assert placement("none", model="cait_xxs24_224") == preset("none", 24, 4)
+    assert placement("31", model="deit_tiny_patch16_224", depth=2).masks == ((0, 1), (0,))
     saved = preset("sch1", 4, 3).save(tmp_path / "sch2")  # a file of a preset's name is the file
-    assert spec_for_model(str(saved), TrainConfig(model="deit_tiny_patch16_224", depth=4)) == preset("sch1", 4, 3)
+    assert placement(str(saved), model="deit_tiny_patch16_224", depth=4) == preset("sch1", 4, 3)
+
+
+def test_a_spec_file_is_held_to_the_models_size_and_gives_a_mait_model_its_depth(tmp_path):
+    from maitsearch.training.full import placement_for_model
+
+    searched = preset("sch2", 4, 3).save(tmp_path / "best.yaml")
+    spec, config = placement_for_model(str(searched), TrainConfig(model="mait_xtiny_patch16_224"))
+    assert spec == preset("sch2", 4, 3) and config.depth == 4  # mait_* names fix no depth: the spec's
+    with pytest.raises(ConfigError, match=r"best.yaml: 4 layers x 3 heads, but deit_tiny_patch16_224 has 12 x 3; "
+                                          r"--depth 4 builds it at the spec's depth$"):
+        placement_for_model(str(searched), TrainConfig(model="deit_tiny_patch16_224"))
+    with pytest.raises(ConfigError, match=r"but mait_small_patch16_224 has 12 x 6; it needs a model with 3 heads"):
+        placement_for_model(str(searched), TrainConfig(model="mait_small_patch16_224"))
 
 
 def test_a_model_that_cannot_be_built_on_the_meta_device_is_read_on_the_cpu(monkeypatch):
     """Older timm drew its drop-path rates with ``.item()``, which a meta tensor refuses."""
     import timm.models.vision_transformer as vit
 
-    from maitsearch.training.full import spec_for_model
+    from maitsearch.training.full import placement_for_model
 
     monkeypatch.setattr(vit, "calculate_drop_path_rates",
                         lambda rate, depth, *args, **kwargs: [x.item() for x in torch.linspace(0, rate, depth)])
-    assert spec_for_model("sch2", TrainConfig(model="deit_tiny_patch16_224", depth=4)) == preset("sch2", 4, 3)
+    config = TrainConfig(model="deit_tiny_patch16_224", depth=4)
+    assert placement_for_model("sch2", config) == (preset("sch2", 4, 3), config)

@@ -42,7 +42,7 @@ def train_command(
         grad_clip: Optional[float] = typer.Option(None, help="Clip the gradient norm (default: no clipping)."),
         img_size: Optional[int] = typer.Option(None, help="Default: the model's own (224)."),
         depth: Optional[int] = typer.Option(None, help="Blocks, for models that take a depth (mait_*, deit_*, cait_*; "
-                                                       "the paper: 12, 24, 36)."),
+                                                       "the paper: 12, 24, 36; mait_* default: the spec's layers)."),
         seed: int = typer.Option(0),
         device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK's "
                                                 "GPU)."),
@@ -69,7 +69,7 @@ def train_command(
     from ..errors import ConfigError, MaitsearchError
     from ..training import TrainConfig, train
     from ..training.distributed import launched
-    from ..training.full import spec_for_model
+    from ..training.full import placement_for_model
     from ..training.recipes import check_train_config, read_train_config
 
     main = launched().main
@@ -89,7 +89,7 @@ def train_command(
             if beside is None or not beside.is_file():
                 raise ConfigError("--spec: required (a mask spec YAML such as results/<run>/best.yaml)")
             spec = beside
-        mask_spec = spec_for_model(spec, settings)
+        mask_spec, settings = placement_for_model(spec, settings)
         out = out or Path("results") / "train" / f"{settings.model}-{Path(spec).stem}"
         check_train_config(settings)  # before a progress bar is drawn
         if not main:  # rank 0 alone draws and prints

@@ -12,6 +12,7 @@ to ``model.safetensors`` with timm's ``config.json`` (``save_weights``), for exp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,8 @@ from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_
                    train_one_epoch)
 from .recipes import TrainConfig, check_model_name, check_train_config
 
-__all__ = ["TrainConfig", "train", "check_train_config", "build_model", "spec_for_model", "load_checkpoint",
-           "resume_differences", "CHECKPOINT"]
+__all__ = ["TrainConfig", "train", "check_train_config", "build_model", "placement_for_model",
+           "load_checkpoint", "resume_differences", "CHECKPOINT"]
 
 
 def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
@@ -42,14 +43,31 @@ def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans:
         raise ConfigError(f"--model {config.model}: {err}") from None
 
 
-def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
-    """The placement ``spec`` names for the model ``config`` trains: a YAML path, or a preset
-    (``sch2``, ``none`` for the unmasked baseline) or compact text, which take the model's layers
-    and heads. Those are read from the model built on the meta device: no weights are made."""
-    if not sized_by_model(spec):
-        if not isinstance(spec, MaskSpec) and not Path(spec).exists():
-            raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
-        return resolve_spec(spec)
+def placement_for_model(spec: SpecLike, config: TrainConfig) -> tuple[MaskSpec, TrainConfig]:
+    """The placement ``spec`` names for the model ``config`` trains, and that config: a preset
+    (``sch2``, ``none`` for the unmasked baseline) or compact text takes the model's layers and
+    heads; a YAML path is checked against them, and a ``mait_*`` model without a depth takes the
+    spec's (those names fix none, and a searched placement names its layers). The model's size
+    is read from it built on the meta device: no weights are made."""
+    if sized_by_model(spec):
+        return resolve_spec(spec, *_layers_and_heads(config)), config
+    if not isinstance(spec, MaskSpec) and not Path(spec).exists():
+        raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
+    placement = resolve_spec(spec)
+    layers, heads = _layers_and_heads(config)
+    if (layers != placement.layers and heads == placement.heads and config.depth is None
+            and config.model.startswith("mait_")):
+        config = dataclasses.replace(config, depth=placement.layers)
+        layers = placement.layers
+    if (layers, heads) != (placement.layers, placement.heads):
+        fix = (f"--depth {placement.layers} builds it at the spec's depth" if heads == placement.heads
+               else f"it needs a model with {placement.heads} heads per layer")
+        raise ConfigError(f"--spec {spec}: {placement.layers} layers x {placement.heads} heads, but {config.model} "
+                          f"has {layers} x {heads}; {fix}")
+    return placement, config
+
+
+def _layers_and_heads(config: TrainConfig) -> tuple[int, int | None]:
     try:
         with torch.device("meta"):
             model = _create_model(config, num_classes=10, in_chans=3)
@@ -57,7 +75,7 @@ def spec_for_model(spec: SpecLike, config: TrainConfig) -> MaskSpec:
         model = _create_model(config, num_classes=10, in_chans=3)
     if not hasattr(model, "blocks"):
         raise ConfigError(f"--model {config.model}: not a timm ViT or CaiT, so it has no heads to mask")
-    return resolve_spec(spec, *layers_and_heads(model))
+    return layers_and_heads(model)
 
 
 def _create_model(config: TrainConfig, num_classes: int, in_chans: int):

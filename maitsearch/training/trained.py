@@ -11,7 +11,6 @@ Returns the model in eval mode and a line saying where its weights came from.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ import yaml
 from ..errors import ExportError
 from ..model.export import CONFIG, SPEC, WEIGHTS, load_pretrained, require
 from ..spec import MaskSpec, load_spec
-from .full import CHECKPOINT, TrainConfig, build_model, load_checkpoint, spec_for_model
+from .full import CHECKPOINT, TrainConfig, build_model, load_checkpoint, placement_for_model
 
 
 def is_trained_folder(path: str | Path) -> bool:
@@ -51,11 +50,10 @@ def model_from_spec(spec: MaskSpec | str | Path, model: str, weights: str | Path
     """timm's ``model`` with ``spec`` applied and ``weights`` loaded (class count and input
     channels read from them); without weights, its initial weights and ``num_classes``.
     ``depth`` defaults to the spec's layers for models whose name does not fix it (mait_*). A
-    preset or compact ``spec`` takes the model's layers and heads, as ``train --spec`` does."""
+    preset or compact ``spec`` takes the model's layers and heads, as ``train --spec`` does
+    (``placement_for_model``)."""
     config = TrainConfig(model=model, image_size=image_size, depth=depth, kernel=kernel, drop_path=0.0)
-    spec = spec_for_model(spec, config)
-    if depth is None and model.startswith("mait_"):
-        config = dataclasses.replace(config, depth=spec.layers)
+    spec, config = placement_for_model(spec, config)
     if weights is None:
         return _model_for(config, spec, None, num_classes or 1000), "initial weights (no --weights given)"
     state = read_weights(weights)
