@@ -107,6 +107,11 @@ def test_create_model_from_a_spec_file(tmp_path):
     path = preset("sch2", 24, 3).save(tmp_path / "best.yaml")
     model = timm.create_model("mait_tiny_patch16_224", depth=24, mask_spec=str(path))
     assert [block.attn.num_hard for block in model.blocks] == list(preset("sch2", 24, 3).counts())
+    # the names fix no depth: a spec that names its layers gives it, a preset takes the usual 12
+    assert len(timm.create_model("mait_tiny_patch16_224", mask_spec=str(path)).blocks) == 24
+    assert len(timm.create_model("mait_tiny_patch16_224", mask_spec="sch2").blocks) == 12
+    with pytest.raises(ValueError, match="spec has 24 layers but the model has 12 blocks"):
+        timm.create_model("mait_tiny_patch16_224", depth=12, mask_spec=str(path))
 
 
 def test_spec_that_does_not_fit_is_refused():

@@ -192,8 +192,11 @@ default_cfgs = generate_default_cfgs({f"mait_{size}_patch16_224.untrained": _cfg
 def _create_mait(size: str, pretrained: bool = False, **kwargs) -> MaiT:
     embed_dim, num_heads = MAIT_SIZES[size]
     out_indices = kwargs.pop("out_indices", 3)
-    # the size's shape, which a keyword overrides as in timm's own vit_* and deit_* functions
-    model_args = dict(patch_size=16, embed_dim=embed_dim, depth=12, num_heads=num_heads)
+    # the size's shape, which a keyword overrides as in timm's own vit_* and deit_* functions;
+    # the names fix no depth, so a spec that names its layers (a file, a MaskSpec) gives it
+    spec = kwargs.get("mask_spec")
+    depth = resolve_spec(spec).layers if spec is not None and not sized_by_model(spec) else 12
+    model_args = dict(patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
     return build_model_with_cfg(MaiT, f"mait_{size}_patch16_224", pretrained, pretrained_filter_fn=checkpoint_filter_fn,
                                 feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
                                 **dict(model_args, **kwargs))
@@ -201,7 +204,8 @@ def _create_mait(size: str, pretrained: bool = False, **kwargs) -> MaiT:
 
 @register_model
 def mait_xtiny_patch16_224(pretrained: bool = False, **kwargs) -> MaiT:
-    """MaiT extra-tiny (width 144, 3 heads). ``depth=``, ``mask_spec=`` (path, MaskSpec or preset name)."""
+    """MaiT extra-tiny (width 144, 3 heads). ``mask_spec=`` (path, MaskSpec or preset name) and
+    ``depth=`` (default: the spec's layers, or 12 for a preset)."""
     return _create_mait("xtiny", pretrained, **kwargs)
 
 
