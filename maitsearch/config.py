@@ -122,7 +122,7 @@ class OptunaSettings:
     sampler: str = "tpe"  # tpe | nsga2 | gp | random
     pruner: str = "median"  # median | hyperband | none: per-epoch validation accuracy feeds it
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])  # add attention_cost for a Pareto front
-    storage: str | None = None  # None: results/<run>/study.db; journal:PATH; postgresql://...
+    storage: str | None = None  # None: the run's own study.db (study.journal for several workers)
     warm_start: list[str] = field(default_factory=lambda: ["sch1", "sch2", "none"])  # enqueued first
     heartbeat_interval: int = 20  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a trial silent this long belongs to a dead worker: failed and retried once

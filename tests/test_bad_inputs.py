@@ -63,6 +63,22 @@ def test_journal_in_a_missing_folder_other_than_the_run_leaves_nothing(tmp_path)
     assert not any(tmp_path.iterdir()), "nothing was written"
 
 
+def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    optuna_run = ["run", "--config", "quick", "--strategy", "optuna", "--jobs", "2", "--results", tmp_path]
+    line = one_line_error([*optuna_run, "--name", "t", "--storage", f"sqlite:///{tmp_path}/x.db"])
+    assert line == (f"error: --jobs 2: several Optuna workers cannot share SQLite (sqlite:///{tmp_path}/x.db); use "
+                    "--storage journal:PATH (one host), postgresql://USER@HOST/DB, or none (the run's own)")
+    assert not any(tmp_path.iterdir()), "nothing was written"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.db").touch()  # the run's own study, begun by one worker in an earlier session
+    line = one_line_error([*optuna_run, "--name", "s"])
+    assert line == ("error: --jobs 2: run s began its study in SQLite (study.db), which one worker alone may use: "
+                    "resume it with --jobs 1, or start another --name")
+    assert not (tmp_path / "s" / "study.journal").exists()
+
+
 def test_unreachable_database_answers_within_its_connect_timeout(tmp_path, monkeypatch):
     """The answer's time is the driver's connect timeout, not the machine's load: every attempt
     to connect is seen to carry the 5 s timeout, and the attempts are few."""

@@ -8,7 +8,7 @@ import platform
 import pytest
 import torch
 
-from maitsearch.config import SearchConfig, SupernetSettings, load_config
+from maitsearch.config import OptunaSettings, SearchConfig, SupernetSettings, load_config
 from maitsearch.errors import ConfigError
 from maitsearch.events import RunStarted
 from maitsearch.runs.cache import TRAINING_VERSION, cache_key, data_identity, digest
@@ -74,8 +74,12 @@ def test_four_gpus_four_pinned_processes_and_the_cpu_unchanged(monkeypatch):
     monkeypatch.setattr(devices, "visible_gpus", lambda: 4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")  # the node's launcher gave this job GPUs 4-7
     monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     assert resolve_jobs(SearchConfig()) == 4
     assert resolve_jobs(SearchConfig(jobs=6)) == 6
+    assert resolve_jobs(SearchConfig(strategy="optuna")) == 4  # its own study a journal the four share
+    assert resolve_jobs(SearchConfig(strategy="optuna", optuna=OptunaSettings(storage="sqlite:///s.db"))) == 1
     assert worker_devices("auto", 6) == ("cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1")
     pool = executors.make_executor(4, device="auto")
     try:

@@ -509,9 +509,11 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     monkeypatch.setattr(runner, "busy_cores", lambda: float(len(multiprocessing.active_children()) - children_before))
     events = []
     threads = torch.get_num_threads()
+    monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    # no storage named: the run's own study begins as a journal, which SQLite's one worker could not share
     config = quick_config.replace(strategy="optuna", trials=4, jobs=2, proxy=quick_config.proxy.replace(epochs=1),
-                                  optuna=dataclasses.replace(quick_config.optuna, pruner="none",
-                                                             storage=f"journal:{tmp_path / 'helpers' / 'study.journal'}"))
+                                  optuna=dataclasses.replace(quick_config.optuna, pruner="none"))
     summary = run_search(config, results_root=tmp_path, name="helpers", data=digits, on_event=events.append)
     started = [event for event in events if isinstance(event, RunStarted)]
     assert [(event.load, event.workers, event.helpers) for event in started] == [(0.0, 2, 1)]
@@ -522,6 +524,28 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     shown = [event.record.number for event in events if isinstance(event, (TrialEnded, TrialReused, TrialSeen))]
     assert sorted(shown) == [0, 1, 2, 3]
     assert (tmp_path / "helpers" / "study.journal").stat().st_size > 0
+    assert not (tmp_path / "helpers" / "study.db").exists()
+
+
+def test_a_runs_own_study_is_sqlite_for_one_worker_and_a_journal_for_several(tmp_path, monkeypatch):
+    from maitsearch.runs.study_storage import one_worker_only, share_own_study, storage_url
+    from maitsearch.search.runner import resolve_jobs
+
+    monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    fresh, began_in_sqlite, named = tmp_path / "fresh", tmp_path / "sqlite", tmp_path / "named"
+    for folder in (fresh, began_in_sqlite, named):
+        folder.mkdir()
+    assert storage_url(None, fresh) == f"sqlite:///{fresh / 'study.db'}" and not one_worker_only(None, fresh)
+    share_own_study(None, fresh)
+    assert storage_url(None, fresh) == f"journal:{fresh / 'study.journal'}"  # every worker, and a resume, finds it
+    (began_in_sqlite / "study.db").touch()
+    share_own_study(None, began_in_sqlite)
+    assert storage_url(None, began_in_sqlite).startswith("sqlite:") and one_worker_only(None, began_in_sqlite)
+    assert resolve_jobs(SearchConfig(strategy="optuna", jobs=0), began_in_sqlite) == 1
+    share_own_study("postgresql://u@h/db", named)
+    assert not any(named.iterdir())  # a storage named by the user is used as named
+    assert one_worker_only("sqlite:///elsewhere.db", None)
 
 
 def test_run_view_says_how_many_workers_are_helpers():

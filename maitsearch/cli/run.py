@@ -69,7 +69,8 @@ def run_command(
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs per trial."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage: journal:PATH or postgresql://... "
-                                                          "(or $MAITSEARCH_STORAGE)."),
+                                                          "(or $MAITSEARCH_STORAGE; default: the run's own "
+                                                          "study.db, or study.journal for several jobs)."),
         objectives: Optional[str] = typer.Option(None, help="Optuna: accuracy[,attention_cost]."),
         space: Optional[str] = typer.Option(None, help="Optuna space: counts, full or blocks."),
         sampler: Optional[str] = typer.Option(None, help="Optuna sampler: tpe, nsga2, gp or random."),

@@ -1,7 +1,7 @@
 """Where an Optuna search keeps its study: SQLite (one worker), a journal file (processes on one
-host) or PostgreSQL (machines), all with heartbeats so a dead worker's trial is failed and
-retried. Each trial's full record is kept in the study too (``RECORD_ATTR``), so a run can be
-read back from its storage alone.
+host; a run's own default when it starts several) or PostgreSQL (machines), all with
+heartbeats so a dead worker's trial is failed and retried. Each trial's full record is kept in
+the study too (``RECORD_ATTR``), so a run can be read back from its storage alone.
 
 Storage URLs never leave this module with their password: ``redact`` is applied to everything
 that is printed or written.
@@ -59,17 +59,45 @@ def redacted_config(config):
 
 def storage_url(requested: str | None, run_path: Path) -> str:
     """The storage a run uses: the flag (or config), else $MAITSEARCH_STORAGE / $OPTUNA_STORAGE,
-    else the run's own SQLite file. A redacted password (``***``, as written in search.yaml)
-    is filled in from the environment's URL for the same place, or left to the driver
-    (PGPASSWORD, ~/.pgpass)."""
-    from_env = next((os.environ[name] for name in STORAGE_ENV if os.environ.get(name)), None)
+    else the run's own study file (``own_study``). A redacted password (``***``, as written in
+    search.yaml) is filled in from the environment's URL for the same place, or left to the
+    driver (PGPASSWORD, ~/.pgpass)."""
+    from_env = _from_env()
     if not requested:
-        return from_env or f"sqlite:///{run_path / 'study.db'}"
+        return from_env or own_study(run_path)
     if ":***@" in requested:
         if from_env and redact(from_env) == requested:
             return from_env
         return requested.replace(":***@", "@")
     return requested
+
+
+def own_study(run_path: Path) -> str:
+    """A run's own study, in its folder: a journal when the run began with several workers on
+    this host (``share_own_study``), else SQLite, which serves one worker and seeds its sampler."""
+    journal = run_path / "study.journal"
+    return f"journal:{journal}" if journal.exists() else f"sqlite:///{run_path / 'study.db'}"
+
+
+def share_own_study(requested: str | None, run_path: Path) -> None:
+    """Let several workers on this host share a run with no storage named: its own study begins
+    as a journal, which every worker finds in the folder, on a resume too. A run whose study
+    began in SQLite keeps it (and the one-worker rule)."""
+    if not requested and not _from_env() and not (run_path / "study.db").exists():
+        (run_path / "study.journal").touch()
+
+
+def one_worker_only(requested: str | None, run_path: Path | None) -> bool:
+    """Whether the run's study is SQLite by choice or from an earlier session: one worker may
+    use it, so an automatic worker count is one."""
+    url = requested or _from_env()
+    if url:
+        return url.startswith("sqlite")
+    return run_path is not None and (run_path / "study.db").exists()
+
+
+def _from_env() -> str | None:
+    return next((os.environ[name] for name in STORAGE_ENV if os.environ.get(name)), None)
 
 
 def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:

@@ -19,13 +19,13 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError, SpecError, check_choice
+from ..errors import ConfigError, SpecError, StorageError, check_choice
 from ..events import StudyWaiting
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
 from ..runs.record import FAILED_STATES
-from ..runs.study_storage import (RECORD_ATTR, check_storage_url, experimental_optuna, open_storage, redact,
-                                  redacted_config, single_worker_lock, storage_url, study_name)
+from ..runs.study_storage import (RECORD_ATTR, check_storage_url, experimental_optuna, one_worker_only, open_storage,
+                                  redact, redacted_config, single_worker_lock, storage_url, study_name)
 from ..spec import MaskSpec, parse_spec
 from .base import Proposal, Strategy
 
@@ -44,6 +44,10 @@ class OptunaStrategy(Strategy):
             check_choice(f"optuna.{what}", value, allowed)
         if settings.storage:
             check_storage_url(storage_url(settings.storage, Path(".")), before_run_folder=True)
+        if config.jobs > 1 and one_worker_only(settings.storage, None):
+            url = redact(storage_url(settings.storage, Path(".")))
+            raise StorageError(f"--jobs {config.jobs}: several Optuna workers cannot share SQLite ({url}); use "
+                               "--storage journal:PATH (one host), postgresql://USER@HOST/DB, or none (the run's own)")
         unknown = [o for o in settings.objectives if o not in OBJECTIVES]
         if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
             raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "

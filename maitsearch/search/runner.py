@@ -446,15 +446,16 @@ class Runner:
             return None
 
 
-def resolve_jobs(config: SearchConfig) -> int:
+def resolve_jobs(config: SearchConfig, run_path: Path | None = None) -> int:
     """``jobs: 0`` means one process per GPU on a GPU search (search/devices.py), else one per
-    free core (cores other work leaves idle); an Optuna study on SQLite takes one worker only."""
+    free core (cores other work leaves idle); an Optuna study on SQLite takes one worker only
+    (``run_path``: the run's folder, whose own study may be SQLite from an earlier session)."""
     if config.jobs > 0:
         return config.jobs
     if config.strategy == "optuna":
-        from ..runs.study_storage import storage_url
+        from ..runs.study_storage import one_worker_only
 
-        if storage_url(config.optuna.storage, Path(".")).startswith("sqlite"):
+        if one_worker_only(config.optuna.storage, run_path):
             return 1
     gpus = worker_devices(config.proxy.device, 0)
     if gpus:
@@ -468,7 +469,8 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
     """Run (or resume) a search and write its run folder. See the module docstring.
 
     Optuna with ``jobs > 1`` starts ``jobs - 1`` more workers on this machine; like workers on
-    other machines, they share the study through its storage (so SQLite is refused)."""
+    other machines, they share the study through its storage (a run's own is then a journal
+    file; a SQLite one is refused)."""
     own_strategy = strategy is None  # helper workers can only run the default strategy
     strategy = check_config(config, results_root, strategy)
     public = redacted_config(config)
@@ -478,7 +480,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         raise ConfigError(f"--results {results_root}: cannot create it ({err.strerror})") from None
     store = prepare_store(public, results_root, name)
     created = not any(store.trials_dir.glob("*.yaml"))  # a new run, or one that never finished a trial
-    jobs = resolve_jobs(config)
+    jobs = resolve_jobs(config, store.path)
     config = config.replace(jobs=jobs)
     import torch
 
@@ -532,12 +534,13 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
     import multiprocessing
 
     from ..errors import StorageError
-    from ..runs.study_storage import redact, storage_url
+    from ..runs.study_storage import share_own_study, storage_url
 
+    share_own_study(config.optuna.storage, store.path)
     url = storage_url(config.optuna.storage, store.path)
-    if url.startswith("sqlite"):
-        raise StorageError(f"--jobs {count + 1}: several Optuna workers cannot share SQLite ({redact(url)}); "
-                           "use --storage journal:PATH (one host) or --storage postgresql://USER@HOST/DB")
+    if url.startswith("sqlite"):  # the run's own, from an earlier session (one named is refused sooner)
+        raise StorageError(f"--jobs {count + 1}: run {store.name} began its study in SQLite (study.db), which "
+                           "one worker alone may use: resume it with --jobs 1, or start another --name")
     context = multiprocessing.get_context("spawn")
     devices = worker_devices(config.proxy.device, count + 1)[1:] or (None,) * count
     workers = [context.Process(target=_optuna_worker, args=(config.replace(jobs=1), str(store.path.parent),
