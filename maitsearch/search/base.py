@@ -70,9 +70,8 @@ class Strategy(abc.ABC):
     ``notes()`` explains them. A strategy that waits on something other than training tells
     the display through ``emit``, which the runner sets to its listener, and calls
     ``while_waiting`` now and then, which the runner sets to show the trials other workers
-    finish meanwhile. On a resumed run the
-    runner replays finished trials through ``tell`` in the original order, so a strategy
-    keeps no state outside what ``tell`` gives it.
+    finish meanwhile. On a resumed run the runner replays finished trials through ``tell`` in
+    the original order, so a strategy keeps no state outside what ``tell`` gives it.
     """
 
     name: ClassVar[str | None] = None
