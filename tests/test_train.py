@@ -101,6 +101,19 @@ def test_a_spec_file_is_held_to_the_models_size_and_gives_a_mait_model_its_depth
         placement_for_model(str(searched), TrainConfig(model="mait_small_patch16_224"))
 
 
+def test_a_runs_answer_trains_into_a_folder_named_by_its_run(tmp_path):
+    from maitsearch.cli.train import default_out
+
+    run = tmp_path / "als-digits-l4h3-c7e0c6"
+    run.mkdir()
+    (run / "search.yaml").write_text("strategy: als\n")
+    assert default_out("mait_tiny_patch16_224", run / "best.yaml") == \
+        Path("results/train/mait_tiny_patch16_224-als-digits-l4h3-c7e0c6-best")
+    assert default_out("deit_tiny_patch16_224", tmp_path / "mine.yaml") == \
+        Path("results/train/deit_tiny_patch16_224-mine")
+    assert default_out("deit_tiny_patch16_224", "sch2") == Path("results/train/deit_tiny_patch16_224-sch2")
+
+
 def test_a_model_that_cannot_be_built_on_the_meta_device_is_read_on_the_cpu(monkeypatch):
     """Older timm drew its drop-path rates with ``.item()``, which a meta tensor refuses."""
     import timm.models.vision_transformer as vit

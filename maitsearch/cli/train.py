@@ -62,7 +62,8 @@ def train_command(
         grad_accum_steps: int = typer.Option(1, min=1, help="deit: micro-batches per update."),
         workers: Optional[int] = typer.Option(None, min=0, help="deit: data-loading processes per process "
                                                                 "(default: 0 on the CPU, up to 8 on CUDA)."),
-        out: Optional[Path] = typer.Option(None, help="Output folder. Default: results/train/<model>-<spec name>."),
+        out: Optional[Path] = typer.Option(None, help="Output folder. Default: results/train/<model>-<spec name> "
+                                                       "(<model>-<run>-best for a run's best.yaml)."),
         resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
 ) -> None:
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
@@ -90,7 +91,7 @@ def train_command(
                 raise ConfigError("--spec: required (a mask spec YAML such as results/<run>/best.yaml)")
             spec = beside
         mask_spec, settings = placement_for_model(spec, settings)
-        out = out or Path("results") / "train" / f"{settings.model}-{Path(spec).stem}"
+        out = out or default_out(settings.model, spec)
         check_train_config(settings)  # before a progress bar is drawn
         if not main:  # rank 0 alone draws and prints
             metrics = train(mask_spec, settings, out, resume=resume)
@@ -107,6 +108,14 @@ def train_command(
     console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {settings.epochs} epochs; "
                   f"checkpoint, metrics.jsonl (fractions), spec and model.safetensors + config.json (timm's layout) "
                   f"in {out}", markup=False)
+
+
+def default_out(model: str, spec: str | Path) -> Path:
+    """results/train/<model>-<spec name>; a spec in a run folder (its best.yaml or answer.yaml)
+    is named by its run too, so two runs' answers do not meet in one folder."""
+    path = Path(spec)
+    name = f"{path.parent.name}-{path.stem}" if (path.parent / "search.yaml").is_file() else path.stem
+    return Path("results") / "train" / f"{model}-{name}"
 
 
 def _from_command_line(ctx: typer.Context, name: str) -> bool:
