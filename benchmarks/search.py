@@ -6,9 +6,10 @@
 The run goes through the real CLI with an empty trial cache (cold), then once more under another
 --name, in a scratch results folder, with the same cache (warm): the second run must retrain no
 baseline. `--results results --name default-l24h3` keeps the cold run as a committed run folder;
-`--cache` keeps the trial cache for later runs (it must be empty or absent). Prints both wall times, the breakdown (trial-seeds trained or taken from the cache,
-seconds per trained trial-seed) and the goals of issue 15 (cold <= 600 s for the default
-config; warm <= a third of cold). Writes benchmarks/out/search-<config>.json, or
+`--cache` keeps the trial cache for later runs (it must be empty or absent). Prints both wall
+times, the breakdown (trial-seeds trained or taken from the cache, seconds per trained
+trial-seed) and the goals of issue 15 (cold <= 600 s for the default config; warm <= a third of
+cold). Writes benchmarks/out/search-<config>.json, or
 search-<config>-<strategy>.json when --extra names a strategy.
 
 `--against FLAGS` also times a cold run with those flags instead of --extra, in the same call and

@@ -56,11 +56,16 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def section(path: Path) -> list[str]:
+def section(path: Path, described: dict[str, str]) -> list[str]:
+    """``path``'s section; a script's docstring is given once, in its first section, and
+    ``described`` (script -> that section) sends the later ones there."""
     data = json.loads(path.read_text())
     script, doc = script_doc(path.stem)
     lines = [f"## {path.stem}", "", f"Written by `benchmarks/{script}` to `out/{path.name}`.", ""]
-    if doc:
+    if script in described:
+        lines[-2] = lines[-2][:-1] + f", described under [{described[script]}](#{described[script]})."
+    elif doc:
+        described[script] = path.stem
         lines += [doc, ""]
     if "machine" in data:
         lines += ["Machine: " + ", ".join(f"{k} {v}" for k, v in data["machine"].items()) + ".", ""]
@@ -78,9 +83,10 @@ def build() -> str:
              "command that measures it. Every benchmark times its models side by side in one process, "
              "round-robin after warm-up, and reports medians, so a ratio is measured against a baseline of the "
              "same run. Run them on an idle machine.", ""]
+    described: dict[str, str] = {}
     for path in sorted(OUT.glob("*.json")):
         if not path.stem.endswith("-quick"):  # a --quick check that it runs; git ignores it, so does the page
-            lines += section(path)
+            lines += section(path, described)
     return "\n".join(lines).rstrip() + "\n"
 
 
