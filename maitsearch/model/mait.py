@@ -193,9 +193,12 @@ def _create_mait(size: str, pretrained: bool = False, **kwargs) -> MaiT:
     embed_dim, num_heads = MAIT_SIZES[size]
     out_indices = kwargs.pop("out_indices", 3)
     # the size's shape, which a keyword overrides as in timm's own vit_* and deit_* functions;
-    # the names fix no depth, so a spec that names its layers (a file, a MaskSpec) gives it
+    # the names fix no depth, so a spec that names its layers (a file, a MaskSpec) gives it,
+    # read here once and handed on as read
     spec = kwargs.get("mask_spec")
-    depth = resolve_spec(spec).layers if spec is not None and not sized_by_model(spec) else 12
+    if spec is not None and not sized_by_model(spec):
+        kwargs["mask_spec"] = spec = resolve_spec(spec)
+    depth = spec.layers if isinstance(spec, MaskSpec) else 12
     model_args = dict(patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
     return build_model_with_cfg(MaiT, f"mait_{size}_patch16_224", pretrained, pretrained_filter_fn=checkpoint_filter_fn,
                                 feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),

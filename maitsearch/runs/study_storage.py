@@ -23,6 +23,7 @@ from ..errors import StorageError
 from .optuna_private import heartbeat_journal_storage
 
 STORAGE_ENV = ("MAITSEARCH_STORAGE", "OPTUNA_STORAGE")
+OWN_SQLITE, OWN_JOURNAL = "study.db", "study.journal"  # a run's own study, in its folder
 _PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.IGNORECASE)
 
 
@@ -75,16 +76,16 @@ def storage_url(requested: str | None, run_path: Path) -> str:
 def own_study(run_path: Path) -> str:
     """A run's own study, in its folder: a journal when the run began with several workers on
     this host (``share_own_study``), else SQLite, which serves one worker and seeds its sampler."""
-    journal = run_path / "study.journal"
-    return f"journal:{journal}" if journal.exists() else f"sqlite:///{run_path / 'study.db'}"
+    journal = run_path / OWN_JOURNAL
+    return f"journal:{journal}" if journal.exists() else f"sqlite:///{run_path / OWN_SQLITE}"
 
 
 def share_own_study(requested: str | None, run_path: Path) -> None:
     """Let several workers on this host share a run with no storage named: its own study begins
     as a journal, which every worker finds in the folder, on a resume too. A run whose study
     began in SQLite keeps it (and the one-worker rule)."""
-    if not requested and not _from_env() and not (run_path / "study.db").exists():
-        (run_path / "study.journal").touch()
+    if not requested and not _from_env() and not (run_path / OWN_SQLITE).exists():
+        (run_path / OWN_JOURNAL).touch()
 
 
 def one_worker_only(requested: str | None, run_path: Path | None) -> bool:
@@ -93,7 +94,7 @@ def one_worker_only(requested: str | None, run_path: Path | None) -> bool:
     url = requested or _from_env()
     if url:
         return url.startswith("sqlite")
-    return run_path is not None and (run_path / "study.db").exists()
+    return run_path is not None and (run_path / OWN_SQLITE).exists()
 
 
 def _from_env() -> str | None:
