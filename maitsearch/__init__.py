@@ -26,7 +26,7 @@ _API = {
     "ProxyConfig": "config", "SearchConfig": "config",
     "apply_mask_spec": "model.mait", "measure_als": "model.measure",
     "fit": "training.proxy",
-    "run_search": "search.runner", "calibrate": "search.calibrate",
+    "run_search": "search.launch", "calibrate": "search.calibrate",
     "load_run": "runs.reading", "list_runs": "runs.reading",
 }
 __all__ = list(_API)

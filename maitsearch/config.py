@@ -207,7 +207,7 @@ class SearchConfig:
 
     Lifecycle: built from a preset or a run's ``search.yaml`` (``load_config``), with CLI flags
     layered on by ``replace``; written, with storage passwords redacted, to the run folder
-    before the first trial; compared with that file on a re-run (``search.runner.config_digest``,
+    before the first trial; compared with that file on a re-run (``search.launch.config_digest``,
     which ignores the execution-only settings), so a resumed run computes what it started to.
     The proxy always takes the search's layers and heads.
     """
@@ -331,7 +331,7 @@ def config_identity(config: SearchConfig, leave_out=(), leave_out_proxy=()) -> s
     """A short identity of what ``config`` computes, without the top-level settings ``leave_out``
     and the proxy's ``leave_out_proxy``. Numbers are compared as values: a YAML's ``2`` and
     ``2.0`` are the same setting. Run names and resume checks use it through
-    ``search.runner.config_digest``; transfer studies match proxies with it."""
+    ``search.launch.config_digest``; transfer studies match proxies with it."""
     def normal(value):
         if isinstance(value, dict):
             return {k: normal(v) for k, v in value.items()}

@@ -41,7 +41,7 @@ def quick_config():
 def quick_results(tmp_path_factory, quick_config, digits):
     """Real `quick` runs of every strategy in one results folder, shared by the contract test
     and the results tests: {strategy: RunSummary}."""
-    from maitsearch.search.runner import run_search
+    from maitsearch.search.launch import run_search
 
     root = tmp_path_factory.mktemp("results")
     # two epochs: a curve, and an alpha history, of more than one point

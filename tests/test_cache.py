@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from maitsearch.cli import app
 from maitsearch.config import ProxyConfig
 from maitsearch.runs.cache import CorruptEntry, TrialCache, cache_key, digest
-from maitsearch.search.runner import run_search
+from maitsearch.search.launch import run_search
 from maitsearch.spec import MaskSpec, preset
 from maitsearch.training import TrialResult, fit
 

@@ -62,7 +62,7 @@ def test_proxy_follows_the_search_shape():
 
 
 def test_run_identity_ignores_how_numbers_are_spelled():
-    from maitsearch.search.runner import config_digest
+    from maitsearch.search.launch import config_digest
 
     config = SearchConfig()
     spelled = config.replace(proxy=config.proxy.replace(warmup_epochs=2, lr=0.003))  # int 2 for 2.0, 0.003 spelled anew
@@ -102,7 +102,7 @@ def test_attention_cost_grid_is_the_deployment_grid_when_given():
     from maitsearch.model.locality import attention_cost
     from maitsearch.runs.record import TrialRecord
     from maitsearch.search.optuna_study import OptunaStrategy
-    from maitsearch.search.runner import config_digest
+    from maitsearch.search.launch import config_digest
     from maitsearch.spec import preset
 
     quick = load_config("quick").replace(strategy="optuna")

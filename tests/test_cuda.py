@@ -75,7 +75,7 @@ def test_inductor_compiles_a_training_step_whole_to_eagers_numbers(spec):
 
 def test_a_search_trains_on_the_gpu_and_keys_its_cache_by_the_gpu(quick_config, digits, tmp_path):
     from maitsearch.runs.cache import cache_key
-    from maitsearch.search.runner import run_search
+    from maitsearch.search.launch import run_search
 
     config = quick_config.replace(proxy=quick_config.proxy.replace(epochs=1, device="auto"), jobs=1,
                                   cache=str(tmp_path / "cache"))

@@ -14,7 +14,7 @@ from maitsearch.events import RunStarted
 from maitsearch.runs.cache import TRAINING_VERSION, cache_key, data_identity, digest
 from maitsearch.search import devices, executors
 from maitsearch.search.devices import check_devices, gpu_indices, worker_devices
-from maitsearch.search.runner import config_digest, default_run_name, resolve_jobs
+from maitsearch.search.launch import config_digest, default_run_name, resolve_jobs
 from maitsearch.spec import preset
 
 from .test_cache import PROXY, SPEC
@@ -167,7 +167,7 @@ def test_which_gpus_a_run_got_is_not_part_of_its_identity():
 def presets_search(device: str, results, digits, *, epochs: int, jobs: int | None = None):
     """A quick presets run of none, sch1 and all on ``device`` (with the quick preset's jobs
     unless given): its RunStarted and summary."""
-    from maitsearch.search.runner import run_search
+    from maitsearch.search.launch import run_search
 
     config = load_config("quick").replace(strategy="presets", baselines=["none", "sch1", "all"])
     config = config if jobs is None else config.replace(jobs=jobs)

@@ -17,7 +17,7 @@ from maitsearch.config import resolve_config_path
 from maitsearch.search.optuna_study import OptunaStrategy
 from maitsearch.training import TrialResult
 from maitsearch.errors import SearchError
-from maitsearch.search.runner import run_search
+from maitsearch.search.launch import run_search
 from maitsearch.runs.reading import run_from_storage
 from maitsearch.search.optuna_study import study_name
 from maitsearch.spec import load_spec

@@ -168,7 +168,7 @@ def test_package_exports_each_public_name_from_its_layer():
     homes = {"MaskSpec": "maitsearch.spec", "load_spec": "maitsearch.spec", "ProxyConfig": "maitsearch.config",
              "SearchConfig": "maitsearch.config", "apply_mask_spec": "maitsearch.model.mait",
              "measure_als": "maitsearch.model.measure", "fit": "maitsearch.training.proxy",
-             "run_search": "maitsearch.search.runner", "calibrate": "maitsearch.search.calibrate",
+             "run_search": "maitsearch.search.launch", "calibrate": "maitsearch.search.calibrate",
              "load_run": "maitsearch.runs.reading", "list_runs": "maitsearch.runs.reading"}
     assert sorted(maitsearch.__all__) == sorted(homes)
     for name, module in homes.items():

@@ -16,7 +16,7 @@ from maitsearch.config import AlsSettings, OptunaSettings, SearchConfig
 from maitsearch.errors import ConfigError
 from maitsearch.events import StudyWaiting, TrialEnded, TrialReused, TrialSeen, WorkerEpoch
 from maitsearch.runs import RunStore, TrialRecord
-from maitsearch.search.runner import run_search
+from maitsearch.search.launch import run_search
 from maitsearch.search.als_guided import AlsStrategy
 from maitsearch.search.calibrate import analyse
 from maitsearch.search.optuna_study import OptunaStrategy, staircase, study_name
@@ -501,12 +501,12 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
     import torch
 
     from maitsearch.events import RunStarted
-    from maitsearch.search import runner
-    from maitsearch.search.runner import run_search
+    from maitsearch.search import launch
+    from maitsearch.search.launch import run_search
 
     # a stand-in for the /proc/stat sample: the child processes started since this test began
     children_before = len(multiprocessing.active_children())
-    monkeypatch.setattr(runner, "busy_cores", lambda: float(len(multiprocessing.active_children()) - children_before))
+    monkeypatch.setattr(launch, "busy_cores", lambda: float(len(multiprocessing.active_children()) - children_before))
     events = []
     threads = torch.get_num_threads()
     monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
@@ -529,7 +529,7 @@ def test_optuna_jobs_start_helper_workers_on_one_study(quick_config, digits, tmp
 
 def test_a_runs_own_study_is_sqlite_for_one_worker_and_a_journal_for_several(tmp_path, monkeypatch):
     from maitsearch.runs.study_storage import one_worker_only, share_own_study, storage_url
-    from maitsearch.search.runner import resolve_jobs
+    from maitsearch.search.launch import resolve_jobs
 
     monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)

@@ -190,7 +190,7 @@ def test_a_resumed_run_neither_retrains_the_supernet_nor_scores_again(quick_conf
     """A finished run re-run trains and scores nothing. A run stopped after its first round of
     scores (evaluations.jsonl cut there) scores only what is left, and ends with the rows an
     uninterrupted run wrote: the study is rebuilt from the file, its sampler reseeded per round."""
-    from maitsearch.search.runner import run_search
+    from maitsearch.search.launch import run_search
     from maitsearch.training import supernet as training
 
     counts = Counter()
@@ -302,7 +302,7 @@ def test_baselines_fill_the_workers_the_supernet_leaves_and_the_rest_train_besid
 
 
 def test_the_supernet_section_leaves_every_existing_run_name_alone():
-    from maitsearch.search.runner import config_digest
+    from maitsearch.search.launch import config_digest
 
     config = SearchConfig()
     assert config_digest(config) == "2bd518", "the default ALS run's name (results/default-l24h3 digests so)"

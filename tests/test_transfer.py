@@ -159,7 +159,7 @@ def test_train_copies_grow_the_training_split_and_leave_validation_and_test_alon
 def test_train_copies_is_neutral_at_one_and_refused_where_it_cannot_apply():
     from maitsearch.data import load_data
     from maitsearch.runs.cache import cache_key
-    from maitsearch.search.runner import config_digest
+    from maitsearch.search.launch import config_digest
     from maitsearch.spec import preset
 
     spec = preset("sch1", 24, 3)

@@ -12,6 +12,6 @@ writes the run folder; calibrate measures whether a proxy can rank placements at
 from .base import Proposal, Strategy
 from .calibrate import calibrate
 from .registry import STRATEGIES, make_strategy
-from .runner import RunSummary, run_search
+from .launch import RunSummary, run_search
 
 __all__ = ["Proposal", "Strategy", "calibrate", "STRATEGIES", "make_strategy", "RunSummary", "run_search"]

@@ -21,7 +21,7 @@ from ..runs import RunStore, TrialRecord, validate_run_name
 from ..runs.report import write_report
 from ..stats import kendall_tau, mean_std, paired_differences, paired_noise, pooled_std, resolvable_gap, separation
 from .base import Proposal, Strategy
-from .runner import RunSummary, config_digest, run_search
+from .launch import RunSummary, config_digest, run_search
 
 REFERENCES = ("none", "sch1", "sch2", "all", "random")
 

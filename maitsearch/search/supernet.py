@@ -127,7 +127,7 @@ class SupernetStrategy(Strategy):
         one left alone with the candidates' last seed, is lost time: of every split, the one whose
         two phases take the least time on the run's workers (a supernet costs about its share of a
         proxy's epochs and images); of equal ones, the one with the most baselines first."""
-        from .runner import resolve_jobs
+        from .launch import resolve_jobs
 
         if not supernets:
             return baselines
@@ -274,7 +274,7 @@ class SupernetStrategy(Strategy):
 
     def _score_jobs(self, entries: list[tuple], label: str) -> list[Proposal]:
         """``entries`` in about one chunk per worker, each a job that writes its scores to a file."""
-        from .runner import resolve_jobs
+        from .launch import resolve_jobs
 
         if not entries:
             return []

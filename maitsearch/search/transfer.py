@@ -30,7 +30,7 @@ from .calibrate import REFERENCES
 from .checks import check_config
 from .confirm import run_placements
 from .presets import PresetsStrategy
-from .runner import RunSummary, config_digest, run_search
+from .launch import RunSummary, config_digest, run_search
 
 MIN_SEEDS = 2  # one seed has no noise to judge the regret by
 
