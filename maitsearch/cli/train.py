@@ -104,8 +104,8 @@ def train_command(
         if not main:  # every process hits the same error: rank 0 says it once
             raise typer.Exit(2)
         raise
-    top1 = metrics.get("val_top1")
-    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {settings.epochs} epochs; "
+    top1, epochs = metrics.get("val_top1"), settings.epochs
+    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {epochs} epoch{'s' * (epochs != 1)}; "
                   f"checkpoint, metrics.jsonl (fractions), spec and model.safetensors + config.json (timm's layout) "
                   f"in {out}", markup=False)
 
