@@ -221,7 +221,7 @@ class SearchConfig:
     trials: int = 20  # optuna: trials in the study, counted over all workers
     # presets trained alongside, with the same seeds; name@RxC sets a preset's own window
     baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])
-    jobs: int = 0  # trials trained at once here, one process each; 0 = one per CPU core (search/executors.py)
+    jobs: int = 0  # trials trained at once here, one process each; 0 = one per GPU or free core (launch.py)
     max_failures: int = 3  # failed trials tolerated before the search stops
     keep_checkpoints: bool = False  # save each trial's first-seed weights (for similarity plots)
     cache: str | None = None  # trial cache folder; None: $MAITSEARCH_CACHE, else .maitsearch-cache beside results

@@ -99,6 +99,24 @@ def test_four_gpus_four_pinned_processes_and_the_cpu_unchanged(monkeypatch):
     assert resolve_jobs(SearchConfig()) == max(1, min(executors.free_cores(), 8))
 
 
+def test_the_cpu_worker_count_is_as_it_was(monkeypatch):
+    """On a CPU, one worker per free core; an Optuna run that keeps its own study stays one
+    worker (SQLite, which repeats the run exactly), one on a named journal or PostgreSQL takes
+    the free cores."""
+    from maitsearch.search import launch
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 0)
+    monkeypatch.setattr(launch, "free_cores", lambda: 3)
+    monkeypatch.delenv("MAITSEARCH_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    assert resolve_jobs(SearchConfig()) == 3
+    assert resolve_jobs(SearchConfig(strategy="optuna")) == 1
+    assert resolve_jobs(SearchConfig(strategy="optuna", optuna=OptunaSettings(storage="journal:s.journal"))) == 3
+    assert resolve_jobs(SearchConfig(strategy="optuna", jobs=2)) == 2  # asked for: its own study becomes a journal
+    monkeypatch.setenv("MAITSEARCH_STORAGE", "postgresql://u@h/db")
+    assert resolve_jobs(SearchConfig(strategy="optuna")) == 3
+
+
 def test_the_start_line_says_where_the_workers_are():
     from rich.console import Console
 

@@ -88,10 +88,15 @@ def share_own_study(requested: str | None, run_path: Path) -> None:
         (run_path / OWN_JOURNAL).touch()
 
 
+def named_storage(requested: str | None) -> str | None:
+    """The storage the flag, the config or the environment names; None: the run keeps its own."""
+    return requested or _from_env()
+
+
 def one_worker_only(requested: str | None, run_path: Path | None) -> bool:
     """Whether the run's study is SQLite by choice or from an earlier session: one worker may
     use it, so an automatic worker count is one."""
-    url = requested or _from_env()
+    url = named_storage(requested)
     if url:
         return url.startswith("sqlite")
     return run_path is not None and (run_path / OWN_SQLITE).exists()

@@ -70,16 +70,18 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def resolve_jobs(config: SearchConfig, run_path: Path | None = None) -> int:
     """``jobs: 0`` means one process per GPU on a GPU search (search/devices.py), else one per
-    free core (cores other work leaves idle); an Optuna study on SQLite takes one worker only
-    (``run_path``: the run's folder, whose own study may be SQLite from an earlier session)."""
+    free core (cores other work leaves idle). An Optuna study on SQLite takes one worker only
+    (``run_path``: the run's folder, whose own study may be SQLite from an earlier session), and
+    so does a CPU Optuna run with no storage named, as it always has: its own study is then
+    SQLite, whose one worker seeds the sampler, so the run repeats exactly."""
     if config.jobs > 0:
         return config.jobs
-    if config.strategy == "optuna":
-        from ..runs.study_storage import one_worker_only
-
-        if one_worker_only(config.optuna.storage, run_path):
-            return 1
     gpus = worker_devices(config.proxy.device, 0)
+    if config.strategy == "optuna":
+        from ..runs.study_storage import named_storage, one_worker_only
+
+        if one_worker_only(config.optuna.storage, run_path) or not (gpus or named_storage(config.optuna.storage)):
+            return 1
     if gpus:
         return len(gpus)
     return max(1, min(free_cores(), 8))
