@@ -2,6 +2,8 @@
 talking heads' pre-softmax mix, leaves the class-attention layers alone and keeps CaiT's state
 dict (docs/DESIGN.md, section 5)."""
 
+import warnings
+
 import pytest
 import timm
 import torch
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 from maitsearch import apply_mask_spec, measure_als
 from maitsearch.cli import app
 from maitsearch.model import MaskedTalkingHeadAttn
+from maitsearch.model.mait import MasksNotSavedWarning
 from maitsearch.spec import MaskSpec, preset
 
 from .reference import neighbours_by_hand, reference_talking_heads
@@ -74,13 +77,17 @@ def test_soft_cait_loads_cait_weights_and_als_reads_the_patch_layers():
 
 @pytest.mark.slow
 def test_one_epoch_of_masked_cait_through_maitsearch_train(tmp_path):
-    """The user's path: a timm CaiT by name, a spec file, ``maitsearch train`` for one epoch."""
+    """The user's path: a timm CaiT by name, a spec file, ``maitsearch train`` for one epoch. No
+    warning that timm's config.json will not carry the masks: the folder keeps spec.yaml."""
     spec = tmp_path / "sch1.yaml"
     preset("sch1", 4, 4).save(spec)
-    result = CliRunner().invoke(app, ["train", "--spec", str(spec), "--model", "cait_xxs24_224", "--depth", "4",
-                                      "--img-size", "64", "--data", "digits", "--epochs", "1", "--batch-size", "64",
-                                      "--lr", "0.001", "--out", str(tmp_path / "run")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MasksNotSavedWarning)
+        result = CliRunner().invoke(app, ["train", "--spec", str(spec), "--model", "cait_xxs24_224", "--depth", "4",
+                                          "--img-size", "64", "--data", "digits", "--epochs", "1",
+                                          "--batch-size", "64", "--lr", "0.001", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "spec.yaml").exists()
     checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert "blocks.0.attn.proj_l.weight" in checkpoint["model"] and checkpoint["epoch"] == 1
     assert "val top-1" in result.stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
 from ..model import apply_mask_spec, resolve_spec
-from ..model.mait import SpecLike, layers_and_heads, sized_by_model
+from ..model.mait import MasksNotSavedWarning, SpecLike, layers_and_heads, sized_by_model
 from ..spec import PRESETS, MaskSpec
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
                           resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
@@ -38,7 +39,11 @@ __all__ = ["TrainConfig", "train", "check_train_config", "build_model", "placeme
 def build_model(config: TrainConfig, spec: MaskSpec, num_classes: int, in_chans: int):
     model = _create_model(config, num_classes, in_chans)
     try:
-        return apply_mask_spec(model, spec, kernel=config.kernel)
+        with warnings.catch_warnings():
+            # timm's config.json of a masked deit_* or cait_* cannot carry the masks: a training
+            # folder and an export keep spec.yaml beside the weights instead (trained.py)
+            warnings.simplefilter("ignore", MasksNotSavedWarning)
+            return apply_mask_spec(model, spec, kernel=config.kernel)
     except TypeError as err:  # not a ViT or CaiT: no heads to mask
         raise ConfigError(f"--model {config.model}: {err}") from None
 

@@ -72,10 +72,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _model_for(config: TrainConfig, spec: MaskSpec, state: dict | None, num_classes: int = 1000):
-    import warnings
-
-    from ..model.mait import MasksNotSavedWarning
-
     if state is not None:
         head, stem = state.get("head.weight"), state.get("patch_embed.proj.weight")
         if head is None or stem is None:
@@ -83,9 +79,7 @@ def _model_for(config: TrainConfig, spec: MaskSpec, state: dict | None, num_clas
         num_classes, in_chans = head.shape[0], stem.shape[1]
     else:
         in_chans = 3
-    with warnings.catch_warnings():  # export writes spec.yaml beside a non-mait model's config
-        warnings.simplefilter("ignore", MasksNotSavedWarning)
-        model = build_model(config, spec, num_classes, in_chans)
+    model = build_model(config, spec, num_classes, in_chans)
     if state is not None:
         try:
             model.load_state_dict(state)
