@@ -67,7 +67,9 @@ def run_command(
         name: Optional[str] = typer.Option(None, help="Run name (default: derived from the config, so re-running resumes)."),
         config: Optional[str] = CONFIG,
         epochs: Optional[int] = typer.Option(None, min=1, help="Proxy epochs per trial."),
-        jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
+        jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine (default: one "
+                                                            "per GPU, else per free core; one for Optuna's own "
+                                                            "study.db)."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage: journal:PATH or postgresql://... "
                                                           "(or $MAITSEARCH_STORAGE; default: the run's own "
                                                           "study.db, or study.journal for several jobs)."),
