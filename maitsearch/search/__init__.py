@@ -11,7 +11,7 @@ writes the run folder; calibrate measures whether a proxy can rank placements at
 
 from .base import Proposal, Strategy
 from .calibrate import calibrate
-from .registry import STRATEGIES, make_strategy
 from .launch import RunSummary, run_search
+from .registry import STRATEGIES, make_strategy
 
 __all__ = ["Proposal", "Strategy", "calibrate", "STRATEGIES", "make_strategy", "RunSummary", "run_search"]

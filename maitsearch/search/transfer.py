@@ -29,8 +29,8 @@ from ..runs.transfer_report import SIDES, analyse_transfer, proxy_identity, writ
 from .calibrate import REFERENCES
 from .checks import check_config
 from .confirm import run_placements
-from .presets import PresetsStrategy
 from .launch import RunSummary, config_digest, run_search
+from .presets import PresetsStrategy
 
 MIN_SEEDS = 2  # one seed has no noise to judge the regret by
 
