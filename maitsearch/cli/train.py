@@ -105,7 +105,8 @@ def train_command(
             raise typer.Exit(2)
         raise
     top1, epochs = metrics.get("val_top1"), settings.epochs
-    console.print(f"val top-1 {'-' if top1 is None else f'{top1 * 100:.2f}%'} after {epochs} epoch{'s' * (epochs != 1)}; "
+    accuracy = "-" if top1 is None else f"{top1 * 100:.2f}%"
+    console.print(f"val top-1 {accuracy} after {epochs} epoch{'s' * (epochs != 1)}; "
                   f"checkpoint, metrics.jsonl (fractions), spec and model.safetensors + config.json (timm's layout) "
                   f"in {out}", markup=False)
 
