@@ -53,6 +53,14 @@ EXPERIMENTS = [
          "maitsearch run --layers 12 --heads 3 --name default-l12h3"],
         "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1 (the ALS strategy's shape)."),
     Experiment(
+        "The default run again, on another session's machine", ["default-l24h3-rerun"],
+        ["maitsearch run --layers 24 --heads 3",
+         "maitsearch run --layers 24 --heads 3 --name default-l24h3-rerun --cache <the first command's cache>"],
+        "24-layer tiny on ImageNet: DeiT 78.3, Sch.1 79.1 (+0.8), Sch.2 79.1 (the ALS strategy's shape).",
+        note="The README's first command, run from an empty folder on 2026-12-07 (torch 2.14.1, training code "
+             "of default-l24h3's cache version; 12 min with two workers), then once more into this folder, "
+             "which took its 9 trial-seeds from that run's trial cache."),
+    Experiment(
         "Soft masks on the default proxy", ["default-soft"],
         ["maitsearch run --strategy soft --name default-soft"],
         "Sch.3 (soft masks, then none in the last layers) 79.3, +1.0 over DeiT; learned alphas are low "
