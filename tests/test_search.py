@@ -110,6 +110,36 @@ def test_rank_thresholds_read_the_levels_off_step_one():
     assert any("the most local 33%" in note for note in strategy.notes())
 
 
+def test_als_notes_name_the_layers_within_a_standard_error_of_a_cut_off():
+    """Six layers as above, head 0 measured on 3 seeds. Rank cut-offs sit halfway between the
+    last layer in and the first out: promotion (0.25 + 0.12) / 2 = 0.185, removal (0.02 + 0.05)
+    / 2 = 0.035. Layer 1 (seeds 0.10, 0.25, 0.40: standard error 0.15 / sqrt 3 = 0.087) is 0.065
+    from its cut-off, layer 4 (0.00, 0.05, 0.10: 0.029) is 0.015 from its; every other layer has
+    no spread. With absolute levels the cut-offs are the levels: only layer 1 (0.25 from 0.2 by
+    less than 0.087) is close."""
+    head0_seeds = [[0.12] * 3, [0.10, 0.25, 0.40], [0.02] * 3, [0.08] * 3, [0.00, 0.05, 0.10], [0.30] * 3]
+    als_seeds = [[[layer[seed], 0.0, 0.0] for layer in head0_seeds] for seed in range(3)]
+    mean = [[sum(layer) / 3, 0.0, 0.0] for layer in head0_seeds]
+
+    def notes(als_settings, seeds):
+        strategy = AlsStrategy(SearchConfig(layers=6, heads=3, als=als_settings))
+        init = strategy.ask()[-1]
+        strategy.tell(init, TrialRecord(number=2, step="init", spec=init.spec, seeds=list(range(len(seeds))),
+                                        val_top1=[0.5] * len(seeds), test_top1=[0.5] * len(seeds), als=mean,
+                                        als_seeds=seeds, als_uniform=0.0))
+        strategy.ask()
+        return [note for note in strategy.notes() if note.startswith("close calls")]
+
+    rank = AlsSettings(thresholds="rank", promote=1 / 3, remove=1 / 6)
+    assert notes(rank, als_seeds) == [
+        "close calls in step 2 (head-0 ALS, mean of 3 seeds, within one standard error of a cut-off; other seeds, "
+        "or another machine, may decide them the other way): promotion at +0.185: layers 1; removal at +0.035: "
+        "layers 4."]
+    assert notes(AlsSettings(thresholds="absolute", als_high=0.2, als_low=0.0), als_seeds)[0].endswith(
+        "promotion at +0.200: layers 1.")
+    assert notes(rank, als_seeds[:1]) == [], "one seed has no standard error to judge by"
+
+
 @pytest.mark.parametrize("fractions", [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])
 def test_rank_extremes(fractions):
     config = SearchConfig(layers=4, heads=3, als=AlsSettings(thresholds="rank", promote=fractions[0],

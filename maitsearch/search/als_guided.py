@@ -14,6 +14,10 @@ own ALS: the most local ``promote`` fraction of layers is promoted and the least
 ``remove`` fraction loses its mask. A proxy trained for minutes has a compressed ALS scale
 (its masked heads rarely reach the paper's 0.9), and rank levels keep the rule's meaning there.
 
+Step 2 decides each layer on a mean over a few seeds, and layers near a cut-off can go either
+way on other seeds or another machine (results/FINDINGS.md, "Reproducibility"): the notes name
+the layers whose mean lies within one standard error of a cut-off.
+
 The unmasked baseline (and the other configured baselines) train with the same seeds, so the
 report can show the gain or the loss. Degenerate outcomes (nothing promoted, every mask removed)
 still produce all three steps; a step equal to an earlier placement reuses its result.
@@ -26,6 +30,7 @@ import math
 from ..errors import ConfigError, check_choice
 from ..runs import TrialRecord
 from ..spec import MaskSpec
+from ..stats import mean_std
 from .base import Proposal, Strategy
 
 THRESHOLDS = ("absolute", "rank")
@@ -140,6 +145,7 @@ class AlsStrategy(Strategy):
             if len(self.removed_layers) == self.config.layers:
                 lines.append("every layer's head-0 ALS was at or below the low level: step 2 removed every mask, "
                              "so the strategy ends at the unmasked baseline.")
+            lines += self._close_calls()
         if "assign" in self.records and self.stage == "calibrate" and self.promoted:
             removed = ", ".join(f"l{layer}h{head}" for layer, head in self.removed_heads) or "none"
             lines.append(f"step 3 (calibrate): masks removed from promoted layers where a head's normalized ALS "
@@ -147,6 +153,37 @@ class AlsStrategy(Strategy):
         if self.stopped:
             lines.append(f"stopped early: {self.stopped}.")
         return lines
+
+    def _close_calls(self) -> list[str]:
+        """Layers step 2 could have decided the other way: their head-0 ALS (mean over step 1's
+        seeds) lies within one standard error of a cut-off, which is the level itself for
+        absolute levels and, for rank levels, halfway between the last layer in and the first
+        out."""
+        init = self.records.get("init")
+        per_seed = init.normalized_als_seeds() if init is not None else None
+        if not per_seed or len(per_seed) < 2:
+            return []
+        spread = [mean_std([seed[layer][0] for seed in per_seed]) for layer in range(len(per_seed[0]))]
+        means = [mean for mean, _ in spread]
+        high, low = self.levels
+        if self.config.als.thresholds == "absolute":
+            cuts = {"promotion": high, "removal": low}
+        else:
+            below, above = [a for a in means if a < high], [a for a in means if a > low]
+            cuts = {"promotion": (high + max(below)) / 2 if math.isfinite(high) and below else None,
+                    "removal": (low + min(above)) / 2 if math.isfinite(low) and above else None}
+        parts = []
+        for name, cut in cuts.items():
+            if cut is None:
+                continue
+            close = [layer for layer, (mean, std) in enumerate(spread)
+                     if abs(mean - cut) < std / math.sqrt(len(per_seed))]
+            if close:
+                parts.append(f"{name} at {cut:+.3f}: layers {_layers(close)}")
+        if not parts:
+            return []
+        return [f"close calls in step 2 (head-0 ALS, mean of {len(per_seed)} seeds, within one standard error of a "
+                f"cut-off; other seeds, or another machine, may decide them the other way): {'; '.join(parts)}."]
 
 
 def _layers(layers: list[int]) -> str:
