@@ -172,15 +172,15 @@ def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results,
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")
     report = (tmp_path / "quick-als" / "report.md").read_text()
     assert "| baseline sch1 |" in report and "| baseline none |" in report
+    # none, Sch.1 and the assign step trained; init repeats Sch.1 and calibrate repeats assign
+    provenance = "trials: 5 (3 trained, 0 from the trial cache, 2 reused)"
+    assert provenance in report
     command = next(line for line in report.splitlines() if line.startswith("- reproduce: "))
     # The command names the folder it was written in; the copy is where this test may write.
     args = shlex.split(command.removeprefix("- reproduce: ").strip("`").replace(str(root), str(tmp_path)))
     assert args[:2] == ["maitsearch", "run"]
     cli(*args[1:])
-    rerun = next(line for line in (tmp_path / "quick-als" / "report.md").read_text().splitlines()
-                 if "trained this session" in line)
-    records = len(list((tmp_path / "quick-als" / "trials").glob("*.yaml")))
-    assert f"(0 trained this session, 0 from the trial cache, 0 reused, {records} from the run folder)" in rerun, rerun
+    assert provenance in (tmp_path / "quick-als" / "report.md").read_text(), "a resume trains nothing, says the same"
 
 
 @pytest.mark.slow
@@ -204,10 +204,9 @@ def test_a_calibration_keeps_its_configs_seeds_and_its_reproduce_command_resumes
     command = next(line for line in report.splitlines() if line.startswith("- reproduce: "))
     args = shlex.split(command.removeprefix("- reproduce: ").strip("`"))
     assert args[:2] == ["maitsearch", "calibrate"] and "--seeds" not in args
+    provenance = next(line for line in report.splitlines() if line.startswith("- seeds per placement: "))
     cli(*args[1:])
-    rerun = next(line for line in (results / "cal" / "report.md").read_text().splitlines()
-                 if "trained this session" in line)
-    assert "(0 trained this session, 0 from the trial cache, 0 reused, 5 from the run folder)" in rerun, rerun
+    assert provenance in (results / "cal" / "report.md").read_text().splitlines()
 
 
 @pytest.mark.slow

@@ -254,10 +254,13 @@ def supernet_section(data: dict) -> list[str]:
     return lines
 
 
-def _resumed(summary) -> str:
-    """How many trials a resumed run found in its folder: without it, a report rewritten by a
-    resume says 0 trained and hides where its numbers came from."""
-    return f", {summary.resumed} from the run folder" if summary.resumed else ""
+def _provenance(records) -> str:
+    """Where the run's trials came from, counted over the whole run rather than the last
+    session, so a report rewritten by a resume says what the one before it said."""
+    reused = sum(record.duplicate_of is not None for record in records)
+    cached = sum(record.duplicate_of is None and bool(record.seeds) and record.cached >= len(record.seeds)
+                 for record in records)
+    return f"{len(records) - reused - cached} trained, {cached} from the trial cache, {reused} reused"
 
 
 def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
@@ -273,8 +276,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
              f"{config.proxy.patch_size}, {config.proxy.epochs} epochs, batch {config.proxy.batch_size}, lr "
              f"{config.proxy.lr}, layer scale {config.proxy.layer_scale}",
              f"- seeds per placement: {config.seeds} (base seed {config.proxy.seed}); trials: {len(records)} "
-             f"({summary.trained} trained this session, {summary.cached} from the trial cache, "
-             f"{summary.reused} reused{_resumed(summary)})",
+             f"({_provenance(records)})",
              f"- reproduce: `{reproduce_command(store, config)}`", ""]
     own = store.path / "calibration.yaml"
     if own.exists():

@@ -164,14 +164,11 @@ class AlsStrategy(Strategy):
         if not per_seed or len(per_seed) < 2:
             return []
         spread = [mean_std([seed[layer][0] for seed in per_seed]) for layer in range(len(per_seed[0]))]
-        means = [mean for mean, _ in spread]
-        high, low = self.levels
         if self.config.als.thresholds == "absolute":
-            cuts = {"promotion": high, "removal": low}
-        else:
-            below, above = [a for a in means if a < high], [a for a in means if a > low]
-            cuts = {"promotion": (high + max(below)) / 2 if math.isfinite(high) and below else None,
-                    "removal": (low + min(above)) / 2 if math.isfinite(low) and above else None}
+            cuts = dict(zip(("promotion", "removal"), self.levels))
+        else:  # by step 2's own decisions: a level recomputed from these means could differ in the last bit
+            cuts = {"promotion": self._halfway(spread, self.promoted, lowest_in=True),
+                    "removal": self._halfway(spread, self.removed_layers, lowest_in=False)}
         parts = []
         for name, cut in cuts.items():
             if cut is None:
@@ -184,6 +181,17 @@ class AlsStrategy(Strategy):
             return []
         return [f"close calls in step 2 (head-0 ALS, mean of {len(per_seed)} seeds, within one standard error of a "
                 f"cut-off; other seeds, or another machine, may decide them the other way): {'; '.join(parts)}."]
+
+    @staticmethod
+    def _halfway(spread: list[tuple[float, float]], chosen: list[int], lowest_in: bool) -> float | None:
+        """Halfway between the chosen layer nearest the rest and the rest's nearest to it."""
+        inside = [spread[layer][0] for layer in chosen]
+        outside = [mean for layer, (mean, _) in enumerate(spread) if layer not in chosen]
+        if not inside or not outside:
+            return None
+        if lowest_in:
+            return (min(inside) + max(outside)) / 2
+        return (max(inside) + min(outside)) / 2
 
 
 def _layers(layers: list[int]) -> str:
