@@ -151,7 +151,14 @@ def test_comparison_warnings_name_the_difference(quick_results, tmp_path):
     config.write_text(yaml.safe_dump(data))
     shutil.copytree(root / "quick-als", tmp_path / "quick-als")
     result = runner.invoke(app, ["results", "quick-als", "other", "--results", str(tmp_path)])
-    assert result.exit_code == 0 and "differ in proxy" in result.stderr
+    assert result.exit_code == 0 and "differ in proxy.epochs" in result.stderr
+
+    # a run written before proxy.train_copies existed trained one copy, as its default does now
+    data["proxy"]["epochs"] -= 2
+    del data["proxy"]["train_copies"]
+    config.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["results", "quick-als", "other", "--results", str(tmp_path)])
+    assert result.exit_code == 0 and "differ" not in result.stderr, result.stderr
 
 
 def test_python_api_load_run(quick_results, tmp_path):

@@ -176,7 +176,10 @@ def compare_runs(runs, fmt: str) -> None:
 
 def comparison_warnings(runs) -> list[str]:
     """What makes the runs' numbers incomparable, field by field: dataset, proxy settings,
-    seeds, shape."""
+    seeds, shape. A proxy option newer than a run's file counts at the value it had before it
+    existed (``DIGEST_NEUTRAL``), as run names and the trial cache count it."""
+    from ..config import DIGEST_NEUTRAL
+
     warnings = []
     first = runs[0]
     for run in runs[1:]:
@@ -184,7 +187,7 @@ def comparison_warnings(runs) -> list[str]:
         for key in ("layers", "heads", "seeds"):
             if run.config.get(key) != first.config.get(key):
                 fields.append(f"{key} {first.config.get(key)!r} vs {run.config.get(key)!r}")
-        ours, theirs = first.config.get("proxy") or {}, run.config.get("proxy") or {}
+        ours, theirs = ({**DIGEST_NEUTRAL, **(side.config.get("proxy") or {})} for side in (first, run))
         for key in sorted(set(ours) | set(theirs)):
             if key not in ("layers", "heads") and ours.get(key) != theirs.get(key):
                 fields.append(f"proxy.{key} {ours.get(key)!r} vs {theirs.get(key)!r}")
