@@ -108,3 +108,21 @@ def test_the_gpu_check_names_tests_scripts_and_flags_that_exist():
             continue
         flags = [word for word in command if word.startswith("--")]
         assert [flag for flag in flags if flag not in shown] == [], command
+
+
+def test_every_command_says_what_it_does_in_one_line():
+    """The command list prints a command's first paragraph with its line breaks: a break there
+    cuts the list's sentence in two."""
+    import typer.main
+
+    from maitsearch.cli import app
+
+    def commands(group, prefix=""):
+        for name, command in group.commands.items():
+            yield prefix + name, command
+            if hasattr(command, "commands"):
+                yield from commands(command, f"{prefix}{name} ")
+
+    listed = dict(commands(typer.main.get_command(app)))
+    assert {"run", "train", "transfer", "spec preset", "cache clear"} <= set(listed)
+    assert [name for name, command in listed.items() if "\n" in (command.help or "").strip().split("\n\n")[0]] == []

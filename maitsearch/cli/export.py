@@ -37,8 +37,10 @@ def export_command(
         batch: int = typer.Option(8, min=1, help="Images in the parity check's batch."),
         kernel: str = typer.Option("auto", help="Masked heads' kernel: auto (band where faster), dense or local."),
 ) -> None:
-    """Copy a trial's mask spec out of a run (-o), or export a trained model (or --spec with
-    --weights): --onnx with an onnxruntime parity check, --int8, --torch-export, --save-dir."""
+    """Copy a trial's mask spec out of a run (-o), or export a trained model.
+
+    A trained model is a training folder, or --spec with --weights: --onnx with an onnxruntime
+    parity check, --int8, --torch-export, --save-dir."""
     wants_model = any(target is not None for target in (onnx, torch_export, save_dir)) or int8
     if not wants_model:
         if source is None or output is None:

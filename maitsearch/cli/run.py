@@ -125,8 +125,10 @@ def confirm_command(
         cache: Optional[str] = CACHE,
         device: Optional[str] = DEVICE,
 ) -> None:
-    """Retrain a run's best placements, baselines and answer on seeds it never trained, and
-    choose among them there: a best of many noisy means is optimistic on its own seeds."""
+    """Retrain a run's best placements, baselines and answer on seeds it never trained.
+
+    The best is chosen among them there: a best of many noisy means is optimistic on its own
+    seeds."""
     from ..runs import RunStore, validate_run_name
     from ..search.confirm import confirmation_config
 

@@ -55,8 +55,7 @@ def spec_preset(
         seed: int = typer.Option(0, help="Seed of the random preset's masks."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
-    """Write one of the paper's reference placements as a spec (a name may carry its own
-    window: sch1@5x5)."""
+    """Write one of the paper's reference placements as a spec (sch1@5x5: with its own window)."""
     from ..spec import named_preset
 
     spec = named_preset(name, layers, heads, seed=seed, window=parse_window(window), semantics=semantics)

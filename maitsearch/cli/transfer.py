@@ -31,8 +31,10 @@ def transfer_command(
         cache: Optional[str] = CACHE,
         device: Optional[str] = DEVICE,
 ) -> None:
-    """Train the same placements on a proxy and on a target with paired seeds, and report whether
-    the proxy ranks them as the target does (results/<name>/: proxy/, target/, report.md)."""
+    """Does a proxy rank placements as a bigger target does? Train the same ones on both.
+
+    Paired seeds on both sides; results/<name>/ holds proxy/, target/ and report.md (Kendall's
+    tau, the proxy's pick against the target's best, a verdict)."""
     from ..data import load_data
     from ..events import RunStarted
     from ..runs.transfer_report import SIDES, summary_lines
