@@ -84,7 +84,7 @@ def share_own_study(requested: str | None, run_path: Path) -> None:
     """Let several workers on this host share a run with no storage named: its own study begins
     as a journal, which every worker finds in the folder, on a resume too. A run whose study
     began in SQLite keeps it (and the one-worker rule)."""
-    if not requested and not _from_env() and not (run_path / OWN_SQLITE).exists():
+    if not named_storage(requested) and not (run_path / OWN_SQLITE).exists():
         (run_path / OWN_JOURNAL).touch()
 
 

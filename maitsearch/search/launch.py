@@ -158,11 +158,11 @@ def start_optuna_workers(config: SearchConfig, store: RunStore, count: int) -> l
     import multiprocessing
 
     from ..errors import StorageError
-    from ..runs.study_storage import share_own_study, storage_url
+    from ..runs.study_storage import one_worker_only, share_own_study
 
     share_own_study(config.optuna.storage, store.path)
-    url = storage_url(config.optuna.storage, store.path)
-    if url.startswith("sqlite"):  # the run's own, from an earlier session (one named is refused sooner)
+    # SQLite here is the run's own, from an earlier session: one named is refused sooner (OptunaStrategy)
+    if one_worker_only(config.optuna.storage, store.path):
         raise StorageError(f"--jobs {count + 1}: run {store.name} began its study in SQLite (study.db), which "
                            "one worker alone may use: resume it with --jobs 1, or start another --name")
     context = multiprocessing.get_context("spawn")
