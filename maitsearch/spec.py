@@ -3,8 +3,7 @@
 A spec is plain data: no torch in here, so reading or validating one is instant and a spec can
 travel between processes, Optuna user attributes and YAML files unchanged.
 
-One set of rules (``_first_problem``) validates both YAML input and specs built in Python. YAML
-errors are reported as one line ``path:line: field: message``.
+Its rules live in spec_rules.py; YAML errors are reported as one line ``path:line: field: message``.
 """
 
 from __future__ import annotations
@@ -16,21 +15,15 @@ import random as _random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import yaml
 
 from . import atomic
 from .errors import SpecError, choice_message
+from .spec_rules import VERSION, field_name, first_problem, line_of, reject_duplicate_keys
 
-VERSION = 1
-SEMANTICS = ("paper", "local")
-PATTERNS = ("window", "random")
 PRESETS = ("none", "sch1", "sch2", "sch3", "all", "random")
-
-_REQUIRED = ("version", "layers", "heads", "masks")
-_OPTIONAL = ("window", "semantics", "pattern", "pattern_seed", "soft", "meta")
-_FIELDS = _REQUIRED + _OPTIONAL
 
 
 @dataclass(frozen=True)
@@ -57,10 +50,10 @@ class MaskSpec:
         raw = {"version": VERSION, "layers": self.layers, "heads": self.heads, "window": self.window,
                "semantics": self.semantics, "pattern": self.pattern, "pattern_seed": self.pattern_seed,
                "masks": [list(layer) for layer in self.masks], "soft": self.soft, "meta": self.meta}
-        problem = _first_problem(raw)
+        problem = first_problem(raw)
         if problem:
             path, message = problem
-            raise SpecError(None, None, _field_name(path), message)
+            raise SpecError(None, None, field_name(path), message)
         # Normalise containers so that specs built from lists compare equal to loaded ones.
         object.__setattr__(self, "masks", tuple(tuple(sorted(layer)) for layer in self.masks))
         object.__setattr__(self, "window", tuple(self.window))
@@ -307,10 +300,10 @@ def compact_text(spec: MaskSpec) -> str | None:
 def spec_from_dict(data: Any, source: str = "mask_spec") -> MaskSpec:
     """A spec from plain data with the YAML's fields (as a model config stores it inline),
     checked by the same rules as a file; the first broken rule raises a one-line ``SpecError``."""
-    problem = _first_problem(data)
+    problem = first_problem(data)
     if problem:
         path, message = problem
-        raise SpecError(source, None, _field_name(path), message)
+        raise SpecError(source, None, field_name(path), message)
     return MaskSpec.from_dict(data)
 
 
@@ -344,7 +337,7 @@ def parse_spec(text: str, source: str = "<string>") -> MaskSpec:
         root = loader.get_single_node()
         if root is None:
             raise SpecError(source, 1, "spec", "the file is empty")
-        _reject_duplicate_keys(root, source)
+        reject_duplicate_keys(root, source)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -357,165 +350,11 @@ def parse_spec(text: str, source: str = "<string>") -> MaskSpec:
         raise SpecError(source, None, "yaml", str(err).splitlines()[0]) from None
     finally:
         loader.dispose()
-    problem = _first_problem(data)
+    problem = first_problem(data)
     if problem:
         path, message = problem
-        raise SpecError(source, _line_of(root, path), _field_name(path), message)
+        raise SpecError(source, line_of(root, path), field_name(path), message)
     return MaskSpec.from_dict(data)
-
-
-def _reject_duplicate_keys(node: yaml.Node, source: str, where: tuple = ()) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                raise SpecError(source, key_node.start_mark.line + 1, _field_name(where + (key,)), "duplicate key")
-            seen.add(key)
-            _reject_duplicate_keys(value_node, source, where + (key,))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _reject_duplicate_keys(item, source, where + (index,))
-
-
-def _line_of(root: yaml.Node, path: tuple) -> int:
-    """The line of the deepest node along ``path`` that exists (1-based)."""
-    node, line = root, root.start_mark.line + 1
-    for step in path:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if k.value == step]
-            if not match:
-                break
-            key_node, node = match[0]
-            line = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _field_name(path: Sequence) -> str:
-    name = ""
-    for step in path:
-        name += f"[{step}]" if isinstance(step, int) else (f".{step}" if name else str(step))
-    return name or "spec"
-
-
-# ---- the rules -----------------------------------------------------------------------------
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _type_name(value: Any) -> str:
-    return {str: "text", bool: "a boolean", list: "a list", dict: "a mapping", type(None): "null"}.get(
-        type(value), type(value).__name__)
-
-
-def _first_problem(data: Any) -> tuple[tuple, str] | None:
-    """The first broken rule as (path, message), or None. Works on plain data from YAML or
-    from ``MaskSpec.to_dict``."""
-    return next(_problems(data), None)
-
-
-def _problems(data: Any) -> Iterator[tuple[tuple, str]]:
-    if not isinstance(data, dict):
-        yield (), f"a mask spec is a mapping of fields, got {_type_name(data)}"
-        return
-    for key in data:
-        if key not in _FIELDS:
-            yield (key,), f"unknown field; allowed fields are {', '.join(_FIELDS)}"
-            return
-    for key in _REQUIRED:
-        if key not in data:
-            yield (key,), "required field is missing"
-            return
-
-    if not (_is_int(data["version"]) and data["version"] == VERSION):
-        yield ("version",), f"unsupported version {data['version']!r}; this maitsearch reads version {VERSION}"
-        return
-    for key in ("layers", "heads"):
-        if not _is_int(data[key]) or data[key] < 1:
-            yield (key,), f"must be a positive integer, got {data[key]!r}"
-            return
-    layers, heads = data["layers"], data["heads"]
-
-    window = data.get("window", [3, 3])
-    if not (isinstance(window, (list, tuple)) and len(window) == 2 and all(_is_int(w) for w in window)):
-        yield ("window",), f"must be [rows, cols], two odd integers, got {window!r}"
-        return
-    if any(w < 1 or w % 2 == 0 for w in window):
-        yield ("window",), f"window sizes must be odd and positive (centred on the patch), got {list(window)}"
-        return
-
-    semantics = data.get("semantics", "paper")
-    if semantics not in SEMANTICS:
-        yield ("semantics",), f"must be one of {', '.join(SEMANTICS)}, got {semantics!r}"
-        return
-    pattern = data.get("pattern", "window")
-    if pattern not in PATTERNS:
-        yield ("pattern",), f"must be one of {', '.join(PATTERNS)}, got {pattern!r}"
-        return
-    if not _is_int(data.get("pattern_seed", 0)):
-        yield ("pattern_seed",), f"must be an integer, got {data['pattern_seed']!r}"
-        return
-
-    masks = data["masks"]
-    if not isinstance(masks, (list, tuple)):
-        yield ("masks",), f"must be a list with one list of masked heads per layer, got {_type_name(masks)}"
-        return
-    if len(masks) != layers:
-        yield ("masks",), f"has {len(masks)} layer entries but layers is {layers}"
-        return
-    for l, layer in enumerate(masks):
-        if not isinstance(layer, (list, tuple)):
-            yield ("masks", l), f"must be a list of head indices (use [] for no mask), got {layer!r}"
-            return
-        for i, h in enumerate(layer):
-            if not _is_int(h):
-                yield ("masks", l, i), f"head index must be an integer, got {h!r}"
-                return
-            if not 0 <= h < heads:
-                yield ("masks", l, i), f"head {h} is out of range: heads are 0..{heads - 1}"
-                return
-        if len(set(layer)) != len(layer):
-            yield ("masks", l), f"lists a head twice: {list(layer)}"
-            return
-
-    soft = data.get("soft")
-    if soft is not None:
-        if not isinstance(soft, (list, tuple)) or len(soft) != layers:
-            yield ("soft",), f"must be null or one list of {heads} alphas per layer ({layers} lists)"
-            return
-        for l, layer in enumerate(soft):
-            if not isinstance(layer, (list, tuple)) or len(layer) != heads:
-                yield ("soft", l), f"must list {heads} alphas, one per head, got {layer!r}"
-                return
-            for h, alpha in enumerate(layer):
-                if isinstance(alpha, str):
-                    yield ("soft", l, h), (f"expected a number, got the text {alpha!r} "
-                                           "(YAML reads 1e-3 as text: write 0.001 or 1.0e-3)")
-                    return
-                if not _is_number(alpha):
-                    yield ("soft", l, h), f"expected a number in [0, 1], got {alpha!r}"
-                    return
-                if not 0.0 <= alpha <= 1.0:
-                    yield ("soft", l, h), f"alpha must be in [0, 1], got {alpha}"
-                    return
-                if (alpha == 0.0) != (h in masks[l]):
-                    message = (f"head {h} is hard-masked, so its alpha must be 0, got {alpha}" if h in masks[l]
-                               else f"alpha 0 is a hard mask: list head {h} in masks[{l}] instead")
-                    yield ("soft", l, h), message
-                    return
-
-    meta = data.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        yield ("meta",), f"must be a mapping, got {_type_name(meta)}"
 
 
 def _hex_digits(heads: int) -> int:

@@ -1,6 +1,6 @@
 """The package's layers import one way only (docs/DESIGN.md, section 2):
 
-    base (spec, config, errors, events, atomic, stats) <- model <- data <- training <- runs <- search <- cli
+    base (spec, spec_rules, config, errors, events, atomic, stats) <- model <- data <- training <- runs <- search <- cli
 
 An AST walk of every module, imports inside functions included, so a lazy import cannot
 sneak a dependency the wrong way.
@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "maitsearch"
 LAYERS = ["base", "model", "data", "training", "runs", "search", "cli"]
-BASE_MODULES = {"spec", "config", "errors", "events", "atomic", "stats"}
+BASE_MODULES = {"spec", "spec_rules", "config", "errors", "events", "atomic", "stats"}
 RENDERING = {"rich", "typer", "click"}  # only the CLI renders
 
 

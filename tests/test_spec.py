@@ -96,14 +96,14 @@ def _expectation(path: Path) -> str:
 
 
 def _rules() -> list[tuple[str, str]]:
-    """Every rule ``spec._problems`` enforces, as (field, message regex), read from its source:
+    """Every rule ``spec_rules._problems`` enforces, as (field, message regex), read from its source:
     each ``yield (field, ...), message`` with the f-string's placeholders as wildcards."""
     import ast
     import re
 
-    import maitsearch.spec
+    import maitsearch.spec_rules
 
-    tree = ast.parse(Path(maitsearch.spec.__file__).read_text())
+    tree = ast.parse(Path(maitsearch.spec_rules.__file__).read_text())
     problems = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_problems")
     assigned = {a.targets[0].id: a.value for a in ast.walk(problems)
                 if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name)}
