@@ -112,6 +112,20 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 spec_app = typer.Typer(no_args_is_help=True, help="Check, show and create mask spec YAML files.")
 app.add_typer(spec_app, name="spec")
 
+
+def unwrap_help(group: typer.Typer) -> None:
+    """Give every command of ``group`` its docstring with each paragraph on one line. Typer prints
+    a docstring's later paragraphs with the source's line breaks, so a sentence wrapped at 100
+    columns in the code would break mid-line in ``--help``."""
+    import inspect
+
+    for command in group.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            paragraphs = inspect.cleandoc(command.callback.__doc__).split("\n\n")
+            command.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+    for subgroup in group.registered_groups:
+        unwrap_help(subgroup.typer_instance)
+
 # Piped output gets 160 columns rather than rich's 80, so tables of 24-layer placements fit.
 console = Console(soft_wrap=True, width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
