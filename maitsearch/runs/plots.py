@@ -128,6 +128,7 @@ def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: S
         ax.axhline(baseline * 100, color="tab:red", ls="--", lw=1, label="unmasked baseline")
     for x, y, label in zip(numbers, means_pct, labels):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
+    ax.margins(x=0.1, y=0.15)  # room inside the frame for the labels of the first, last and top points
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("validation top-1 (%)")
