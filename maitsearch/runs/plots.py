@@ -5,12 +5,14 @@ Figures are drawn with the non-interactive Agg backend, so they work on headless
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
 import matplotlib.colors
 import matplotlib.ticker
+import matplotlib.transforms
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,7 +35,9 @@ def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text
                      limits: tuple[float, float] = (0.0, 1.0)):
     """A layers-down, heads-across heatmap with a text in every cell."""
     layers, heads = values.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * heads, 1.0 + 0.32 * layers))
+    # at least 3.2 in tall: the colour bar's label is as long as that, and a short grid cut it off
+    width, height = 1.2 + 0.9 * heads, max(3.2, 1.0 + 0.32 * layers)
+    fig, ax = plt.subplots(figsize=(width, height))
     image = ax.imshow(values, cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto")
     for layer in range(layers):
         for head in range(heads):
@@ -41,11 +45,15 @@ def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text
             ax.text(head, layer, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(heads), [f"head {h}" for h in range(heads)])
     ax.set_yticks(range(layers))
-    ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, width=int(11 * width)), fontsize=9)  # a run's name may outgrow 3 heads
     fig.colorbar(image, ax=ax, label=colour_label, fraction=0.08)
     return fig, ax
+
+
+def als_title(trial: int, label: str, run: str) -> str:
+    """One title for a trial's ALS figure, drawn at the end of a run or later by ``results --plot``."""
+    return f"normalized ALS per head, trial {trial} ({label}) of {run}"
 
 
 def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str | Path, title: str) -> Path:
@@ -66,7 +74,8 @@ def als_heatmap(als: Sequence[Sequence[float]], spec: MaskSpec | None, path: str
             for head in heads:
                 ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
         ax.plot([], [], "s", markerfacecolor="none", markeredgecolor="red", label="hard-masked head")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.3 / max(len(values), 1)), fontsize=7,
+        below_ticks = matplotlib.transforms.offset_copy(ax.transAxes, fig=fig, y=-18, units="points")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below_ticks, fontsize=7,
                   frameon=False)
     return _save(fig, path)
 

@@ -141,7 +141,7 @@ class Run:
         if als is None:
             raise ValueError(f"run {self.name}: no {'trial' if trial is None else f'ALS for trial {trial}'} to plot")
         return plots.als_heatmap(als, record.spec, path or self.path / _figure_name("als", trial),
-                                 f"normalized ALS per head, trial {record.number} ({record.label}) of {self.name}")
+                                 plots.als_title(record.number, record.label, self.name))
 
     def plot_alphas(self, path: str | Path | None = None) -> Path:
         """Soft-mask alphas over the epochs of the run's soft trial."""

@@ -311,7 +311,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     shown = summary.answer or best
     if shown is not None and shown.normalized_als():
         plots.als_heatmap(shown.normalized_als(), shown.spec, store.path / "als.png",
-                          f"normalized ALS of trial {shown.number} ({shown.label}), {store.name}")
+                          plots.als_title(shown.number, shown.label, store.name))
     if summary.problems:
         lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
     lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
