@@ -172,6 +172,35 @@ def test_python_api_load_run(quick_results, tmp_path):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "a PNG was drawn"
 
 
+def test_labels_of_a_tight_cluster_of_points_stay_apart_and_inside_the_frame():
+    """A transfer study's good placements sit within a tenth of a point of each other: their
+    labels must not print over each other, the markers, or the frame's edge."""
+    import matplotlib.pyplot as plt
+
+    from maitsearch.runs import plots
+
+    x = [94.7, 94.72, 96.21, 96.28, 96.29, 96.43, 96.55, 96.27]
+    y = [97.03, 96.68, 97.66, 97.69, 97.55, 97.82, 97.55, 97.0]
+    labels = ["none", "random", "default-soft/best", "default-l24h3/best", "sch2", "all", "a-longer-label", "sch1"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    ax.plot(x, y, "o")
+    ax.margins(0.08)
+    plots._label_points(ax, x, y, labels)
+    renderer = fig.canvas.get_renderer()
+    boxes = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+    frame = ax.get_window_extent(renderer)
+    markers = ax.transData.transform(list(zip(x, y)))
+    plt.close(fig)
+    assert sorted(boxes) == sorted(labels)
+    names = list(boxes)
+    for i, first in enumerate(names):
+        box = boxes[first]
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, first
+        for second in names[i + 1:]:
+            assert not box.overlaps(boxes[second]), (first, second)
+        assert not any(box.contains(px, py) for px, py in markers), first
+
+
 def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results, tmp_path):
     import shlex
 

@@ -31,6 +31,55 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+# Where a point's label may go, in points from the point, in order of preference: right and
+# above first, as the eye reads a scatter, then the other sides, then a step further out.
+_LABEL_OFFSETS = [(5, 5, "left"), (5, -11, "left"), (-5, 5, "right"), (-5, -11, "right"), (0, 8, "center"),
+                  (0, -15, "center"), (8, 15, "left"), (8, -21, "left"), (-8, 15, "right"), (-8, -21, "right")]
+
+
+def _label_points(ax, x: Sequence[float], y: Sequence[float], labels: Sequence[str], fontsize: float = 7) -> None:
+    """Label every point without labels running into each other or into other points: each
+    label takes the first place in ``_LABEL_OFFSETS`` that is free (inside the frame, clear of
+    the labels placed before it and of every marker), else the least crowded one. Close points
+    (a cluster of good placements) are the ones a reader needs to tell apart."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax.autoscale_view()
+    frame = ax.get_window_extent(renderer)
+    size = fontsize * fig.dpi / 72  # a marker's half-width, in pixels, is about a letter's height
+    markers = [matplotlib.transforms.Bbox.from_bounds(px - size / 2, py - size / 2, size, size)
+               for px, py in ax.transData.transform(np.column_stack([x, y]))]
+    placed: list = []
+    for index in np.argsort(-np.asarray(y, dtype=float), kind="stable"):  # top first: its labels go above
+        best = None
+        for dx, dy, align in _LABEL_OFFSETS:
+            text = ax.annotate(labels[index], (x[index], y[index]), textcoords="offset points", xytext=(dx, dy),
+                               ha=align, fontsize=fontsize)
+            box = text.get_window_extent(renderer)
+            others = placed + [m for j, m in enumerate(markers) if j != index]
+            crowding = sum(_overlap(box, other) for other in others) + _outside(box, frame)
+            if best is None or crowding < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (crowding, text, box)
+            else:
+                text.remove()
+            if crowding == 0:
+                break
+        placed.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0.0) * max(height, 0.0)
+
+
+def _outside(box, frame) -> float:
+    """The area of ``box`` outside ``frame``: a label cut off at the edge is as bad as a hidden one."""
+    return box.width * box.height - _overlap(box, frame)
+
+
 def _layer_head_grid(values: np.ndarray, cmap: str, colour_label: str, cell_text, title: str,
                      limits: tuple[float, float] = (0.0, 1.0)):
     """A layers-down, heads-across heatmap with a text in every cell."""
@@ -135,9 +184,8 @@ def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: S
         ax.plot([chosen], [means_pct[at]], "*", ms=14, color="tab:orange", label="best.yaml")
     if baseline is not None:
         ax.axhline(baseline * 100, color="tab:red", ls="--", lw=1, label="unmasked baseline")
-    for x, y, label in zip(numbers, means_pct, labels):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
     ax.margins(x=0.1, y=0.15)  # room inside the frame for the labels of the first, last and top points
+    _label_points(ax, numbers, means_pct, labels, fontsize=6)
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("validation top-1 (%)")
@@ -204,11 +252,11 @@ def transfer_scatter(proxy_means: Sequence[float], proxy_stds: Sequence[float], 
     if best in labels:
         at = labels.index(best)
         ax.plot([x[at]], [y[at]], "o", ms=14, mfc="none", mec="tab:green", mew=2, label="the target's best", zorder=3)
-    for index, (xi, yi, label) in enumerate(zip(x, y, labels)):  # staggered, so close points stay legible
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(5, 5 if index % 2 == 0 else -11), fontsize=7)
     ax.set_xlabel(f"{axes[0]}: validation top-1 (%)")
     ax.set_ylabel(f"{axes[1]}: validation top-1 (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
+    ax.margins(0.08)
+    _label_points(ax, x, y, labels)
     return _save(fig, path)
