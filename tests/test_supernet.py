@@ -349,6 +349,20 @@ def test_standalone_means_come_from_runs_of_the_same_proxy_and_the_trial_cache(t
     assert set(means.found) == {"sch2", "same/trial-1"}, "the longer proxy's trials are another experiment"
 
 
+def test_the_fidelity_figure_draws_placements_with_a_score_and_stand_alone_seeds(tmp_path):
+    from PIL import Image
+
+    from maitsearch.runs.report import fidelity_figure
+
+    rows = [{"name": "none", "placement": "0000", "score": 0.90, "standalone": [0.94, 0.95]},
+            {"name": "sch1", "placement": "1111", "score": 0.95, "standalone": [0.96, 0.95, 0.97]},
+            {"name": "untrained", "placement": "7777", "score": 0.97, "standalone": None}]
+    fidelity_figure({"rows": rows, "tau": None}, tmp_path / "fidelity.png", "run")
+    assert Image.open(tmp_path / "fidelity.png").size[0] > 300, "two placements measured both ways: a figure"
+    fidelity_figure({"rows": rows[1:], "tau": None}, tmp_path / "one.png", "run")
+    assert not (tmp_path / "one.png").exists(), "one point shows no order"
+
+
 @pytest.mark.slow
 def test_a_supernet_run_through_the_cli_and_its_resume(tmp_path):
     """The quick preset with --strategy supernet, end to end on the embedded digits; then the same

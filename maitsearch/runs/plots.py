@@ -234,27 +234,28 @@ def similarity_heatmaps(models: dict[str, np.ndarray], path: str | Path, title: 
     return _save(fig, path)
 
 
-def transfer_scatter(proxy_means: Sequence[float], proxy_stds: Sequence[float], target_means: Sequence[float],
-                     target_stds: Sequence[float], labels: Sequence[str], path: str | Path, title: str, *,
-                     pick: str | None = None, best: str | None = None,
-                     axes: tuple[str, str] = ("proxy", "target")) -> Path:
-    """Each placement's proxy accuracy against its target accuracy (error bars: std over seeds
-    on each side), every point labelled; the proxy's pick starred, the target's best ringed. A
-    proxy that ranks as the target does puts the points on a rising line."""
-    x, y = np.asarray(proxy_means, dtype=float) * 100, np.asarray(target_means, dtype=float) * 100
+def accuracy_scatter(x_means: Sequence[float], x_stds: Sequence[float], y_means: Sequence[float],
+                     y_stds: Sequence[float], labels: Sequence[str], path: str | Path, title: str,
+                     axis_labels: tuple[str, str], *, pick: str | None = None, best: str | None = None,
+                     pick_label: str = "the proxy's pick", best_label: str = "the target's best") -> Path:
+    """Each placement's accuracy measured two ways (a proxy and its target; a supernet's score
+    and stand-alone training), error bars the std over seeds on each side, every point labelled;
+    ``pick`` starred, ``best`` ringed. Two measures that rank alike put the points on a rising
+    line."""
+    x, y = np.asarray(x_means, dtype=float) * 100, np.asarray(y_means, dtype=float) * 100
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    ax.errorbar(x, y, xerr=np.asarray(proxy_stds, dtype=float) * 100, yerr=np.asarray(target_stds, dtype=float) * 100,
+    ax.errorbar(x, y, xerr=np.asarray(x_stds, dtype=float) * 100, yerr=np.asarray(y_stds, dtype=float) * 100,
                 fmt="o", capsize=3, color="tab:blue", label="placement")
     labels = list(labels)
     if pick in labels:
         at = labels.index(pick)
-        ax.plot([x[at]], [y[at]], "*", ms=15, color="tab:orange", label="the proxy's pick", zorder=3)
+        ax.plot([x[at]], [y[at]], "*", ms=15, color="tab:orange", label=pick_label, zorder=3)
     if best in labels:
         at = labels.index(best)
-        ax.plot([x[at]], [y[at]], "o", ms=14, mfc="none", mec="tab:green", mew=2, label="the target's best", zorder=3)
-    ax.set_xlabel(f"{axes[0]}: validation top-1 (%)")
-    ax.set_ylabel(f"{axes[1]}: validation top-1 (%)")
-    ax.set_title(title, fontsize=9)
+        ax.plot([x[at]], [y[at]], "o", ms=14, mfc="none", mec="tab:green", mew=2, label=best_label, zorder=3)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(textwrap.fill(title, width=70), fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     ax.margins(0.08)

@@ -227,6 +227,26 @@ def fidelity_lines(fidelity: dict | None) -> list[str]:
     return lines + [""]
 
 
+def fidelity_figure(fidelity: dict | None, path: Path, run: str) -> None:
+    """Supernet score against stand-alone mean, one point per placement: where the supernet's
+    order departs from training's, the picture shows which placements it misjudges."""
+    from . import plots
+
+    rows = [row for row in (fidelity or {}).get("rows") or [] if row.get("score") is not None and row.get("standalone")]
+    if len(rows) < 2:
+        return
+    names = [row["name"] for row in rows]
+    alone = [mean_std(row["standalone"]) for row in rows]
+    tau = "" if fidelity.get("tau") is None else f", Kendall's tau {fidelity['tau']:+.2f}"
+    plots.accuracy_scatter([row["score"] for row in rows], [0.0] * len(rows), [mean for mean, _ in alone],
+                           [std for _, std in alone], names, path,
+                           f"{run}: supernet score against stand-alone training{tau}",
+                           ("supernet score on held-out training images (%)", "stand-alone validation top-1 (%)"),
+                           pick=max(rows, key=lambda row: row["score"])["name"],
+                           best=names[max(range(len(rows)), key=lambda i: alone[i][0])],
+                           pick_label="the supernet's top score", best_label="the stand-alone best")
+
+
 def supernet_section(data: dict) -> list[str]:
     """A supernet run's costs, phase by phase, and its ranking fidelity (supernet.yaml)."""
     lines = ["## Supernet", ""]
@@ -279,8 +299,9 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
              f"({_provenance(records)})",
              f"- reproduce: `{reproduce_command(store, config)}`", ""]
     own = store.path / "calibration.yaml"
-    if own.exists():
-        lines += calibration_section(yaml.safe_load(own.read_text(encoding="utf-8")))
+    own_calibration = yaml.safe_load(own.read_text(encoding="utf-8")) if own.exists() else None
+    if own_calibration:
+        lines += calibration_section(own_calibration)
     calibration = find_calibration(store.path.parent, config)
     if calibration and not own.exists():
         lines += [f"Calibration of this proxy at {calibration['epochs']} epochs ({_shown(Path(calibration['path']))}): "
@@ -293,8 +314,10 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         lines += ["## Answer against the baselines", ""] + [f"- {line}" for line in found] + [""]
     if summary.notes:
         lines += ["## Strategy", ""] + [f"- {note}" for note in summary.notes] + [""]
-    if (store.path / "supernet.yaml").exists():
-        lines += supernet_section(yaml.safe_load((store.path / "supernet.yaml").read_text(encoding="utf-8")))
+    supernet_file = store.path / "supernet.yaml"
+    supernet = yaml.safe_load(supernet_file.read_text(encoding="utf-8")) if supernet_file.exists() else None
+    if supernet:
+        lines += supernet_section(supernet)
     lines += ["## Trials", "", "Normalized ALS: 0 is uniform attention, 1 all of it inside the window.", "",
               "| trial | step | placement | masked | state | val top-1 (%) | test top-1 (%) | "
               "norm. ALS | s |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
@@ -312,6 +335,8 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     if shown is not None and shown.normalized_als():
         plots.als_heatmap(shown.normalized_als(), shown.spec, store.path / "als.png",
                           plots.als_title(shown.number, shown.label, store.name))
+    fidelity_figure((supernet or {}).get("fidelity") or (own_calibration or {}).get("fidelity"),
+                    store.path / "fidelity.png", store.name)
     if summary.problems:
         lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
     lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
@@ -337,7 +362,9 @@ def parts_section(records: list[TrialRecord]) -> list[str]:
 FIGURES = {"als": "normalized ALS per head of the strategy's answer, else of best.yaml (red outline: hard-masked head)",
            "alphas": "soft-mask alphas over the epochs, one line per head",
            "placement": "the chosen placement", "accuracy": "validation top-1 over trials",
-           "pareto": "accuracy against attention cost", "similarity": "cross-layer attention similarity"}
+           "pareto": "accuracy against attention cost", "similarity": "cross-layer attention similarity",
+           "fidelity": "the supernet's score against stand-alone training (mean ± std over seeds), one point per "
+                       "placement"}
 
 
 def _caption(name: str) -> str:

@@ -164,12 +164,12 @@ def write_transfer_files(folder: Path, result: dict) -> Path:
     folder = Path(folder)
     atomic.write_text(folder / TRANSFER_FILE, yaml.safe_dump(result, sort_keys=False))
     rows = result["placements"]
-    plots.transfer_scatter([r["proxy"]["mean"] for r in rows], [r["proxy"]["std"] for r in rows],
+    plots.accuracy_scatter([r["proxy"]["mean"] for r in rows], [r["proxy"]["std"] for r in rows],
                            [r["target"]["mean"] for r in rows], [r["target"]["std"] for r in rows],
                            [r["placement"] for r in rows], folder / "scatter.png",
                            f"{result['name']}: validation top-1, mean ± std over {result['seeds']} seeds",
-                           pick=result["proxy_pick"], best=result["target_best"],
-                           axes=(f"proxy: {result['proxy']['source']}", f"target: {result['target']['source']}"))
+                           tuple(f"{side}: {result[side]['source']}: validation top-1 (%)" for side in SIDES),
+                           pick=result["proxy_pick"], best=result["target_best"])
     return atomic.write_text(folder / "report.md", "\n".join(report_lines(result)))
 
 
