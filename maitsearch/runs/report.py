@@ -232,7 +232,8 @@ def fidelity_figure(fidelity: dict | None, path: Path, run: str) -> None:
     order departs from training's, the picture shows which placements it misjudges."""
     from . import plots
 
-    rows = [row for row in (fidelity or {}).get("rows") or [] if row.get("score") is not None and row.get("standalone")]
+    rows = [row for row in (fidelity or {}).get("rows") or []
+            if row.get("score") is not None and row.get("standalone")]
     if len(rows) < 2:
         return
     names = [row["name"] for row in rows]
