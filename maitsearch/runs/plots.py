@@ -21,52 +21,67 @@ import numpy as np  # noqa: E402
 from ..spec import MaskSpec  # noqa: E402
 
 
+DPI = 110
+
+
 def _save(fig, path: str | Path) -> Path:
     """PNG without a software-version stamp, so drawing the same data again writes the same
     bytes (committed figures stay unchanged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return path
 
 
 # Where a point's label may go, in points from the point, in order of preference: right and
-# above first, as the eye reads a scatter, then the other sides, then a step further out.
-_LABEL_OFFSETS = [(5, 5, "left"), (5, -11, "left"), (-5, 5, "right"), (-5, -11, "right"), (0, 8, "center"),
-                  (0, -15, "center"), (8, 15, "left"), (8, -21, "left"), (-8, 15, "right"), (-8, -21, "right")]
+# above first, as the eye reads a scatter, then the other sides, then a step further out, where a
+# thin line leads back to the point.
+_NEAR_OFFSETS = [(5, 5, "left"), (5, -11, "left"), (-5, 5, "right"), (-5, -11, "right"), (0, 8, "center"),
+                 (0, -15, "center")]
+_FAR_OFFSETS = [(10, 16, "left"), (10, -22, "left"), (-10, 16, "right"), (-10, -22, "right")]
 
 
-def _label_points(ax, x: Sequence[float], y: Sequence[float], labels: Sequence[str], fontsize: float = 7) -> None:
+def _label_points(ax, x: Sequence[float], y: Sequence[float], labels: Sequence[str], fontsize: float = 7,
+                  big_markers: dict[int, float] | None = None) -> None:
     """Label every point without labels running into each other or into other points: each
-    label takes the first place in ``_LABEL_OFFSETS`` that is free (inside the frame, clear of
+    label takes the first place in the offsets above that is free (inside the frame, clear of
     the labels placed before it and of every marker), else the least crowded one. Close points
-    (a cluster of good placements) are the ones a reader needs to tell apart."""
+    (a cluster of good placements) are the ones a reader needs to tell apart. ``big_markers``
+    gives the size in points of the points drawn larger (a star, a ring)."""
     fig = ax.figure
+    fig.set_dpi(DPI)  # small text does not scale linearly with dpi: measure it as it will be saved
     renderer = fig.canvas.get_renderer()
     ax.autoscale_view()
     frame = ax.get_window_extent(renderer)
-    size = fontsize * fig.dpi / 72  # a marker's half-width, in pixels, is about a letter's height
+    pixels = fig.dpi / 72
+    sizes = [(big_markers or {}).get(index, fontsize) * pixels for index in range(len(labels))]  # a plain
+    # marker is about a letter's height across
     markers = [matplotlib.transforms.Bbox.from_bounds(px - size / 2, py - size / 2, size, size)
-               for px, py in ax.transData.transform(np.column_stack([x, y]))]
+               for (px, py), size in zip(ax.transData.transform(np.column_stack([x, y])), sizes)]
     placed: list = []
     for index in np.argsort(-np.asarray(y, dtype=float), kind="stable"):  # top first: its labels go above
-        best = None
-        for dx, dy, align in _LABEL_OFFSETS:
-            text = ax.annotate(labels[index], (x[index], y[index]), textcoords="offset points", xytext=(dx, dy),
-                               ha=align, fontsize=fontsize)
-            box = text.get_window_extent(renderer)
-            others = placed + [m for j, m in enumerate(markers) if j != index]
+        point = (x[index], y[index])
+        best = None  # (crowding, offset, box)
+        for offset in _NEAR_OFFSETS + _FAR_OFFSETS:
+            text = _annotate(ax, labels[index], point, offset, fontsize)
+            box = text.get_window_extent(renderer).padded(2 * pixels)  # a gap between words
+            text.remove()
+            others = placed + markers  # its own too: the offsets clear a plain marker, not a star
             crowding = sum(_overlap(box, other) for other in others) + _outside(box, frame)
             if best is None or crowding < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (crowding, text, box)
-            else:
-                text.remove()
+                best = (crowding, offset, box)
             if crowding == 0:
                 break
+        _annotate(ax, labels[index], point, best[1], fontsize, leader=best[1] in _FAR_OFFSETS)
         placed.append(best[2])
+
+
+def _annotate(ax, label: str, point, offset: tuple, fontsize: float, leader: bool = False):
+    dx, dy, align = offset
+    arrow = dict(arrowstyle="-", lw=0.5, color="0.45", shrinkA=0, shrinkB=2) if leader else None
+    return ax.annotate(label, point, textcoords="offset points", xytext=(dx, dy), ha=align, fontsize=fontsize,
+                       arrowprops=arrow)
 
 
 def _overlap(a, b) -> float:
@@ -179,13 +194,15 @@ def accuracy_over_trials(numbers: Sequence[int], means: Sequence[float], stds: S
         ax.plot(numbers[pruned], means_pct[pruned], "o", mfc="none", color="tab:gray", label="pruned (early epoch)")
     running = np.maximum.accumulate(np.where(pruned, -np.inf, np.nan_to_num(means_pct, nan=-np.inf)))
     ax.step(numbers, running, where="post", color="tab:green", label="best so far")
+    starred = {}
     if chosen is not None and chosen in set(numbers.tolist()):
         at = int(np.flatnonzero(numbers == chosen)[0])
         ax.plot([chosen], [means_pct[at]], "*", ms=14, color="tab:orange", label="best.yaml")
+        starred[at] = 14
     if baseline is not None:
         ax.axhline(baseline * 100, color="tab:red", ls="--", lw=1, label="unmasked baseline")
     ax.margins(x=0.1, y=0.15)  # room inside the frame for the labels of the first, last and top points
-    _label_points(ax, numbers, means_pct, labels, fontsize=6)
+    _label_points(ax, numbers, means_pct, labels, fontsize=6, big_markers=starred)
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("validation top-1 (%)")
@@ -246,18 +263,20 @@ def accuracy_scatter(x_means: Sequence[float], x_stds: Sequence[float], y_means:
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     ax.errorbar(x, y, xerr=np.asarray(x_stds, dtype=float) * 100, yerr=np.asarray(y_stds, dtype=float) * 100,
                 fmt="o", capsize=3, color="tab:blue", label="placement")
-    labels = list(labels)
-    if pick in labels:
-        at = labels.index(pick)
-        ax.plot([x[at]], [y[at]], "*", ms=15, color="tab:orange", label=pick_label, zorder=3)
+    labels, big_markers = list(labels), {}
     if best in labels:
         at = labels.index(best)
         ax.plot([x[at]], [y[at]], "o", ms=14, mfc="none", mec="tab:green", mew=2, label=best_label, zorder=3)
+        big_markers[at] = 14
+    if pick in labels:
+        at = labels.index(pick)
+        ax.plot([x[at]], [y[at]], "*", ms=15, color="tab:orange", label=pick_label, zorder=3)
+        big_markers[at] = 15
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.set_title(textwrap.fill(title, width=70), fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     ax.margins(0.08)
-    _label_points(ax, x, y, labels)
+    _label_points(ax, x, y, labels, big_markers=big_markers)
     return _save(fig, path)
