@@ -86,6 +86,43 @@ def test_flex_forward_matches_dense_reference_on_cpu(grid, window, prefix, mix):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_compiled_flex_keeps_every_shape_a_search_meets_compiled(monkeypatch):
+    """Each (masked heads, batch, grad mode) is one more compile of flex_attention. Past Dynamo's
+    default of 8 it falls back to the unfused path (warning once per process); the room made for
+    a search keeps all twelve shapes here compiled, and each still matches the eager result.
+    Dynamo guards the same way on every backend, so its light "aot_eager" stands in for CUDA's
+    Inductor."""
+    import torch._dynamo
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    from maitsearch.model.kernels import flex
+
+    room = flex.RECOMPILE_LIMIT
+
+    def compiled_shapes(limit: int) -> int:
+        torch.compiler.reset()
+        compiled = torch.compile(flex.flex_attention, dynamic=False, backend="aot_eager")
+        monkeypatch.setattr(flex, "_compiled_flex", lambda: compiled)
+        monkeypatch.setattr(flex, "RECOMPILE_LIMIT", limit)
+        masks = flex.FlexMasks((8, 8), (3, 3), 1, (False, False, False))
+        allowed = flex.allowed_fn(masks.grid, masks.window, masks.num_prefix)
+        for batch, heads, grad in itertools.product((4, 3), (1, 2, 3), (True, False)):
+            q, k, v = (torch.randn(batch, heads, 65, 16) for _ in range(3))
+            score_mod = flex.make_score_mod(allowed, torch.zeros(heads))
+            with torch._dynamo.config.patch(recompile_limit=8), torch.set_grad_enabled(grad):  # CPU flex has
+                got = flex.compiled_flex_attention(q, k, v, score_mod=score_mod, scale=0.25)  # no backward
+            want = flex.flex_attention(q, k, v, score_mod=score_mod, scale=0.25)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        shapes = len(_debug_get_cache_entry_list(flex.flex_attention.__code__))  # one compiled kernel each
+        torch.compiler.reset()
+        return shapes
+
+    assert compiled_shapes(8) == 8, "at Dynamo's default limit the last four shapes run unfused"
+    assert compiled_shapes(room) == 12
+
+
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 @pytest.mark.parametrize("kernel", ["dense", "flex"])
 def test_random_pattern_matches_reference_with_its_own_masks(kernel):

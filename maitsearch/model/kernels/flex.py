@@ -54,9 +54,27 @@ def make_mask_mod(allowed: Callable, strict: torch.Tensor) -> Callable:
     return mask_mod
 
 
+# flex_attention compiles one kernel per shape and grad mode (dynamic=False: the fastest, and
+# automatic dynamic shapes do not take hold inside it). A search meets a dozen or more: 1-3 masked
+# heads per layer, a last partial batch, training and evaluation, fp32 and bf16. Dynamo's default
+# of 8 recompiles per function would be spent within the first epoch, and flex_attention then
+# falls back to its unfused O(T^2) path for every later shape, with one warning and no error.
+RECOMPILE_LIMIT = 64
+
+
 @functools.lru_cache(maxsize=1)
 def _compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
+
+
+def compiled_flex_attention(q, k, v, **kwargs):
+    """``flex_attention`` compiled, with room for every shape a search or a training meets."""
+    if torch.compiler.is_compiling():  # inside a compiled model, whose own compile fuses this call
+        return flex_attention(q, k, v, **kwargs)
+    import torch._dynamo as dynamo
+
+    with dynamo.config.patch(recompile_limit=max(RECOMPILE_LIMIT, dynamo.config.recompile_limit)):
+        return _compiled_flex()(q, k, v, **kwargs)
 
 
 class FlexMasks:
@@ -82,6 +100,6 @@ class FlexMasks:
         """q, k, v: (B, h, T, d) for the masked heads; alpha: (h,) with 0 for hard heads;
         table: (h, T, T) bool for random patterns, None for windows."""
         allowed = allowed_fn(self.grid, self.window, self.num_prefix, table)
-        run = _compiled_flex() if q.is_cuda else flex_attention
+        run = compiled_flex_attention if q.is_cuda else flex_attention
         return run(q, k, v, score_mod=make_score_mod(allowed, alpha.to(q.dtype)),
                    block_mask=self.block_mask(q.shape[2], q.device, table), scale=scale)
