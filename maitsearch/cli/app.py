@@ -126,6 +126,7 @@ def unwrap_help(group: typer.Typer) -> None:
     for subgroup in group.registered_groups:
         unwrap_help(subgroup.typer_instance)
 
+
 # Piped output gets 160 columns rather than rich's 80, so tables of 24-layer placements fit.
 console = Console(soft_wrap=True, width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
