@@ -175,6 +175,16 @@ class ClaimBroken:
 
 
 @dataclass(frozen=True)
+class WorkerDied:
+    """A worker process of the pool died (killed from outside, often by the system for memory, or
+    a crash in native code), taking the pool and every seed in flight with it: those seeds start
+    again in a fresh pool, except any whose worker has now died twice, which fail."""
+
+    retried: tuple[tuple[int, int], ...]  # (trial number, seed) of each seed started again
+    failed: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class StudyWaiting:
     """The study's last slots are held by trials other workers are running: this worker waits
     up to ``seconds`` before it leaves, because a trial whose worker died is retried here."""
@@ -197,7 +207,7 @@ class RunEnded:
 
 Event = Union[TrainingStarted, StepDone, EpochDone, MeasuringStarted, TrainingPlan, SeedStarted, SeedEnded, WorkerEpoch,
               RunStarted, TrialStarted, TrialEnded, TrialReused, TrialSeen, JobStarted, JobEnded, CacheEntryIgnored,
-              SeedWaiting, ClaimBroken, StudyWaiting, HelpersWaiting, RunEnded]
+              SeedWaiting, ClaimBroken, WorkerDied, StudyWaiting, HelpersWaiting, RunEnded]
 EventFn = Callable[[Event], None]
 
 

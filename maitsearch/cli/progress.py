@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..events import (CacheEntryIgnored, ClaimBroken, EpochDone, HelpersWaiting, JobEnded, JobStarted, MeasuringStarted,
                       RunEnded, RunStarted, SeedEnded, SeedStarted, SeedWaiting, StepDone, StudyWaiting,
-                      TrainingStarted, TrialEnded, TrialReused, TrialSeen, TrialStarted, WorkerEpoch)
+                      TrainingStarted, TrialEnded, TrialReused, TrialSeen, TrialStarted, WorkerDied, WorkerEpoch)
 
 
 class BarsWhenNeeded(Progress):
@@ -150,6 +150,11 @@ class RunView:
             case ClaimBroken():
                 self.console.print(f"claim on {event.placement} seed {event.seed} by pid {event.pid} on {event.host} "
                                    f"silent for {event.silent:.0f} s: training it here", markup=False)
+            case WorkerDied():
+                again = f"; starting again: {_seeds(event.retried)}" if event.retried else ""
+                lost = f"; failed, its worker died twice: {_seeds(event.failed)}" if event.failed else ""
+                self.console.print(f"warning: a worker process died (killed from outside, such as by the system "
+                                   f"for memory, or crashed){again}{lost}", markup=False, style="yellow")
             case StudyWaiting():
                 self.console.print(f"the study is full but {event.running} trial(s) of other workers still run: "
                                    f"waiting up to {event.seconds:.0f} s to retry any whose worker died",
@@ -191,3 +196,7 @@ def trial_line(record, step_width: int = 10) -> str:
     state = "" if record.state == "complete" else f"  [{record.state}: {record.reason}]"
     return (f"trial {record.number:>3} {record.step:<{step_width}} {record.spec.label():<26} val {top1:>14}  "
             f"test {test:>14}  {what}{state}")
+
+
+def _seeds(pairs) -> str:
+    return ", ".join(f"trial {number} seed {seed}" for number, seed in pairs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -21,7 +22,8 @@ import torch
 from .. import atomic
 from ..config import ProxyConfig
 from ..data import ImageData, load_data
-from ..events import EpochDone, EventFn, SeedEnded, SeedStarted, WorkerEpoch, ignore
+from ..errors import SearchError
+from ..events import EpochDone, EventFn, SeedEnded, SeedStarted, WorkerDied, WorkerEpoch, ignore
 from ..spec import MaskSpec
 from ..training import TrialResult, fit
 from .devices import pin_process, worker_devices
@@ -205,7 +207,16 @@ def _job_in_worker(job, proxy_dict: dict) -> dict:
 
 class PoolExecutor:
     """Trains units in ``jobs`` processes at once. Per-epoch callbacks do not cross processes,
-    so strategies that prune run as separate worker processes instead (see optuna_study.py)."""
+    so strategies that prune run as separate worker processes instead (see optuna_study.py).
+
+    A worker process that dies (killed from outside, as the system does when memory runs out, or
+    a crash in native code) breaks the whole pool: Python's pool ends every other worker too, and
+    every unit in flight loses its training, with nothing to say whose worker died. The pool is
+    started again and the lost units run again one at a time, so the next death has a culprit: a
+    unit whose worker dies while it runs alone, ``SOLO_TRIES`` times, fails with that reason, and
+    one placement that cannot be trained neither ends the search nor takes other units with it."""
+
+    SOLO_TRIES = 2
 
     def __init__(self, jobs: int, emit: EventFn | None = None, devices: tuple[str, ...] = ()):
         import multiprocessing
@@ -213,51 +224,111 @@ class PoolExecutor:
         self.emit = emit or ignore
         self.workers = jobs
         self.devices = tuple(devices)  # one per worker on GPUs (search/devices.py), else empty
-        self.threads = threads = worker_threads(jobs)
-        context = multiprocessing.get_context("spawn")
-        manager = context.Manager()
-        self.events = manager.Queue()  # workers' epoch events, for the live view
+        self.threads = worker_threads(jobs)
+        self._context = multiprocessing.get_context("spawn")
+        self._manager = self._context.Manager()
+        self.events = self._manager.Queue()  # workers' epoch events, for the live view
+        self.pool = self._start_pool()
+
+    def _start_pool(self) -> ProcessPoolExecutor:
         placements = None
         if self.devices:  # each worker process takes the next device as it starts
-            placements = manager.Queue()
+            placements = self._manager.Queue()
             for device in self.devices:
                 placements.put(device)
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                        initargs=(threads, self.events, placements))
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context, initializer=_init_worker,
+                                   initargs=(self.threads, self.events, placements))
+        # Start every worker now and hear from each: the pool spawns a worker after it wakes its
+        # watcher thread for the call, so a worker spawned on demand can die unwatched, its death
+        # noticed only when another result comes (never, if none is due). A worker that answered
+        # has been seen by the watcher, which then notices its death at once.
+        started = [pool.submit(os.getpid) for _ in range(self.workers)]
+        wait(started)
+        failed = next((future.exception() for future in started if future.exception() is not None), None)
+        if failed is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise SearchError(f"the training worker processes did not start ({one_line(failed)}); their own "
+                              "error is printed above")
+        return pool
 
     def run(self, units: Iterable[Unit], strategy) -> Iterator[tuple[Unit, TrialResult]]:
         """Takes the next unit only when a worker is free: the runner claims a unit as it is
         taken, so nothing queued here is held back from another run's idle worker."""
         queue, futures = iter(units), {}
+        suspects: list[Unit] = []  # lost when a worker died; each runs alone until it ends
+        solo_deaths: dict[int, int] = {}
 
-        def submit_next() -> None:
-            unit = next(queue, None)
-            if unit is None:
-                return
+        def submit_one() -> bool:
+            if suspects:
+                if futures:
+                    return False
+                unit = suspects.pop(0)
+            else:
+                unit = next(queue, None)
+                if unit is None:
+                    return False
             if unit.proposal.job is not None:  # the runner reports jobs itself
                 futures[self.pool.submit(_job_in_worker, unit.proposal.job, unit.proxy.to_dict())] = unit
-                return
+                return True
             future = self.pool.submit(_train_in_worker, unit.proposal.spec.to_dict(), unit.proxy.to_dict(),
                                       unit.checkpoint, unit.number)
             futures[future] = unit
             self.emit(SeedStarted(number=unit.number, seed=unit.proxy.seed, seed_index=unit.seed_index))
+            return True
 
-        for _ in range(self.workers):
-            submit_next()
+        def fill() -> None:
+            while len(futures) < self.workers and submit_one():
+                pass
+
+        fill()
         while futures:
             done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
             self._forward_events()
-            for future in done:
-                unit = futures.pop(future)
-                submit_next()  # before the result is handed on: the freed worker starts at once
-                try:
-                    result = TrialResult(**future.result())
-                except Exception as err:  # noqa: BLE001 - a dead worker process fails its unit only
-                    result = TrialResult(status="failed", reason=one_line(err))
-                if unit.proposal.job is None:
-                    self.emit(SeedEnded(number=unit.number, seed=unit.proxy.seed, status=result.status,
-                                        val_top1=result.val_top1))
-                yield unit, result
+            if any(isinstance(future.exception(), BrokenProcessPool) for future in done):
+                yield from self._restart(futures, suspects, solo_deaths)
+            else:
+                for future in done:
+                    unit = futures.pop(future)
+                    fill()  # before the result is handed on: the freed worker starts at once
+                    yield unit, self._result(unit, future)
+            fill()
+
+    def _result(self, unit: Unit, future) -> TrialResult:
+        try:
+            result = TrialResult(**future.result())
+        except Exception as err:  # noqa: BLE001 - whatever ends a unit fails that unit only
+            result = TrialResult(status="failed", reason=one_line(err))
+        return self._ended(unit, result)
+
+    def _ended(self, unit: Unit, result: TrialResult) -> TrialResult:
+        if unit.proposal.job is None:
+            self.emit(SeedEnded(number=unit.number, seed=unit.proxy.seed, status=result.status,
+                                val_top1=result.val_top1))
+        return result
+
+    def _restart(self, futures: dict, suspects: list, solo_deaths: dict) -> Iterator[tuple[Unit, TrialResult]]:
+        """After a worker died: hand on what had finished, queue the lost units to run alone (a
+        unit that died alone is the culprit: once more, then it fails), start a fresh pool."""
+        wait(futures)  # a broken pool ends every future at once
+        alone = len(futures) == 1
+        lost = [(future, unit) for future, unit in futures.items() if isinstance(future.exception(), BrokenProcessPool)]
+        finished = [(future, unit) for future, unit in futures.items() if (future, unit) not in lost]
+        futures.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._start_pool()
+        again, failed = [], []
+        for _, unit in lost:
+            solo_deaths[id(unit)] = solo_deaths.get(id(unit), 0) + alone
+            (failed if solo_deaths[id(unit)] >= self.SOLO_TRIES else again).append(unit)
+        suspects[:0] = again
+        self.emit(WorkerDied(retried=tuple((u.number, u.proxy.seed) for u in again),
+                             failed=tuple((u.number, u.proxy.seed) for u in failed)))
+        for future, unit in finished:
+            yield unit, self._result(unit, future)
+        for unit in failed:
+            reason = (f"its worker process died each time it ran alone ({self.SOLO_TRIES} tries): killed from "
+                      "outside, such as by the system for memory, or crashed")
+            yield unit, self._ended(unit, TrialResult(status="failed", reason=reason))
 
     def _forward_events(self) -> None:
         import queue
