@@ -72,7 +72,7 @@ def trials_table(records, best=None) -> Table:
 
 def trial_time(record) -> str:
     """Training seconds this run spent on the trial, and how many seeds the cache served."""
-    if record.cached and record.cached >= len(record.seeds):
+    if record.all_cached:
         return "cached"
     return f"{record.seconds:.0f}" + (f" ({record.cached} cached)" if record.cached else "")
 

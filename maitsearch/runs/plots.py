@@ -62,12 +62,12 @@ def _label_points(ax, x: Sequence[float], y: Sequence[float], labels: Sequence[s
     placed: list = []
     for index in np.argsort(-np.asarray(y, dtype=float), kind="stable"):  # top first: its labels go above
         point = (x[index], y[index])
+        others = placed + markers  # its own marker too: the offsets clear a plain marker, not a star
         best = None  # (crowding, offset, box)
         for offset in _NEAR_OFFSETS + _FAR_OFFSETS:
             text = _annotate(ax, labels[index], point, offset, fontsize)
             box = text.get_window_extent(renderer).padded(2 * pixels)  # a gap between words
             text.remove()
-            others = placed + markers  # its own too: the offsets clear a plain marker, not a star
             crowding = sum(_overlap(box, other) for other in others) + _outside(box, frame)
             if best is None or crowding < best[0]:
                 best = (crowding, offset, box)

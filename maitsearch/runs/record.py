@@ -63,6 +63,11 @@ class TrialRecord:
     def test(self) -> float | None:
         return mean_std(self.test_top1)[0] if self.test_top1 else None
 
+    @property
+    def all_cached(self) -> bool:
+        """Every seed's result came from the trial cache: the trial cost this run nothing."""
+        return bool(self.seeds) and self.cached >= len(self.seeds)
+
     def normalized_als(self) -> list[list[float]] | None:
         """(L, H) ALS rescaled so that uniform attention is 0 and all attention inside the
         window is 1: (ALS - u) / (1 - u). None without ALS or without u."""

@@ -279,8 +279,7 @@ def _provenance(records) -> str:
     """Where the run's trials came from, counted over the whole run rather than the last
     session, so a report rewritten by a resume says what the one before it said."""
     reused = sum(record.duplicate_of is not None for record in records)
-    cached = sum(record.duplicate_of is None and bool(record.seeds) and record.cached >= len(record.seeds)
-                 for record in records)
+    cached = sum(record.duplicate_of is None and record.all_cached for record in records)
     return f"{len(records) - reused - cached} trained, {cached} from the trial cache, {reused} reused"
 
 
@@ -329,7 +328,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
         state = record.state + (f" (= trial {record.duplicate_of})" if record.duplicate_of is not None else "")
         lines.append(f"| {record.number} | {record.label} | `{placement}` | {record.spec.num_masked} | {state} | "
                      f"{format_mean_std(record.val_top1)} | {format_mean_std(record.test_top1)} | {als} | "
-                     f"{'cached' if record.cached >= len(record.seeds) > 0 else f'{record.seconds:.0f}'} |")
+                     f"{'cached' if record.all_cached else f'{record.seconds:.0f}'} |")
     lines.append("")
     lines += parts_section(records)
     shown = summary.answer or best

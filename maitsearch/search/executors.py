@@ -311,8 +311,9 @@ class PoolExecutor:
         unit that died alone is the culprit: once more, then it fails), start a fresh pool."""
         wait(futures)  # a broken pool ends every future at once
         alone = len(futures) == 1
-        lost = [(future, unit) for future, unit in futures.items() if isinstance(future.exception(), BrokenProcessPool)]
-        finished = [(future, unit) for future, unit in futures.items() if (future, unit) not in lost]
+        lost, finished = [], []
+        for future, unit in futures.items():
+            (lost if isinstance(future.exception(), BrokenProcessPool) else finished).append((future, unit))
         futures.clear()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._start_pool()
