@@ -207,6 +207,29 @@ def test_labels_of_a_tight_cluster_of_points_stay_apart_and_inside_the_frame():
         assert not any(box.contains(px, py) for px, py in markers), first
 
 
+def test_accuracy_points_are_named_by_step_numbered_where_a_step_repeats():
+    """A supernet retrains its top candidates in the order it ranked them: the figure numbers
+    them in trial order, and one that is a preset keeps its name; a short
+    sampled placement shows its compact form, a long one (24 layers) nothing, and a preset
+    Optuna enqueued its name."""
+    from maitsearch.runs.reading import _point_labels
+    from maitsearch.runs.record import TrialRecord
+    from maitsearch.spec import MaskSpec, preset
+
+    def record(number, step, spec):
+        return TrialRecord(number, step, spec, seeds=[0], val_top1=[0.9])
+
+    records = [record(0, "baseline", preset("none", 2, 3)),
+               record(1, "candidate", MaskSpec.from_compact("70", heads=3)),
+               record(2, "candidate", preset("all", 2, 3)),
+               record(3, "candidate", MaskSpec.from_compact("31", heads=3)),
+               record(4, "optuna", MaskSpec.from_compact("71", heads=3)),
+               record(5, "optuna", MaskSpec.from_compact("7" * 24, heads=3)),
+               record(6, "optuna", preset("sch1", 2, 3))]
+    assert _point_labels(records) == ["baseline none", "candidate 1", "candidate all", "candidate 2", "71",
+                                      "", "optuna sch1"]
+
+
 def test_report_names_baselines_and_its_reproduce_command_resumes(quick_results, tmp_path):
     import shlex
 

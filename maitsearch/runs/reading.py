@@ -6,6 +6,7 @@ YAML or a missing trials.csv is reported in ``Run.status`` / ``Run.problems`` in
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,7 +173,7 @@ class Run:
         best = self.best_record()
         return plots.accuracy_over_trials(
             [r.number for r in done], [r.top1 for r in done], [r.top1_std or 0.0 for r in done],
-            [_point_label(r) for r in done],
+            _point_labels(done),
             baseline.top1 if baseline else None, path or self.path / "accuracy.png",
             f"validation top-1 per trial, {self.name}", states=[r.state for r in done],
             chosen=best.number if best is not None else None)
@@ -269,13 +270,28 @@ def _spread(record: TrialRecord | None) -> float | None:
     return record.top1_std if record is not None and len(record.val_top1) > 1 else None
 
 
-def _point_label(record: TrialRecord) -> str:
-    """A strategy's step names the point; a sampled placement is named by its compact form only
-    while that is short enough not to run into its neighbours' (the table has them all)."""
-    if record.step != "optuna" or "preset" in record.spec.meta:
-        return record.label
-    compact = record.spec.compact()
-    return compact if len(compact) <= 12 else ""
+def _point_labels(records: list[TrialRecord]) -> list[str]:
+    """A strategy's step names the point, numbered in trial order where a step repeats (a
+    supernet's candidates, retrained in the order it ranked them); a sampled placement is named
+    by its compact form only while that is short enough not to run into its neighbours' (the
+    table has them all)."""
+    steps = Counter(record.label for record in records if not _sampled(record))
+    seen: Counter = Counter()
+    labels = []
+    for record in records:
+        if _sampled(record):
+            compact = record.spec.compact()
+            labels.append(compact if len(compact) <= 12 else "")
+        elif steps[record.label] > 1:
+            seen[record.label] += 1
+            labels.append(f"{record.label} {seen[record.label]}")
+        else:
+            labels.append(record.label)
+    return labels
+
+
+def _sampled(record: TrialRecord) -> bool:
+    return record.step == "optuna" and "preset" not in record.spec.meta
 
 
 def _figure_name(kind: str, trial: int | None) -> str:
