@@ -145,10 +145,18 @@ def test_a_second_strategy_reuses_the_baselines(quick_config, digits, tmp_path):
 
 @pytest.mark.slow
 def test_cache_list_and_clear(quick_config, digits, tmp_path):
-    config = quick_config.replace(strategy="presets", baselines=["none", "sch1"],
+    config = quick_config.replace(strategy="presets", baselines=["none", "sch1", "sch1"],  # the last: a repeat
                                   proxy=quick_config.proxy.replace(epochs=1), cache=str(tmp_path / "cache"))
-    run_search(config, results_root=tmp_path, name="r", data=digits)
+    run_search(config, results_root=tmp_path / "results", name="r", data=digits)
+    run_search(config, results_root=tmp_path / "results", name="again", data=digits)  # trains nothing: the
+    # cache has two seeds, and the repeat is the run's own second trial
     runner = CliRunner()
+    runs = runner.invoke(app, ["results", "--results", str(tmp_path / "results"), "--format", "csv"]).stdout
+    assert runs.splitlines()[0].split(",")[-2:] == ["all_cached", "status"]
+    assert {row.split(",")[0]: row.split(",")[-2] for row in runs.splitlines()[1:]} == {"again": "True", "r": "False"}
+    table = runner.invoke(app, ["results", "--results", str(tmp_path / "results")]).stdout
+    assert "cached" in next(line for line in table.splitlines() if "again" in line)
+    assert " min " in next(line for line in table.splitlines() if "│ r " in line)
     listed = runner.invoke(app, ["cache", "list", "--cache", str(tmp_path / "cache")])
     assert listed.exit_code == 0 and "2 entries" in listed.stdout
     assert "0000" in listed.stdout and "1111" in listed.stdout

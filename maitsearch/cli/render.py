@@ -211,7 +211,8 @@ def _pct(mean, std=None) -> str:
 
 
 def runs_table(frame, title: str) -> Table:
-    """The run list for humans: accuracies in % with their seed spread."""
+    """The run list for humans: accuracies in % with their seed spread; a run whose every seed
+    came from the trial cache trained nothing, so its time says so rather than 0.0 min."""
     import pandas as pd
 
     table = Table(title=title)
@@ -224,7 +225,7 @@ def runs_table(frame, title: str) -> Table:
         table.add_row(row.name, row.strategy, row.dataset, row.shape,
                       f"{row.trials} ({row.complete}/{row.failed}/{row.pruned})",
                       _pct(row.best_top1, row.best_top1_std), _pct(row.baseline_top1, row.baseline_top1_std), gain,
-                      f"{row.seconds / 60:.1f} min", row.status,
+                      "cached" if row.all_cached else f"{row.seconds / 60:.1f} min", row.status,
                       style=None if str(row.status).startswith("ok") else "yellow")
     return table
 

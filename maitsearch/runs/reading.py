@@ -27,7 +27,7 @@ TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "mas
 RUN_DTYPES = {"name": "string", "strategy": "string", "dataset": "string", "shape": "string", "trials": "int64",
               "complete": "int64", "failed": "int64", "pruned": "int64", "best_top1": "float64",
               "best_top1_std": "float64", "baseline_top1": "float64", "baseline_top1_std": "float64",
-              "gain": "float64", "seconds": "float64", "status": "string"}
+              "gain": "float64", "seconds": "float64", "all_cached": "bool", "status": "string"}
 BARS = " ▁▂▃▄▅▆▇█"
 
 
@@ -126,7 +126,13 @@ class Run:
                 "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
                 "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
                 "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
-                "seconds": seconds, "status": self.status}
+                "seconds": seconds, "all_cached": self.all_cached, "status": self.status}
+
+    @property
+    def all_cached(self) -> bool:
+        """Every result came from the trial cache: each trial's seeds, or (a repeated
+        placement) the trial it repeats. The run trained nothing."""
+        return bool(self.records) and all(r.all_cached or r.duplicate_of is not None for r in self.records)
 
     # ---- figures ---------------------------------------------------------------------------
     def plot_als(self, path: str | Path | None = None, trial: int | None = None) -> Path:
