@@ -72,6 +72,7 @@ def choice_message(value, allowed) -> str:
 
 
 def check_choice(what: str, value, allowed) -> None:
-    """``value`` is one of ``allowed``, else a ``ConfigError``: ``proxy.pool: unknown 'max'; choose one of ...``."""
+    """``value`` is one of ``allowed``, else a ``ConfigError``:
+    ``proxy.pool: unknown 'max'; choose one of ...``."""
     if value not in allowed:
         raise ConfigError(f"{what}: {choice_message(value, allowed)}")

@@ -1,7 +1,7 @@
 """The data layer: labelled images for proxies and full training (docs/DESIGN.md, section 6).
 
-- ``digits``: scikit-learn's handwritten digits and the tasks derived from them
-  (``digits-shift``, ``digits-small``, ``digits-canvas``, ``digits-mirror``, ``digits-cue``): embedded, no network.
+- ``digits``: scikit-learn's handwritten digits and the tasks derived from them (``digits-shift``,
+  ``digits-small``, ``digits-canvas``, ``digits-mirror``, ``digits-cue``): embedded, no network.
 - ``sources``: torchvision's named sets under ``--data-dir`` and ImageFolder trees.
 - ``images``: ``ImageData`` and the helpers every source shares.
 

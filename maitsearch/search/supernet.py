@@ -13,8 +13,8 @@ trained supernet, retrain the best few (docs/DESIGN.md, section 8).
 3. candidates: the ``top`` highest-scoring networks (on the Pareto front first when
                attention_cost is an objective; placements the output cannot tell apart are
                one network, ``network_key``) train from scratch with the run's seeds, beside
-               the other baselines and paired with them. best.yaml is the most accurate of them and the baselines;
-               answer.yaml is the supernet's own top pick.
+               the other baselines and paired with them. best.yaml is the most accurate of
+               them and the baselines; answer.yaml is the supernet's own top pick.
 4. fidelity:   Kendall's tau between scores and stand-alone means (``fidelity.py``) and the costs
                go to supernet.yaml, which the report shows.
 
@@ -447,10 +447,10 @@ def makespan(units: list[float], workers: int) -> float:
 def network_key(spec: MaskSpec, pool: str) -> str:
     """``spec.key()`` of the network ``spec`` makes. With a class token (``pool: token``) the
     classifier reads only the last block's class-token output, and the class token's own row is
-    never masked, so the last block's masks change neither the output nor any gradient (FINDINGS,
-    current default proxy, item 3): two placements that differ only there are one network. On the default
-    proxy a quarter of a search's distinct placements were such repeats, and its top three were
-    one network retrained three times."""
+    never masked, so the last block's masks change neither the output nor any gradient
+    (FINDINGS, current default proxy, item 3): two placements that differ only there are one
+    network. On the default proxy a quarter of a search's distinct placements were such
+    repeats, and its top three were one network retrained three times."""
     if pool == "token":
         spec = spec.unmasked_in([spec.layers - 1])
     return spec.key()
