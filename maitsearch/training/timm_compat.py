@@ -3,9 +3,9 @@
 Pillow 13 refuses ``ImageOps.posterize(image, 0)``, which timm's RandAugment (timm 1.0.31, and
 the main-branch train.py and auto_augment.py read at commit aa4b585) asks for at full
 magnitude: DeiT's ``rand-m9-mstd0.5-inc1`` draws it for about 2% of its posterize ops, and the
-training crashes there, timm's own train.py included. Where Pillow refuses, importing this module makes timm's posterize op keep zero bits
-as Pillow 12 did: a black image, which is what timm means (its policies note the black image).
-Elsewhere it changes nothing.
+training crashes there, timm's own train.py included. Where Pillow refuses, importing this
+module makes timm's posterize op keep zero bits as Pillow 12 did: a black image, which is what
+timm means (its policies note the black image). Elsewhere it changes nothing.
 
 The deit recipe imports it; timm's train.py can too: ``--device-modules maitsearch
 maitsearch.training.timm_compat`` (docs/GPU.md).
