@@ -167,7 +167,7 @@ class Run:
         if self.best is None:
             raise ValueError(f"run {self.name}: no best.yaml to plot")
         return plots.placement_heatmap(self.best, path or self.path / "placement.png",
-                                       f"chosen placement {self.best.compact()} of {self.name}")
+                                       f"chosen placement {self.best.label()} of {self.name}")
 
     def plot_accuracy(self, path: str | Path | None = None) -> Path:
         from . import plots
