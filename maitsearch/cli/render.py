@@ -211,8 +211,8 @@ def _pct(mean, std=None) -> str:
 
 
 def runs_table(frame, title: str) -> Table:
-    """The run list for humans: accuracies in % with their seed spread; a run whose every seed
-    came from the trial cache trained nothing, so its time says so rather than 0.0 min."""
+    """The run list for humans: accuracies in % with their seed spread; a run that took every
+    result from the trial cache (``Run.all_cached``) trained nothing, and its time says so."""
     import pandas as pd
 
     table = Table(title=title)
