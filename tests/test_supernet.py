@@ -363,6 +363,22 @@ def test_the_fidelity_figure_draws_placements_with_a_score_and_stand_alone_seeds
     assert not (tmp_path / "one.png").exists(), "one point shows no order"
 
 
+def test_results_plot_draws_the_fidelity_of_a_supernet_run_or_a_calibration(tmp_path):
+    """``results RUN --plot`` draws what the report drew: supernet.yaml's fidelity, else
+    calibration.yaml's (``calibrate --fidelity``), and says why not where it cannot."""
+    from maitsearch.runs.reading import Run
+
+    rows = [{"name": "none", "placement": "0000", "score": 0.90, "standalone": [0.94, 0.95]},
+            {"name": "sch1", "placement": "1111", "score": 0.95, "standalone": [0.96, 0.95, 0.97]}]
+    for part in ("supernet", "calibration"):
+        folder = tmp_path / part
+        figures = Run(folder, **{part: {"fidelity": {"rows": rows, "tau": None}}}).plot_all()
+        assert figures["fidelity"] == folder / "fidelity.png" and figures["fidelity"].exists(), part
+    one_point = Run(tmp_path / "one", supernet={"fidelity": {"rows": rows[:1], "tau": None}}).plot_all()
+    assert "two placements measured both ways" in one_point["fidelity"]
+    assert "fidelity" not in Run(tmp_path / "plain", calibration={"paired_noise": 0.005}).plot_all()
+
+
 @pytest.mark.slow
 def test_a_supernet_run_through_the_cli_and_its_resume(tmp_path):
     """The quick preset with --strategy supernet, end to end on the embedded digits; then the same

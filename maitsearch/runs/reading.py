@@ -48,6 +48,7 @@ class Run:
     best: MaskSpec | None = None
     answer: MaskSpec | None = None  # answer.yaml: the strategy's own answer, where it is not best.yaml
     calibration: dict | None = None
+    supernet: dict | None = None  # supernet.yaml: a supernet run's costs and ranking fidelity
     problems: list[str] = field(default_factory=list)
     status: str = "ok"
     transfer: dict | None = None  # a transfer study's transfer.yaml: the folder holds two runs, not trials
@@ -169,6 +170,15 @@ class Run:
         return plots.placement_heatmap(self.best, path or self.path / "placement.png",
                                        f"chosen placement {self.best.label()} of {self.name}")
 
+    def plot_fidelity(self, path: str | Path | None = None) -> Path:
+        from .report import fidelity_figure, run_fidelity
+
+        drawn = fidelity_figure(run_fidelity(self.supernet, self.calibration), path or self.path / "fidelity.png",
+                                self.name)
+        if drawn is None:
+            raise ValueError(f"run {self.name}: no supernet ranking fidelity with two placements measured both ways")
+        return drawn
+
     def plot_accuracy(self, path: str | Path | None = None) -> Path:
         from . import plots
 
@@ -251,6 +261,8 @@ class Run:
     def plot_all(self, trial: int | None = None) -> dict[str, Path | str]:
         """Every figure that the run's data allows; the value is the path, or why not. With a
         trial, its own figures (ALS, similarity to the baseline) beside the run's."""
+        from .report import run_fidelity
+
         out: dict[str, Path | str] = {}
         if trial is not None:
             self.record(trial)  # an unknown trial is the caller's error, not a skipped figure
@@ -262,6 +274,8 @@ class Run:
                 makers["alphas"] = self.plot_alphas
             if len((self.config.get("optuna") or {}).get("objectives", [])) > 1:
                 makers["pareto"] = self.plot_pareto
+            if run_fidelity(self.supernet, self.calibration):
+                makers["fidelity"] = self.plot_fidelity
             makers["similarity"] = self.plot_similarity
         for name, make in makers.items():
             try:
@@ -338,11 +352,13 @@ def load_run(path: str | Path) -> Run:
             run.answer = load_spec(path / "answer.yaml")
         except SpecError as err:
             run.problems.append(str(err))
-    if (path / "calibration.yaml").exists():
-        try:
-            run.calibration = yaml.safe_load((path / "calibration.yaml").read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            run.problems.append(f"{path / 'calibration.yaml'}: unreadable ({str(err).splitlines()[0]})")
+    for part in ("calibration", "supernet"):
+        file = path / f"{part}.yaml"
+        if file.exists():
+            try:
+                setattr(run, part, yaml.safe_load(file.read_text(encoding="utf-8")))
+            except yaml.YAMLError as err:
+                run.problems.append(f"{file}: unreadable ({str(err).splitlines()[0]})")
     missing_csv = run.records and not (path / "trials.csv").exists()
     if run.problems:
         run.status = f"damaged: {len(run.problems)} unreadable file(s)"

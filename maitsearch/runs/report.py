@@ -227,25 +227,32 @@ def fidelity_lines(fidelity: dict | None) -> list[str]:
     return lines + [""]
 
 
-def fidelity_figure(fidelity: dict | None, path: Path, run: str) -> None:
+def run_fidelity(supernet: dict | None, calibration: dict | None) -> dict | None:
+    """A run folder's ranking fidelity: a supernet run's own (supernet.yaml), else the one a
+    ``calibrate --fidelity`` measured (calibration.yaml)."""
+    return (supernet or {}).get("fidelity") or (calibration or {}).get("fidelity")
+
+
+def fidelity_figure(fidelity: dict | None, path: Path, run: str) -> Path | None:
     """Supernet score against stand-alone mean, one point per placement: where the supernet's
-    order departs from training's, the picture shows which placements it misjudges."""
+    order departs from training's, the picture shows which placements it misjudges. None where
+    fewer than two placements were measured both ways: one point shows no order."""
     from . import plots
 
     rows = [row for row in (fidelity or {}).get("rows") or []
             if row.get("score") is not None and row.get("standalone")]
     if len(rows) < 2:
-        return
+        return None
     names = [row["name"] for row in rows]
     alone = [mean_std(row["standalone"]) for row in rows]
     tau = "" if fidelity.get("tau") is None else f", Kendall's tau {fidelity['tau']:+.2f}"
-    plots.accuracy_scatter([row["score"] for row in rows], [0.0] * len(rows), [mean for mean, _ in alone],
-                           [std for _, std in alone], names, path,
-                           f"{run}: supernet score against stand-alone training{tau}",
-                           ("supernet score on held-out training images (%)", "stand-alone validation top-1 (%)"),
-                           pick=max(rows, key=lambda row: row["score"])["name"],
-                           best=names[max(range(len(rows)), key=lambda i: alone[i][0])],
-                           pick_label="the supernet's top score", best_label="the stand-alone best")
+    return plots.accuracy_scatter(
+        [row["score"] for row in rows], [0.0] * len(rows), [mean for mean, _ in alone], [std for _, std in alone],
+        names, path, f"{run}: supernet score against stand-alone training{tau}",
+        ("supernet score on held-out training images (%)", "stand-alone validation top-1 (%)"),
+        pick=max(rows, key=lambda row: row["score"])["name"],
+        best=names[max(range(len(rows)), key=lambda i: alone[i][0])],
+        pick_label="the supernet's top score", best_label="the stand-alone best")
 
 
 def supernet_section(data: dict) -> list[str]:
@@ -335,8 +342,7 @@ def write_report(store: RunStore, config: SearchConfig, summary) -> Path:
     if shown is not None and shown.normalized_als():
         plots.als_heatmap(shown.normalized_als(), shown.spec, store.path / "als.png",
                           plots.als_title(shown.number, shown.label, store.name))
-    fidelity_figure((supernet or {}).get("fidelity") or (own_calibration or {}).get("fidelity"),
-                    store.path / "fidelity.png", store.name)
+    fidelity_figure(run_fidelity(supernet, own_calibration), store.path / "fidelity.png", store.name)
     if summary.problems:
         lines += ["## Unreadable files", ""] + [f"- {problem}" for problem in summary.problems] + [""]
     lines += figures_section({name: store.path / f"{name}.png" for name in FIGURES})
