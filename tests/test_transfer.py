@@ -1,7 +1,9 @@
 """`maitsearch transfer`: rank agreement, regret and verdict on hand-made rankings; the train_copies
 data option; a prepared ImageFolder tree; and one real tiny study through the CLI."""
 
+import csv
 import importlib.util
+import io
 import json
 import math
 import subprocess
@@ -376,6 +378,10 @@ def test_a_real_tiny_study_through_the_cli_resumes_and_shares_the_trial_cache(tm
     listing = CliRunner().invoke(app, ["results", "--format", "csv"])
     rows = {line.split(",")[0]: line for line in listing.output.splitlines()[1:]}
     assert "transfer,digits -> digits" in rows["transfer-small"] and "ok: transfer study" in rows["transfer-small"]
+    study_row = next(row for row in csv.DictReader(io.StringIO(listing.output)) if row["name"] == "transfer-small")
+    assert study_row["trials"] == "4" and study_row["complete"] == "4"  # two placements on each side
+    assert float(study_row["seconds"]) > 0 and study_row["best_top1"] == ""  # trained once; two tasks, no one best
+    assert study_row["all_cached"] == "False"  # the first invocation trained both sides
     inside = CliRunner().invoke(app, ["results", "--results", str(folder), "--format", "csv"])
     assert sorted(line.split(",")[0] for line in inside.output.splitlines()[1:]) == ["proxy", "target"]
     shown = CliRunner().invoke(app, ["results", "transfer-small"])

@@ -52,6 +52,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     status: str = "ok"
     transfer: dict | None = None  # a transfer study's transfer.yaml: the folder holds two runs, not trials
+    parts: list[Run] = field(default_factory=list)  # a transfer study's proxy and target runs
 
     @property
     def name(self) -> str:
@@ -116,13 +117,16 @@ class Run:
                            strategy=self.config.get("strategy"))
 
     def summary(self) -> dict:
-        states = [r.state for r in self.records]
+        """The run's row in the run list. A transfer study counts the trials and time of its two
+        runs; its accuracies are on two tasks, so it shows none (its status gives the tau)."""
+        records = self.records + [record for part in self.parts for record in part.records]
+        states = [r.state for r in records]
         best, baseline = self.best_record(), self.baseline_record()
-        seconds = sum(r.seconds for r in self.records)
+        seconds = sum(r.seconds for r in records)
         config = self.config if self.transfer is None else (self.transfer.get("proxy") or {})
         return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
                 "shape": f"{config.get('layers', '?')}x{config.get('heads', '?')}",
-                "trials": len(self.records), "complete": states.count("complete"),
+                "trials": len(records), "complete": states.count("complete"),
                 "failed": sum(states.count(s) for s in FAILED_STATES), "pruned": states.count("pruned"),
                 "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
                 "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
@@ -133,6 +137,8 @@ class Run:
     def all_cached(self) -> bool:
         """Every result came from the trial cache: each trial's seeds, or (a repeated
         placement) the trial it repeats. The run trained nothing."""
+        if self.parts:
+            return all(part.all_cached for part in self.parts)
         return bool(self.records) and all(r.all_cached or r.duplicate_of is not None for r in self.records)
 
     # ---- figures ---------------------------------------------------------------------------
@@ -377,6 +383,7 @@ def _transfer_folder(run: Run) -> Run:
     if run.transfer is None:
         run.status = f"damaged: {run.path / 'transfer.yaml'} unreadable"
         return run
+    run.parts = [load_run(run.path / side) for side in ("proxy", "target") if (run.path / side).is_dir()]
     tau = run.transfer.get("kendall_tau")
     run.status = (f"ok: transfer study, tau {'-' if tau is None else f'{tau:+.2f}'}; its runs: "
                   f"--results {run.path}")
