@@ -256,7 +256,7 @@ class PoolExecutor:
         taken, so nothing queued here is held back from another run's idle worker."""
         queue, futures = iter(units), {}
         suspects: list[Unit] = []  # lost when a worker died; each runs alone until it ends
-        solo_deaths: dict[int, int] = {}
+        solo_deaths: dict[tuple[int, int], int] = {}  # by (index, seed_index), the runner's name for a unit
 
         def submit_one() -> bool:
             if suspects:
@@ -319,8 +319,9 @@ class PoolExecutor:
         self.pool = self._start_pool()
         again, failed = [], []
         for _, unit in lost:
-            solo_deaths[id(unit)] = solo_deaths.get(id(unit), 0) + alone
-            (failed if solo_deaths[id(unit)] >= self.SOLO_TRIES else again).append(unit)
+            key = (unit.index, unit.seed_index)
+            solo_deaths[key] = solo_deaths.get(key, 0) + alone
+            (failed if solo_deaths[key] >= self.SOLO_TRIES else again).append(unit)
         suspects[:0] = again
         self.emit(WorkerDied(retried=tuple((u.number, u.proxy.seed) for u in again),
                              failed=tuple((u.number, u.proxy.seed) for u in failed)))
