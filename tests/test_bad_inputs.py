@@ -43,6 +43,15 @@ def test_bad_run_names(name, tmp_path):
         RunStore(tmp_path, name)
 
 
+def test_results_for_a_run_that_is_not_there_says_where_it_looked(tmp_path):
+    missing = tmp_path / "elsewhere"
+    assert one_line_error(["results", "nosuch", "--results", missing]) == (
+        f"error: no run 'nosuch': no folder {missing} here (--results names where run folders live)")
+    (tmp_path / "other").mkdir()
+    assert one_line_error(["results", "nosuch", "--results", tmp_path]) == (
+        f"error: no run 'nosuch' under {tmp_path} (`maitsearch results --results {tmp_path}` lists them)")
+
+
 @pytest.mark.parametrize("storage,expected", [
     ("mongodb://user:pw@db/x", "--storage mongodb://user:***@db/x: unsupported storage; use journal:PATH"),
     ("journal:/no/such/folder/study.log", "--storage journal:/no/such/folder/study.log: folder /no/such/folder does not exist"),
