@@ -2,7 +2,7 @@
 and 896 px, batch 1 and 8, in PyTorch eager and in onnxruntime, side by side in one run.
 
     python benchmarks/inference.py [--threads 2] [--repeats 5] [--quick]
-    python benchmarks/inference.py --crossover      # re-time the band kernel's token threshold
+    python benchmarks/inference.py --crossover [--threads 1]   # re-time the band kernel's token threshold
 
 Every model is exported to ONNX (the dynamo exporter, as ``maitsearch export --onnx`` does) and
 checked in onnxruntime against PyTorch (max abs difference, top-1 agreement on the batch). Each
@@ -91,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="224,448,896")
     parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and onnxruntime intra-op threads (2; --crossover: 1)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=6,
                         help="more timings of DeiT against Sch.2 at the smallest size, whose target is within noise")
@@ -100,7 +101,8 @@ def main() -> None:
     parser.add_argument("--crossover", action="store_true", help="time one layer, dense against band, and exit")
     args = parser.parse_args()
     if args.crossover:
-        return crossover(args.threads if args.threads != 2 else 1)
+        return crossover(args.threads or 1)
+    args.threads = args.threads or 2
     if args.quick:
         args.sizes, args.depth, args.repeats, args.rounds = "64,96", 2, 1, 1
     torch.set_num_threads(args.threads)
