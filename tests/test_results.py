@@ -42,6 +42,8 @@ def test_trials_table_matches_the_run(quick_results):
     assert run.best is not None and run.best.masks == summaries["als"].best.spec.masks
     output = cli("results", "quick-als", "--results", root).stdout
     assert "ALS, trial" in output and "placement" in output
+    by_folder = cli("results", root / "quick-als", "--results", root / "no-such-folder").stdout
+    assert by_folder == output, "a run named by its folder is read from there, whatever --results says"
 
 
 @pytest.mark.parametrize("listing", [False, True])

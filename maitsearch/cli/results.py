@@ -28,9 +28,9 @@ def open_run(name: str, root: Path, storage: Optional[str]):
         except Exception as err:  # noqa: BLE001 - Optuna's own errors, e.g. no such study in that storage
             fail(f"error: --storage {redact(storage)}: {redact(str(err).splitlines()[0])}")
     path = Path(name) if Path(name).is_dir() else root / name
-    if not root.is_dir():
-        fail(f"error: no run {name!r}: no folder {root} here (--results names where run folders live)")
     if not path.is_dir():
+        if not root.is_dir():
+            fail(f"error: no run {name!r}: no folder {root} here (--results names where run folders live)")
         fail(f"error: no run {name!r} under {root} (`maitsearch results --results {root}` lists them)")
     return load_run(path)
 
