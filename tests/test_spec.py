@@ -165,3 +165,22 @@ def test_python_tag_is_never_executed(tmp_path):
     with pytest.raises(SpecError, match="tag not allowed"):
         parse_spec(text)
     assert not marker.exists()
+
+
+def test_cli_spec_show_takes_compact_text_with_its_head_count(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from maitsearch.cli import app
+
+    runner = CliRunner()
+    path = MaskSpec.from_compact("333311111100", 3).save(tmp_path / "sch2.yaml")
+    from_file = runner.invoke(app, ["spec", "show", str(path)])
+    from_text = runner.invoke(app, ["spec", "show", "333311111100@3x3:paper", "--heads", "3"])
+    assert from_file.exit_code == from_text.exit_code == 0, from_text.output
+    assert from_text.stdout == from_file.stdout
+    bare = runner.invoke(app, ["spec", "show", "333311111100"])
+    assert bare.exit_code == 2 and bare.stderr == "error: 333311111100: compact text holds no head count; give --heads\n"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "31").write_text(preset("all", 2, 2).to_yaml())  # a file that looks like compact text is a file
+    shown = runner.invoke(app, ["spec", "show", "31", "--heads", "2"])
+    assert shown.exit_code == 0 and "compact         33" in shown.stdout, shown.output

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import ConfigError
 from .app import als_fits, check_output_path, console, err_console, parse_window, spec_app
 
 
@@ -32,12 +33,21 @@ def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML file
 
 
 @spec_app.command("show")
-def spec_show(file: Path = typer.Argument(..., help="A mask spec YAML file.")) -> None:
+def spec_show(
+        file: str = typer.Argument(..., help="A mask spec YAML file, or compact text (777711@3x3:paper) with --heads."),
+        heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1,
+                                            help="Heads per layer, which compact text does not hold."),
+) -> None:
     """Pretty-print a spec with its placement grid (and ALS, when the spec carries it)."""
-    from ..spec import load_spec, normalize_als
+    from ..spec import is_compact_text, load_spec, normalize_als, parse_compact_text
     from .render import placement_grid, spec_summary
 
-    spec = load_spec(file)
+    if not Path(file).exists() and is_compact_text(file):
+        if heads is None:
+            raise ConfigError(f"{file}: compact text holds no head count; give --heads")
+        spec = parse_compact_text(file, heads)
+    else:
+        spec = load_spec(file)
     console.print(spec_summary(spec))
     als, uniform = spec.meta.get("als"), spec.meta.get("als_uniform")
     if als_fits(als, spec) and isinstance(uniform, (int, float)):
