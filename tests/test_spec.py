@@ -181,6 +181,6 @@ def test_cli_spec_show_takes_compact_text_with_its_head_count(tmp_path, monkeypa
     bare = runner.invoke(app, ["spec", "show", "333311111100"])
     assert bare.exit_code == 2 and bare.stderr == "error: 333311111100: compact text holds no head count; give --heads\n"
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "31").write_text(preset("all", 2, 2).to_yaml())  # a file that looks like compact text is a file
+    (tmp_path / "31").write_text(preset("all", 2, 2).to_yaml())  # compact text is never a path, as for --spec
     shown = runner.invoke(app, ["spec", "show", "31", "--heads", "2"])
-    assert shown.exit_code == 0 and "compact         33" in shown.stdout, shown.output
+    assert shown.exit_code == 0 and "compact         31" in shown.stdout, shown.output

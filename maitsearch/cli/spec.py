@@ -42,7 +42,7 @@ def spec_show(
     from ..spec import is_compact_text, load_spec, normalize_als, parse_compact_text
     from .render import placement_grid, spec_summary
 
-    if not Path(file).exists() and is_compact_text(file):
+    if is_compact_text(file):  # never a path, as everywhere a spec is named (model.mait.resolve_spec)
         if heads is None:
             raise ConfigError(f"{file}: compact text holds no head count; give --heads")
         spec = parse_compact_text(file, heads)
