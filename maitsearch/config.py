@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, check_field_types
 
 
 
@@ -123,7 +123,7 @@ class OptunaSettings:
     pruner: str = "median"  # median | hyperband | none: per-epoch validation accuracy feeds it
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])  # add attention_cost for a Pareto front
     storage: str | None = None  # None: the run's own study.db (study.journal for several workers)
-    warm_start: list[str] = field(default_factory=lambda: ["sch1", "sch2", "none"])  # enqueued first
+    warm_start: list[str] = field(default_factory=lambda: ["sch1", "sch2", "none"])  # enqueued first; as baselines
     heartbeat_interval: int = 20  # seconds between a running trial's heartbeats
     grace_period: int = 60  # a trial silent this long belongs to a dead worker: failed and retried once
     # attention_cost's patch grid, rows and cols (or one side): the deployed model's, where the
@@ -219,7 +219,8 @@ class SearchConfig:
     semantics: str = "paper"
     seeds: int = 3  # every placement is trained with seeds 0..seeds-1 and ranked by the mean
     trials: int = 20  # optuna: trials in the study, counted over all workers
-    # presets trained alongside, with the same seeds; name@RxC sets a preset's own window
+    # placements trained alongside, with the same seeds: presets (name@RxC sets a preset's own
+    # window), spec files or compact text (3310, as tables print a placement)
     baselines: list[str] = field(default_factory=lambda: ["none", "sch1"])
     jobs: int = 0  # trials trained at once here, one process each; 0 = one per GPU or free core (launch.py)
     max_failures: int = 3  # failed trials tolerated before the search stops
@@ -248,13 +249,15 @@ _SECTIONS = {"proxy": ProxyConfig, "als": AlsSettings, "optuna": OptunaSettings,
 
 
 def _build(cls, data, where: str):
-    """``cls(**data)`` for a dataclass, refusing keys it does not have with one clear line."""
+    """``cls(**data)`` for a dataclass, refusing keys it does not have and values of the wrong
+    type with one clear line."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of fields")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    check_field_types(cls, data, where)
     try:
         return cls(**data)
     except TypeError as err:

@@ -7,6 +7,9 @@ The subclasses also derive from the builtin a caller would expect (``ValueError`
 
 from __future__ import annotations
 
+import types
+import typing
+
 
 class MaitsearchError(Exception):
     """A problem the user can fix; ``str(err)`` is one line saying what and where."""
@@ -76,3 +79,47 @@ def check_choice(what: str, value, allowed) -> None:
     ``proxy.pool: unknown 'max'; choose one of ...``."""
     if value not in allowed:
         raise ConfigError(f"{what}: {choice_message(value, allowed)}")
+
+
+_KINDS = {bool: ("true or false", "true/false values"), int: ("a whole number", "whole numbers"),
+          float: ("a number", "numbers"), str: ("a string", "strings"), type(None): ("null", "nulls")}
+
+
+def check_field_types(cls, data: dict, where: str) -> None:
+    """Each value in ``data`` (a YAML's fields for the dataclass ``cls``) has its field's
+    annotated type, else a ``ConfigError`` such as ``x.yaml: proxy: lr: expected a number, got
+    'fast'``: a wrong type is caught where it was written, not as a traceback deep in a run."""
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if not _fits(value, hints[name]):
+            numeric_text = isinstance(value, str) and _fits(0.5, hints[name]) and _parses_as_number(value)
+            raise ConfigError(f"{where}: {name}: expected {_kind(hints[name])}, got {value!r}"
+                              + (" (YAML reads 1e-3 as text: write 0.001 or 1.0e-3)" if numeric_text else ""))
+
+
+def _fits(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is list:
+        return isinstance(value, list) and all(_fits(item, typing.get_args(hint)[0]) for item in value)
+    if hint in (int, float):  # YAML's 2 is a fine float; true is no number
+        return isinstance(value, (int, hint)) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _kind(hint, plural: bool = False) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(arg, plural) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return f"a list of {_kind(typing.get_args(hint)[0], plural=True)}"
+    names = _KINDS.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)
+    return names[plural]
+
+
+def _parses_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -279,14 +279,16 @@ def is_compact_text(text: str) -> bool:
     return bool(COMPACT_TEXT.match(text.strip()))
 
 
-def parse_compact_text(text: str, heads: int) -> MaskSpec:
-    """A spec from its compact text form (``COMPACT_TEXT``) for a model with ``heads`` heads."""
+def parse_compact_text(text: str, heads: int, *, window: Sequence[int] = (3, 3), semantics: str = "paper") -> MaskSpec:
+    """A spec from its compact text form (``COMPACT_TEXT``) for a model with ``heads`` heads;
+    ``window`` and ``semantics`` where the text names none (a search passes its own, as it does
+    for presets)."""
     match = COMPACT_TEXT.match(text.strip())
     if match is None:
         raise SpecError(None, None, "compact", f"expected hex digits per layer, then optionally @ROWSxCOLS and "
                                                f":paper or :local (31@3x3:paper), got {text!r}")
-    window = (int(match["rows"]), int(match["cols"])) if match["rows"] else (3, 3)
-    return MaskSpec.from_compact(match["bits"], heads, window=window, semantics=match["semantics"] or "paper")
+    window = (int(match["rows"]), int(match["cols"])) if match["rows"] else tuple(window)
+    return MaskSpec.from_compact(match["bits"], heads, window=window, semantics=match["semantics"] or semantics)
 
 
 def compact_text(spec: MaskSpec) -> str | None:

@@ -136,7 +136,8 @@ def test_bad_config_preset(tmp_path):
 
 def test_bad_baseline_placements(tmp_path):
     line = one_line_error(["run", "--config", "quick", "--baselines", "none,sch9", "--results", tmp_path])
-    assert line == "error: preset: unknown 'sch9'; choose one of none, sch1, sch2, sch3, all, random"
+    assert line == ("error: placement sch9: not a preset (none, sch1, sch2, sch3, all, random), a spec file "
+                    "(NAME.yaml) or compact head bits (sch1 is 1111)")
     missing = tmp_path / "gone.yaml"
     line = one_line_error(["run", "--config", "quick", "--baselines", missing, "--results", tmp_path])
     assert line == f"error: {missing}: file: no such file"
@@ -204,7 +205,7 @@ FIRST_HOUR = {
     "strategy": (["run", "--config", "quick", "--strategy", "bogus"], "error: strategy: unknown 'bogus'; choose one of als, optuna, presets, soft, supernet"),
     "even window": (["run", "--config", "quick", "--window", "4x4"], "error: window: window sizes must be odd"),
     "semantics": (["run", "--config", "quick", "--semantics", "foo"], "error: semantics: must be one of paper, local"),
-    "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: preset: unknown 'sch9'"),
+    "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: placement sch9: not a preset"),
     "space": (["run", "--config", "quick", "--strategy", "optuna", "--space", "weird"], "error: optuna.space: unknown"),
     "sampler": (["run", "--config", "quick", "--strategy", "optuna", "--sampler", "nope"], "error: optuna.sampler: unknown"),
     "supernet sampler": (["run", "--config", "quick", "--strategy", "supernet", "--sampler", "gp"],

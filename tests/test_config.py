@@ -9,6 +9,7 @@ import yaml
 from maitsearch.cli.run import build_config
 from maitsearch.config import (ProxyConfig, SearchConfig, config_from_dict, load_config, preset_names,
                                resolve_config_path)
+from maitsearch.errors import ConfigError
 
 
 def test_default_preset_is_the_built_in_default():
@@ -53,6 +54,32 @@ def test_a_task_brings_its_own_image_and_patch_size():
 def test_unknown_or_misshapen_keys_are_refused(data, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         config_from_dict(data, where="x.yaml")
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"baselines": "none"}, "x.yaml: baselines: expected a list of strings, got 'none'"),
+    ({"baselines": ["none", 31]}, "x.yaml: baselines: expected a list of strings, got ['none', 31]"),
+    ({"window": 3}, "x.yaml: window: expected a list of whole numbers, got 3"),
+    ({"layers": 2.5}, "x.yaml: layers: expected a whole number, got 2.5"),
+    ({"seeds": True}, "x.yaml: seeds: expected a whole number, got True"),
+    ({"keep_checkpoints": "maybe"}, "x.yaml: keep_checkpoints: expected true or false, got 'maybe'"),
+    ({"cache": 5}, "x.yaml: cache: expected a string or null, got 5"),
+    ({"proxy": {"lr": "fast"}}, "x.yaml: proxy: lr: expected a number, got 'fast'"),
+    ({"proxy": {"lr": "5e-4"}}, "x.yaml: proxy: lr: expected a number, got '5e-4' (YAML reads 1e-3 as text: "
+                                "write 0.001 or 1.0e-3)"),
+    ({"optuna": {"cost_grid": "14"}}, "x.yaml: optuna: cost_grid: expected a list of whole numbers or a whole "
+                                      "number or null, got '14'"),
+])
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_field(data, message):
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data, where="x.yaml")
+    assert str(caught.value) == message
+
+
+def test_numbers_and_nulls_are_taken_where_the_field_allows_them():
+    config = config_from_dict({"proxy": {"lr": 1, "layer_scale": None}, "optuna": {"cost_grid": [14, 14]},
+                               "supernet": {"epochs": None}}, where="x.yaml")
+    assert (config.proxy.lr, config.proxy.layer_scale, config.optuna.cost_grid) == (1, None, [14, 14])
 
 
 def test_proxy_follows_the_search_shape():

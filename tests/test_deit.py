@@ -147,7 +147,7 @@ def test_train_reads_its_own_config_back_and_flags_override_it(tmp_path):
         f"error: {tmp_path / 'bad.yaml'}: unknown setting(s) mixpu (did you mean mixup?); see maitsearch train --help"]
     (tmp_path / "bad.yaml").write_text("epochs: ten\n")
     result = runner.invoke(app, ["train", "-c", str(tmp_path / "bad.yaml"), "--spec", str(spec)])
-    assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.yaml'}: epochs: 'ten': expected int"]
+    assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.yaml'}: epochs: expected a whole number, got 'ten'"]
 
 
 def test_a_resume_with_another_process_count_is_one_line(tmp_path):

@@ -308,6 +308,24 @@ def test_presets_strategy_retrains_a_spec_file_with_the_runs_seeds(tmp_path):
         PresetsStrategy(config.replace(layers=6)).ask()
 
 
+def test_presets_strategy_trains_compact_text_as_tables_print_it():
+    from maitsearch.search.presets import PresetsStrategy
+
+    # a hand-worked placement: 0x3 = heads 0 and 1, 0x4 = head 2, 0x0 = none, 0x7 = all three
+    config = SearchConfig(strategy="presets", layers=4, heads=3, window=[3, 5], semantics="local",
+                          baselines=["3407", "3407@5x5:paper", "sch2"])
+    as_written, own_window, sch2 = PresetsStrategy(config).ask()
+    assert as_written.spec.masks == ((0, 1), (2,), (), (0, 1, 2)) and as_written.step == "3407"
+    assert (as_written.spec.window, as_written.spec.semantics) == ((3, 5), "local"), "the run's, as for a preset"
+    assert (own_window.spec.window, own_window.spec.semantics) == ((5, 5), "paper")
+    assert sch2.spec.masks == ((0, 1), (0,), (0,), ()) and sch2.key() != as_written.key()
+    with pytest.raises(ConfigError, match=r"^placement 340: head bits for 3 layers, the run has 4$"):
+        PresetsStrategy(config.replace(baselines=["340"])).ask()
+    with pytest.raises(ConfigError, match=r"^placement sch: not a preset \(none, sch1, sch2, sch3, all, random\), "
+                                          r"a spec file \(NAME.yaml\) or compact head bits \(sch1 is 1111\)$"):
+        PresetsStrategy(config.replace(baselines=["sch"])).ask()
+
+
 @pytest.mark.slow
 def test_parallel_jobs_give_the_serial_results(quick_config, digits, tmp_path):
     """Two worker processes, one thread each: the same per-seed numbers as training in-process

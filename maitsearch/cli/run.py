@@ -85,7 +85,8 @@ def run_command(
         keep_checkpoints: Optional[bool] = typer.Option(None, "--keep-checkpoints", help="Save each trial's "
                                                         "first-seed weights (for similarity plots)."),
         baselines: Optional[str] = typer.Option(None, help="Placements trained alongside: presets (none,sch1,"
-                                                           "sch2@3x5) or spec YAML files ('' for none)."),
+                                                           "sch2@3x5), spec YAML files or compact text (3310) "
+                                                           "('' for none)."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,
         data_dir: Optional[str] = DATA_DIR,
@@ -119,7 +120,7 @@ def confirm_command(
         first_seed: Optional[int] = typer.Option(None, min=0, help="First fresh seed (default: the one after the "
                                                                    "run's own); runs confirmed on one share them."),
         also: Optional[str] = typer.Option(None, help="More placements to retrain beside the run's baselines: "
-                                                      "presets or spec files, e.g. sch2,all."),
+                                                      "presets, spec files or compact text, e.g. sch2,all."),
         jobs: Optional[int] = typer.Option(None, min=1, help="Trials trained at once on this machine."),
         results: Path = RESULTS,
         cache: Optional[str] = CACHE,

@@ -18,7 +18,7 @@ from ..config import SearchConfig
 from ..errors import ConfigError
 from ..events import EventFn, ignore
 from ..runs import TrialRecord
-from ..spec import MaskSpec, load_spec, named_preset
+from ..spec import PRESETS, MaskSpec, is_compact_text, load_spec, named_preset, parse_compact_text
 
 
 class Job(abc.ABC):
@@ -113,12 +113,23 @@ class Strategy(abc.ABC):
 
     # helpers for subclasses
     def spec_of(self, name: str) -> MaskSpec:
-        """A preset by name (``sch1@3x5`` gives it its own window instead of the run's), or a mask
-        spec YAML file, such as another run's ``best.yaml``, to train it with this run's seeds."""
+        """A preset by name (``sch1@3x5`` gives it its own window instead of the run's), a mask
+        spec YAML file, such as another run's ``best.yaml``, or compact text as tables print a
+        placement (``777771117177111110101001``), to train it with this run's seeds."""
         if name.endswith((".yaml", ".yml")):
             return self._spec_file(Path(name))
-        return named_preset(name, self.config.layers, self.config.heads, window=tuple(self.config.window),
-                            semantics=self.config.semantics)
+        own = {"window": tuple(self.config.window), "semantics": self.config.semantics}
+        if is_compact_text(name):
+            spec = parse_compact_text(name, self.config.heads, **own)
+            if spec.layers != self.config.layers:
+                raise ConfigError(f"placement {name}: head bits for {spec.layers} layers, the run has "
+                                  f"{self.config.layers}")
+            return spec.with_meta(preset=name)
+        if name.partition("@")[0] not in PRESETS:
+            sch1 = named_preset("sch1", self.config.layers, self.config.heads).compact()
+            raise ConfigError(f"placement {name}: not a preset ({', '.join(PRESETS)}), a spec file (NAME.yaml) "
+                              f"or compact head bits (sch1 is {sch1})")
+        return named_preset(name, self.config.layers, self.config.heads, **own)
 
     def _spec_file(self, path: Path) -> MaskSpec:
         spec = load_spec(path)

@@ -27,9 +27,9 @@ MIN_SEEDS = 3
 def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None, *, first_seed: int | None = None,
                         also: tuple[str, ...] = ()) -> SearchConfig:
     """A presets config for ``store``'s run: its baselines and the placements ``also`` names
-    (presets or spec files), then its ``top`` most accurate other placements and its answer.yaml
-    (as trial files), each on ``seeds`` seeds (default: the run's, at least 3) from
-    ``first_seed`` (default: the seed after the run's own). Several runs confirmed on one
+    (presets, spec files or compact text), then its ``top`` most accurate other placements and
+    its answer.yaml (as trial files), each on ``seeds`` seeds (default: the run's, at least 3)
+    from ``first_seed`` (default: the seed after the run's own). Several runs confirmed on one
     ``first_seed`` share their fresh seeds, so their answers compare paired, baselines once."""
     if not store.exists():
         raise ConfigError(f"confirm {store.name}: no run folder at {store.path}")

@@ -6,8 +6,8 @@ from .base import Proposal, Strategy
 
 
 class PresetsStrategy(Strategy):
-    """No search: train the placements in ``baselines`` (presets or spec files; the paper's tables
-    are such comparisons) and answer with the most accurate."""
+    """No search: train the placements in ``baselines`` (presets, spec files or compact text;
+    the paper's tables are such comparisons) and answer with the most accurate."""
 
     name = "presets"
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError, check_choice, check_field_types
 
 RECIPES = ("light", "deit")
 WARMUP_EPOCHS = {"light": 1.0, "deit": 5.0}  # the recipe's own when --warmup-epochs is not given
@@ -216,9 +216,6 @@ def check_model_name(name: str) -> None:
 
 
 # ---- reading a config.yaml back (train -c) -----------------------------------------------------
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "None": type(None)}
-
-
 def read_train_config(path: str | Path) -> dict:
     """The settings a ``config.yaml`` holds, checked key by key: an unknown key or a value of the
     wrong type is one line naming the file, as timm's ``-c`` would take it but strict."""
@@ -239,15 +236,8 @@ def read_train_config(path: str | Path) -> dict:
         close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}"
                           + (f" (did you mean {close[0]}?)" if close else "") + "; see maitsearch train --help")
-    for name, value in data.items():
-        allowed = tuple(t for part in str(FIELDS[name].type).split("|") for t in _flatten(_TYPES[part.strip()]))
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise ConfigError(f"{path}: {name}: {value!r}: expected {FIELDS[name].type}")
+    check_field_types(TrainConfig, data, str(path))
     return data
-
-
-def _flatten(kind) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
 
 
 # ---- the deit recipe's parts, each from timm ------------------------------------------------------
