@@ -52,6 +52,12 @@ def test_results_for_a_run_that_is_not_there_says_where_it_looked(tmp_path):
         f"error: no run 'nosuch' under {tmp_path} (`maitsearch results --results {tmp_path}` lists them)")
 
 
+@pytest.mark.parametrize("flag", ["--sort", "--strategy", "--dataset"])
+def test_list_options_with_runs_named_are_refused_not_ignored(flag, tmp_path):
+    assert one_line_error(["results", "some-run", flag, "als", "--results", tmp_path]) == (
+        f"error: {flag}: sorts or filters the list of runs; leave out the run names to list them")
+
+
 @pytest.mark.parametrize("storage,expected", [
     ("mongodb://user:pw@db/x", "--storage mongodb://user:***@db/x: unsupported storage; use journal:PATH"),
     ("journal:/no/such/folder/study.log", "--storage journal:/no/such/folder/study.log: folder /no/such/folder does not exist"),
@@ -143,6 +149,27 @@ def test_bad_baseline_placements(tmp_path):
     assert line == f"error: {missing}: file: no such file"
 
 
+def test_a_cache_folder_from_the_environment_that_takes_no_files_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAITSEARCH_CACHE", "/proc/nope")
+    line = one_line_error(["run", "--config", "quick", "--results", tmp_path / "results"])
+    assert line == "error: $MAITSEARCH_CACHE /proc/nope: cannot create folders in /proc (No such file or directory)"
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("torn,expected", [("model.safetensors", "not a readable safetensors file ("),
+                                            ("config.json", "not valid JSON (")])
+def test_a_trained_folder_with_a_torn_file_costs_one_line_naming_it(torn, expected, tmp_path):
+    import timm
+
+    from maitsearch.model.export import save_pretrained
+
+    folder = tmp_path / "trained"
+    save_pretrained(timm.create_model("mait_xtiny_patch16_224", mask_spec="sch1", depth=1, img_size=32), folder)
+    (folder / torn).write_text("{torn")
+    line = one_line_error(["export", folder, "--save-dir", tmp_path / "out"])
+    assert line.startswith(f"error: {folder / torn}: {expected}"), line
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
@@ -151,11 +178,21 @@ class Payload:
 def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": {}, "epoch": 1, "evil": Payload()}, path)
-    with pytest.raises(ResumeError, match="refusing .*checkpoint.pt: it is not a plain tensor checkpoint"):
+    with pytest.raises(ResumeError, match="checkpoint.pt: refused: not a checkpoint of plain tensors"):
         load_checkpoint(path)
     spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
     line = one_line_error(["train", "--spec", spec, "--out", tmp_path, "--resume"])
-    assert line.startswith("error: --resume: refusing ") and "pwned" not in line
+    assert line.startswith(f"error: --resume {path}: refused: ") and "pwned" not in line
+
+
+@pytest.mark.parametrize("name,expected", [("w.pt", "refused: not a checkpoint of plain tensors (torch.load: "),
+                                           ("w.safetensors", "not a readable safetensors file (")])
+def test_weights_that_cannot_be_read_cost_one_line_naming_them(name, expected, tmp_path):
+    junk = tmp_path / name
+    junk.write_text("not weights\n")
+    line = one_line_error(["export", "--spec", "sch2", "--weights", junk, "--save-dir", tmp_path / "out"])
+    assert line.startswith(f"error: --weights {junk}: {expected}"), line
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("url,shown", [
@@ -196,6 +233,7 @@ FIRST_HOUR = {
                         "error: --kernel flex: FlexAttention trains on CUDA only (torch has no cpu backward for it)"),
     "unknown kernel": (["train", "--kernel", "fast", "--spec", SPEC_FILE], "error: --kernel: unknown 'fast'"),
     "results in /proc": (["run", "--config", "quick", "--results", "/proc/nope"], "error: --results /proc/nope: cannot"),
+    "cache in /proc": (["run", "--config", "quick", "--cache", "/proc/nope"], "error: --cache /proc/nope: cannot"),
     "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],
                                      "error: --data-dir data: no such directory for cifar10"),
     "budgets not numbers": (["calibrate", "--budgets", "a,b"], "error: --budgets 'a,b': expected whole multiples"),

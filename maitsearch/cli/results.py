@@ -92,6 +92,9 @@ def results_command(
         else:
             emit_frame(frame, fmt, f"runs in {results}")
         return
+    ignored = [flag for flag, value in (("--sort", sort), ("--strategy", strategy), ("--dataset", dataset)) if value]
+    if ignored:
+        fail(f"error: {ignored[0]}: sorts or filters the list of runs; leave out the run names to list them")
     if (trial is not None or plot) and len(runs) != 1:
         fail(f"error: {'--trial' if trial is not None else '--plot'}: name exactly one run (figures are drawn per run)")
     opened = [open_run(name, results, storage) for name in runs]

@@ -68,6 +68,15 @@ def save_pretrained(model: torch.nn.Module, folder: str | Path, *, mean: Sequenc
     return folder / WEIGHTS
 
 
+def read_safetensors(path: Path, named: str) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a torn or foreign file is one line naming ``named``."""
+    safetensors = require("safetensors.torch", "reading .safetensors weights")
+    try:
+        return safetensors.load_file(str(path))
+    except Exception as err:  # safetensors raises its own SafetensorError for a torn or foreign file
+        raise ExportError(f"{named}: not a readable safetensors file ({err})") from None
+
+
 def load_pretrained(folder: str | Path, kernel: str = "auto") -> torch.nn.Module:
     """The model ``save_pretrained`` (or ``maitsearch train``) wrote to ``folder``, in eval mode."""
     import timm
@@ -78,7 +87,13 @@ def load_pretrained(folder: str | Path, kernel: str = "auto") -> torch.nn.Module
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise ExportError(f"{folder}: no {name} (save_pretrained and maitsearch train write it)")
-    architecture = json.loads((folder / CONFIG).read_text()).get("architecture", "")
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{folder / CONFIG}: not valid JSON ({err})") from None
+    # timm reads the weights itself below, with no word of which file a torn one was: read once here
+    read_safetensors(folder / WEIGHTS, str(folder / WEIGHTS))
+    architecture = config.get("architecture", "") if isinstance(config, dict) else ""
     extra = {"kernel": kernel} if architecture.startswith("mait_") else {}
     model = timm.create_model(f"local-dir:{folder.resolve()}", pretrained=True, **extra)
     if not isinstance(model, MaiT) and (folder / SPEC).is_file():

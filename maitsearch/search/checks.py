@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config import ProxyConfig, SearchConfig
 from ..data import check_train_copies
 from ..errors import ConfigError
+from ..runs.cache import CACHE_ENV, cache_folder
 from ..spec import preset
 from ..training.proxy import check_model_choices
 from .base import Strategy
@@ -33,6 +34,8 @@ def check_config(config: SearchConfig, results_root: str | Path | None = None,
         strategy.spec_of(name)
     if results_root is not None:
         check_writable(Path(results_root), "--results")
+        named_by = "--cache" if config.cache or not os.environ.get(CACHE_ENV) else f"${CACHE_ENV}"
+        check_writable(cache_folder(results_root, config.cache), named_by)
     return strategy
 
 

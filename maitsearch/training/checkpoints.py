@@ -72,13 +72,15 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic.save_torch(path, state)
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Tensors and plain containers only: anything else (a pickled object) is refused."""
+def load_checkpoint(path: Path, flag: str | None = "--resume") -> dict:
+    """Tensors and plain containers only: anything else (a pickled object) is refused, as is a
+    file torch cannot read; ``flag`` is the option the one-line error names, if any."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError (and friends) for forbidden globals
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ResumeError(f"--resume: refusing {path}: it is not a plain tensor checkpoint ({first})") from None
+        named = f"{flag} {path}" if flag else str(path)
+        raise ResumeError(f"{named}: refused: not a checkpoint of plain tensors (torch.load: {first})") from None
 
 
 def weights_digest(state: dict) -> int:

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from ..errors import ExportError
-from ..model.export import CONFIG, SPEC, WEIGHTS, load_pretrained, require
+from ..model.export import CONFIG, SPEC, WEIGHTS, load_pretrained, read_safetensors
 from ..spec import MaskSpec, load_spec
 from .full import CHECKPOINT, TrainConfig, build_model, load_checkpoint, placement_for_model
 
@@ -39,7 +39,7 @@ def open_trained(folder: str | Path, kernel: str = "auto") -> tuple[torch.nn.Mod
     fields = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     known = {name: value for name, value in fields.items() if name in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**{**known, "kernel": kernel, "drop_path": 0.0})
-    state = load_checkpoint(folder / CHECKPOINT)["model"]
+    state = load_checkpoint(folder / CHECKPOINT, flag=None)["model"]
     model = _model_for(config, load_spec(folder / SPEC), state)
     return model, f"{folder / CHECKPOINT} (epoch weights)"
 
@@ -65,9 +65,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ExportError(f"--weights {path}: no such file")
     if path.suffix == ".safetensors":
-        safetensors = require("safetensors.torch", "reading .safetensors weights")
-        return safetensors.load_file(str(path))
-    state = load_checkpoint(path)
+        return read_safetensors(path, f"--weights {path}")
+    state = load_checkpoint(path, "--weights")
     return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
 
 
