@@ -52,6 +52,18 @@ def test_results_for_a_run_that_is_not_there_says_where_it_looked(tmp_path):
         f"error: no run 'nosuch' under {tmp_path} (`maitsearch results --results {tmp_path}` lists them)")
 
 
+def test_results_from_a_storage_without_the_run_says_what_it_holds_and_creates_nothing(tmp_path):
+    import optuna
+
+    missing = tmp_path / "typo.db"
+    assert one_line_error(["results", "r", "--storage", f"sqlite:///{missing}"]) == (
+        f"error: --storage sqlite:///{missing}: no such file")
+    assert not missing.exists(), "reading must not create an empty study database"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="maitsearch-other", storage=url)
+    assert one_line_error(["results", "r", "--storage", url]) == f"error: --storage {url}: no run 'r' there; it holds other"
+
+
 @pytest.mark.parametrize("flag", ["--sort", "--strategy", "--dataset"])
 def test_list_options_with_runs_named_are_refused_not_ignored(flag, tmp_path):
     assert one_line_error(["results", "some-run", flag, "als", "--results", tmp_path]) == (

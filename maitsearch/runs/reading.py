@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..errors import SpecError
+from ..errors import SpecError, StorageError
 from ..spec import MaskSpec, load_spec
 from .folder import RunStore, validate_run_name
 from .record import FAILED_STATES, TrialRecord
@@ -411,10 +411,19 @@ def run_from_storage(url: str, name: str) -> Run:
     import optuna
 
     from ..spec import parse_spec
-    from .study_storage import RECORD_ATTR, open_storage, study_name
+    from .study_storage import RECORD_ATTR, open_storage, redact, study_name
 
+    for scheme in ("sqlite:///", "journal:"):  # opening a file storage that is not there creates it
+        if url.startswith(scheme) and not Path(url[len(scheme):]).expanduser().is_file():
+            raise StorageError(f"--storage {url}: no such file")
     storage = open_storage(url, heartbeat_interval=None, grace_period=None)
-    study = optuna.load_study(study_name=study_name(name), storage=storage)
+    try:
+        study = optuna.load_study(study_name=study_name(name), storage=storage)
+    except KeyError:  # Optuna's word for a study that is not there
+        held = sorted(n[len(study_name("")):] for n in optuna.get_all_study_names(storage)
+                      if n.startswith(study_name("")))
+        raise StorageError(f"--storage {redact(url)}: no run {name!r} there; it holds "
+                           f"{', '.join(held) if held else 'no maitsearch runs'}") from None
     run = Run(Path(name), config=dict(study.user_attrs.get("maitsearch:config") or {}))
     for trial in study.trials:
         text = trial.user_attrs.get(RECORD_ATTR)
