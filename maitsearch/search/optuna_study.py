@@ -33,6 +33,15 @@ SPACES = ("counts", "full", "blocks")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 PRUNERS = ("median", "hyperband", "none")
 OBJECTIVES = ("accuracy", "attention_cost")
+
+
+def check_objectives(objectives: list[str]) -> None:
+    """Accuracy first (best.yaml and the pruner read it), then optionally attention_cost."""
+    if not objectives or objectives[0] != "accuracy" or any(o not in OBJECTIVES for o in objectives):
+        raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
+                          f"got {','.join(objectives)}")
+
+
 class OptunaStrategy(Strategy):
     name = "optuna"
 
@@ -48,10 +57,7 @@ class OptunaStrategy(Strategy):
             url = redact(storage_url(settings.storage, Path(".")))
             raise StorageError(f"--jobs {config.jobs}: several Optuna workers cannot share SQLite ({url}); use "
                                "--storage journal:PATH (one host), postgresql://USER@HOST/DB, or none (the run's own)")
-        unknown = [o for o in settings.objectives if o not in OBJECTIVES]
-        if unknown or not settings.objectives or settings.objectives[0] != "accuracy":
-            raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
-                             f"got {','.join(settings.objectives)}")
+        check_objectives(settings.objectives)
         self.cost_grid = settings.attention_cost_grid(config.proxy.grid)  # checked here, before a run folder
         self.study = None
         self.storage_url = None

@@ -44,7 +44,7 @@ from ..spec import MaskSpec
 from ..stats import mean_std
 from .base import Proposal, Strategy
 from .fidelity import StandaloneMeans, rank_fidelity, spread_placements, unique
-from .optuna_study import OBJECTIVES, SPACES, params_for_placement, suggest_placement
+from .optuna_study import SPACES, check_objectives, params_for_placement, suggest_placement
 from .supernet_jobs import SAMPLINGS, PlacementSampler, ScorePlacements, TrainSupernet, summary_path
 
 SAMPLERS = ("tpe", "nsga2", "random")  # GP refits a cubic-cost model every trial: not for thousands
@@ -480,7 +480,4 @@ def check_supernet_settings(config) -> None:
     if optuna.space == "full" and settings.sampling != "heads":
         raise ConfigError(f"supernet.sampling {settings.sampling}: the full space scores any subset of heads, which "
                           "only sampling heads trains; use supernet.sampling heads")
-    unknown = [o for o in optuna.objectives if o not in OBJECTIVES]
-    if unknown or not optuna.objectives or optuna.objectives[0] != "accuracy":
-        raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
-                          f"got {','.join(optuna.objectives)}")
+    check_objectives(optuna.objectives)
