@@ -12,7 +12,7 @@ import torch
 from timm.models import save_for_hf
 
 import maitsearch  # noqa: F401  (registers the mait_* models)
-from maitsearch.errors import MissingExtraError, SpecError
+from maitsearch.errors import ConfigError, MissingExtraError, SpecError
 from maitsearch.model import MaskedAttention, apply_mask_spec
 from maitsearch.model import export
 from maitsearch.model.mait import MasksNotSavedWarning, resolve_spec
@@ -62,6 +62,15 @@ def test_compact_text_is_never_taken_for_a_path(tmp_path, monkeypatch):
     assert (local.masks, local.window, local.semantics) == (((0, 1, 2), (0, 1), (0, 1, 2)), (3, 5), "local")
     with pytest.raises(SpecError, match="compact: layer 0 sets a head >= 3"):
         resolve_spec("8", layers=1, heads=3)
+
+
+def test_a_mistyped_preset_is_not_reported_as_a_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^mask_spec sch9: no such file, nor a preset \(none, sch1, sch2, sch3, "
+                                          r"all, random\) or compact text$"):
+        timm.create_model("mait_tiny_patch16_224", mask_spec="sch9", **SMALL)
+    with pytest.raises(SpecError, match=r"^gone.yaml: file: no such file$"):
+        resolve_spec("gone.yaml")
 
 
 def test_a_broken_inline_spec_is_one_line():

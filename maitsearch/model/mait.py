@@ -27,6 +27,7 @@ from .talking_heads import MaskedTalkingHeadAttn
 
 
 SpecLike = MaskSpec | dict | str | Path
+NOT_A_SPEC = f"no such file, nor a preset ({', '.join(PRESETS)}) or compact text"  # text that names no spec
 
 
 class MasksNotSavedWarning(UserWarning):
@@ -59,6 +60,8 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
     if not isinstance(spec, (str, Path)):
         raise ConfigError(f"mask_spec: expected a MaskSpec, a dict, a preset name, compact text or a YAML path, "
                           f"got {type(spec).__name__}")
+    if isinstance(spec, str) and Path(spec).suffix not in (".yaml", ".yml") and not Path(spec).exists():
+        raise ConfigError(f"mask_spec {spec}: {NOT_A_SPEC}")  # a mistyped preset, not a missing file
     return load_spec(spec)
 
 

@@ -24,8 +24,8 @@ from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
 from ..model import apply_mask_spec, resolve_spec
-from ..model.mait import MasksNotSavedWarning, SpecLike, layers_and_heads, sized_by_model
-from ..spec import PRESETS, MaskSpec
+from ..model.mait import NOT_A_SPEC, MasksNotSavedWarning, SpecLike, layers_and_heads, sized_by_model
+from ..spec import MaskSpec
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
                           resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
 from .loop import (autocast_dtype, build_optimizer, epoch_seed, evaluate, maybe_compile, resolve_device,
@@ -57,7 +57,7 @@ def placement_for_model(spec: SpecLike, config: TrainConfig) -> tuple[MaskSpec, 
     if sized_by_model(spec):
         return resolve_spec(spec, *_layers_and_heads(config)), config
     if not isinstance(spec, MaskSpec) and not Path(spec).exists():
-        raise ConfigError(f"--spec {spec}: no such file, nor a preset ({', '.join(PRESETS)}) or compact text")
+        raise ConfigError(f"--spec {spec}: {NOT_A_SPEC}")
     placement = resolve_spec(spec)
     layers, heads = _layers_and_heads(config)
     if (layers != placement.layers and heads == placement.heads and config.depth is None
