@@ -249,6 +249,8 @@ FIRST_HOUR = {
     "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],
                                      "error: --data-dir data: no such directory for cifar10"),
     "budgets not numbers": (["calibrate", "--budgets", "a,b"], "error: --budgets 'a,b': expected whole multiples"),
+    "heads that do not split the width": (["run", "--heads", "5"], "error: proxy.width 48 does not split into 5 "
+                                          "heads: give --width (or proxy.width) a multiple of 5, such as 50"),
     "zero layers": (["run", "--layers", "0"], "error: --layers: "),
     "negative heads": (["run", "--heads", "-1"], "error: --heads: "),
     "unknown flag": (["run", "--bogus"], "error: No such option: --bogus"),

@@ -28,14 +28,14 @@ def test_every_preset_loads_and_says_what_it_is(name):
 def test_resolved_config_round_trips_through_yaml(tmp_path):
     config = build_config("quick", layers=6, strategy="optuna", trials=9, seeds=2, epochs=5, storage="journal:x.log",
                           objectives="accuracy,attention_cost", space="blocks", sampler="gp", pruner="hyperband",
-                          round_=True, semantics="local", window="3x5", max_failures=7)
+                          round_=True, semantics="local", window="3x5", max_failures=7, heads=5, width=50)
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     assert load_config(path) == config
     assert (config.layers, config.proxy.layers, config.trials, config.seeds, config.proxy.epochs) == (6, 6, 9, 2, 5)
     assert config.optuna.objectives == ["accuracy", "attention_cost"] and config.soft.round
-    assert config.window == [3, 5] and config.max_failures == 7
-    assert config.proxy.width == load_config("quick").proxy.width, "flags change only what they name"
+    assert config.window == [3, 5] and config.max_failures == 7 and (config.proxy.heads, config.proxy.width) == (5, 50)
+    assert config.proxy.lr == load_config("quick").proxy.lr, "flags change only what they name"
 
 
 def test_a_task_brings_its_own_image_and_patch_size():

@@ -14,7 +14,7 @@ from .app import app, console, parse_window
 def build_config(config: Optional[str], *, layers=None, heads=None, strategy=None, data=None, trials=None,
                  seeds=None, epochs=None, jobs=None, storage=None, objectives=None, space=None, sampler=None,
                  pruner=None, round_=None, semantics=None, window=None, max_failures=None, keep_checkpoints=None,
-                 baselines=None, cache=None, data_dir=None, device=None):
+                 baselines=None, cache=None, data_dir=None, device=None, width=None):
     """The preset (or a run's search.yaml, or the built-in default) with the given flags on top;
     a flag left at None keeps the preset's value."""
     from ..config import SearchConfig, load_config
@@ -27,7 +27,8 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
         top["window"] = list(parse_window(window))
     if baselines is not None:
         top["baselines"] = [name.strip() for name in baselines.split(",") if name.strip()]
-    proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir, device=device).items() if v is not None}
+    proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir, device=device, width=width).items()
+             if v is not None}
     if data is not None:  # a derived task comes with its own canvas and patch grid
         from ..data import proxy_shape
 
@@ -44,6 +45,8 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
 # Options that run and calibrate share, spelled once.
 LAYERS = typer.Option(None, "--layers", "-L", min=1, help="Transformer blocks (default 24).")
 HEADS = typer.Option(None, "--heads", "-H", min=1, help="Heads per block (default 3).")
+WIDTH = typer.Option(None, "--width", min=1, help="Proxy embedding width, a multiple of the heads (default 48: 16 "
+                                                  "per head at 3 heads).")
 CONFIG = typer.Option(None, "--config", "-c", help="A preset in searches/ or a YAML file.")
 RESULTS = typer.Option(Path("results"), help="Where run folders live.")
 DATA_DIR = typer.Option(None, help="Where torchvision sets live (with --data cifar10 and the like).")
@@ -58,6 +61,7 @@ DEVICE = typer.Option(None, "--device", help="auto (every GPU, else the CPU), cp
 def run_command(
         layers: Optional[int] = LAYERS,
         heads: Optional[int] = HEADS,
+        width: Optional[int] = WIDTH,
         strategy: Optional[str] = typer.Option(None, help="als (default), optuna, soft, supernet (score thousands "
                                                            "of placements with one weight-sharing proxy), or presets "
                                                            "(train the --baselines side by side)."),
@@ -103,7 +107,7 @@ def run_command(
                           seeds=seeds, epochs=epochs, jobs=jobs, storage=storage, objectives=objectives,
                           space=space, sampler=sampler, pruner=pruner, round_=round_, semantics=semantics,
                           window=window, max_failures=max_failures, keep_checkpoints=keep_checkpoints,
-                          baselines=baselines, cache=cache, data_dir=data_dir, device=device)
+                          baselines=baselines, cache=cache, data_dir=data_dir, device=device, width=width)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
     search_and_render(search, results, name, download=download)
@@ -182,6 +186,7 @@ def render_summary(summary, config, results: Path) -> None:
 def calibrate_command(
         layers: Optional[int] = LAYERS,
         heads: Optional[int] = HEADS,
+        width: Optional[int] = WIDTH,
         data: Optional[str] = typer.Option(None, help="Proxy data (default: the default proxy's task)."),
         config: Optional[str] = CONFIG,
         seeds: Optional[int] = typer.Option(None, min=2, help="Seeds per placement (default: the config's when it "
@@ -211,7 +216,7 @@ def calibrate_command(
     if name is not None:
         validate_run_name(name)
     search = build_config(config, layers=layers, heads=heads, data=data, seeds=seeds, epochs=epochs, jobs=jobs,
-                          cache=cache, data_dir=data_dir, device=device)
+                          cache=cache, data_dir=data_dir, device=device, width=width)
     if search.seeds < 2:  # a one-seed preset (quick) measures no noise: calibrate it as the default does
         search = search.replace(seeds=3)
     try:

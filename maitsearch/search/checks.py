@@ -48,8 +48,9 @@ def check_proxy(proxy: ProxyConfig) -> None:
         raise ConfigError(f"proxy.image_size {proxy.image_size} is not a multiple of proxy.patch_size "
                           f"{proxy.patch_size}: the patches must tile the image")
     if proxy.width % proxy.heads:
-        raise ConfigError(f"proxy.width {proxy.width} does not split into {proxy.heads} heads: "
-                          "pick a width that is a multiple of the heads")
+        near = proxy.heads * max(1, round(proxy.width / proxy.heads))
+        raise ConfigError(f"proxy.width {proxy.width} does not split into {proxy.heads} heads: give --width (or "
+                          f"proxy.width) a multiple of {proxy.heads}, such as {near}")
     if not proxy.lr > 0 or proxy.min_lr < 0 or proxy.weight_decay < 0 or proxy.alpha_lr_scale <= 0:
         raise ConfigError("proxy.lr and proxy.alpha_lr_scale must be positive, proxy.min_lr and "
                           "proxy.weight_decay at least 0")
