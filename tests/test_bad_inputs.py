@@ -61,7 +61,8 @@ def test_results_from_a_storage_without_the_run_says_what_it_holds_and_creates_n
     assert not missing.exists(), "reading must not create an empty study database"
     url = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="maitsearch-other", storage=url)
-    assert one_line_error(["results", "r", "--storage", url]) == f"error: --storage {url}: no run 'r' there; it holds other"
+    line = one_line_error(["results", "r", "--storage", url])
+    assert line == f"error: --storage {url}: no run 'r' there; it holds other"
 
 
 @pytest.mark.parametrize("flag", ["--sort", "--strategy", "--dataset"])

@@ -17,8 +17,8 @@ def transfer_command(
         target: str = typer.Option(..., "--target", help="The target: a preset or a YAML file (any width, depth, "
                                                          "data, grid or epochs)."),
         placements: Optional[str] = typer.Option(None, help="Placements trained on both sides: presets, spec "
-                                                            "files or compact text, comma-separated (default: none,sch1,sch2,all,"
-                                                            "random)."),
+                                                            "files or compact text, comma-separated (default: "
+                                                            "none,sch1,sch2,all,random)."),
         from_run: Optional[str] = typer.Option(None, "--from", help="A finished run in --results: add its answer "
                                                                     "and its --top most accurate placements."),
         top: int = typer.Option(3, min=1, help="With --from: how many of the run's most accurate placements."),
