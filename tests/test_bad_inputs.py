@@ -65,6 +65,14 @@ def test_results_from_a_storage_without_the_run_says_what_it_holds_and_creates_n
     assert line == f"error: --storage {url}: no run 'r' there; it holds other"
 
 
+def test_exporting_a_spec_from_a_transfer_study_names_its_two_runs(tmp_path):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "transfer.yaml").write_text("kendall_tau: 0.5\n")
+    line = one_line_error(["export", "study", "-o", tmp_path / "best.yaml", "--results", tmp_path])
+    assert line == (f"error: study is a transfer study, whose trials are in its runs: export {tmp_path}/study/proxy "
+                    f"or {tmp_path}/study/target")
+
+
 @pytest.mark.parametrize("flag", ["--sort", "--strategy", "--dataset"])
 def test_list_options_with_runs_named_are_refused_not_ignored(flag, tmp_path):
     assert one_line_error(["results", "some-run", flag, "als", "--results", tmp_path]) == (

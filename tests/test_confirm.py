@@ -121,6 +121,11 @@ def test_confirming_nothing_or_no_run_is_a_config_error(finished_run, tmp_path):
         confirmation_config(finished_run, top=0)
     with pytest.raises(ConfigError, match="confirm missing: no run folder at "):
         confirmation_config(RunStore(tmp_path, "missing"))
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "transfer.yaml").write_text("kendall_tau: 0.5\n")
+    with pytest.raises(ConfigError, match=r"confirm study: a transfer study, not a run; confirm one of its two runs: "
+                                          r"`maitsearch confirm proxy --results .*study` \(or target\)"):
+        confirmation_config(RunStore(tmp_path, "study"))
 
 
 @pytest.mark.slow

@@ -58,6 +58,9 @@ def export_command(
 def _copy_spec(source: str, output: Path, trial: Optional[int], results: Path, storage: Optional[str]) -> None:
     check_output_path(output)
     opened = open_run(source, results, storage)
+    if opened.transfer is not None:
+        fail(f"error: {opened.name} is a transfer study, whose trials are in its runs: export "
+             f"{opened.path / 'proxy'} or {opened.path / 'target'}")
     if trial is None:
         if opened.best is None:
             fail(f"error: run {opened.name} has no best.yaml; pass --trial N")

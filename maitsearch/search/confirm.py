@@ -15,6 +15,7 @@ from pathlib import Path
 from ..config import SearchConfig, config_from_dict
 from ..errors import ConfigError
 from ..runs import RunStore, TrialRecord
+from ..runs.transfer_report import TRANSFER_FILE
 from ..spec import load_spec
 from .presets import PresetsStrategy
 
@@ -31,6 +32,9 @@ def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None,
     its answer.yaml (as trial files), each on ``seeds`` seeds (default: the run's, at least 3)
     from ``first_seed`` (default: the seed after the run's own). Several runs confirmed on one
     ``first_seed`` share their fresh seeds, so their answers compare paired, baselines once."""
+    if not store.exists() and (store.path / TRANSFER_FILE).is_file():
+        raise ConfigError(f"confirm {store.name}: a transfer study, not a run; confirm one of its two runs: "
+                          f"`maitsearch confirm proxy --results {store.path}` (or target)")
     if not store.exists():
         raise ConfigError(f"confirm {store.name}: no run folder at {store.path}")
     if top < 1:
