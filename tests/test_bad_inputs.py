@@ -65,6 +65,15 @@ def test_results_from_a_storage_without_the_run_says_what_it_holds_and_creates_n
     assert line == f"error: --storage {url}: no run 'r' there; it holds other"
 
 
+def test_a_run_whose_search_yaml_is_torn_costs_one_line_naming_the_file_and_line(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "search.yaml").write_text("{{torn")
+    torn = f"{tmp_path}/r/search.yaml:1: invalid YAML: "
+    line = one_line_error(["run", "--config", "quick", "--name", "r", "--results", tmp_path])
+    assert line.startswith(f"error: run r: cannot read its search.yaml ({torn}") and line.endswith("; pick another --name")
+    assert one_line_error(["confirm", "r", "--results", tmp_path]).startswith(f"error: {torn}")
+
+
 def test_exporting_a_spec_from_a_transfer_study_names_its_two_runs(tmp_path):
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "transfer.yaml").write_text("kendall_tau: 0.5\n")

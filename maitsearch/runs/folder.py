@@ -68,6 +68,13 @@ class RunStore:
     def read_config(self) -> dict:
         return yaml.safe_load((self.path / "search.yaml").read_text(encoding="utf-8")) or {}
 
+    def load_config(self):
+        """The run's search.yaml as a ``SearchConfig``; a torn or hand-broken one is a one-line
+        ``ConfigError`` naming the file and line."""
+        from ..config import load_config
+
+        return load_config(self.path / "search.yaml")
+
     # trials
     def trial_path(self, number: int) -> Path:
         return self.trials_dir / f"{number}.yaml"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..config import SearchConfig, config_from_dict
+from ..config import SearchConfig
 from ..errors import ConfigError
 from ..runs import RunStore, TrialRecord
 from ..runs.transfer_report import TRANSFER_FILE
@@ -39,7 +39,7 @@ def confirmation_config(store: RunStore, top: int = 3, seeds: int | None = None,
         raise ConfigError(f"confirm {store.name}: no run folder at {store.path}")
     if top < 1:
         raise ConfigError(f"--top {top}: confirm at least one placement")
-    source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+    source = store.load_config()
     placements = list(dict.fromkeys([*source.baselines, *also]))
     taken = {PresetsStrategy(source).spec_of(name).key() for name in placements}
     placements += run_placements(store, top, taken)
@@ -61,7 +61,7 @@ def run_placements(store: RunStore, top: int, taken: set[str]) -> list[str]:
     its strategy's answer, as paths of its trial files; their keys join ``taken``."""
     if not store.exists():
         raise ConfigError(f"run {store.name}: no run folder at {store.path}")
-    source = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+    source = store.load_config()
     ranked = candidates(store.load_trials()[0], source.seeds)
     found = []
     for record in [r for r in ranked if r.spec.key() not in taken][:top] + _answer(store, ranked):

@@ -11,9 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import yaml
-
-from ..config import SearchConfig, config_from_dict, config_identity
+from ..config import SearchConfig, config_identity
 from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import EventFn, HelpersWaiting
@@ -45,8 +43,8 @@ def prepare_store(config: SearchConfig, results_root: str | Path, name: str | No
     store = RunStore(results_root, name if name is not None else default_run_name(config))
     if store.exists():
         try:
-            previous = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
-        except (ValueError, yaml.YAMLError) as err:
+            previous = store.load_config()
+        except ValueError as err:
             raise SearchError(f"run {store.name}: cannot read its search.yaml ({err}); pick another --name") from None
         if config_digest(previous) != config_digest(config):
             changed = _differences(previous.to_dict(), config.to_dict())

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import SearchConfig, config_from_dict, load_config
+from ..config import SearchConfig, load_config
 from ..errors import ConfigError, SearchError
 from ..events import EventFn
 from ..runs import RunStore
@@ -117,7 +117,7 @@ def _check_existing(store: RunStore, config: SearchConfig, name: str) -> None:
     if not store.exists():
         return
     try:
-        previous = config_from_dict(store.read_config(), where=str(store.path / "search.yaml"))
+        previous = store.load_config()
     except ValueError as err:
         raise SearchError(f"transfer {name}: cannot read {store.path / 'search.yaml'} ({err})") from None
     if config_digest(previous) != config_digest(config):
