@@ -110,7 +110,19 @@ def run_command(
                           baselines=baselines, cache=cache, data_dir=data_dir, device=device, width=width)
     if search.optuna.storage and search.strategy != "optuna":
         raise ConfigError(f"--storage: only the optuna strategy keeps a study; this run uses {search.strategy}")
+    given = {"--trials": trials, "--space": space, "--sampler": sampler, "--objectives": objectives,
+             "--pruner": pruner, "--round/--no-round": round_}
+    for flag, value in given.items():
+        if value is not None and search.strategy not in READ_BY[flag]:
+            raise ConfigError(f"{flag}: only the {' and '.join(READ_BY[flag])} strateg"
+                              f"{'ies read' if len(READ_BY[flag]) > 1 else 'y reads'} it; this run uses "
+                              f"{search.strategy} (--strategy)")
     search_and_render(search, results, name, download=download)
+
+
+# The flags that only some strategies read: given to another one, they would change nothing.
+READ_BY = {"--trials": ("optuna",), "--space": ("optuna", "supernet"), "--sampler": ("optuna", "supernet"),
+           "--objectives": ("optuna", "supernet"), "--pruner": ("optuna",), "--round/--no-round": ("soft",)}
 
 
 @app.command("confirm")
