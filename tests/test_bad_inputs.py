@@ -43,6 +43,13 @@ def test_bad_run_names(name, tmp_path):
         RunStore(tmp_path, name)
 
 
+def test_a_run_named_like_a_file_in_the_results_folder_is_refused(tmp_path):
+    (tmp_path / "notes").write_text("mine\n")
+    line = one_line_error(["run", "--config", "quick", "--name", "notes", "--results", tmp_path])
+    assert line == f"error: --name notes: {tmp_path / 'notes'} is a file, not a run folder; pick another name"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"] and (tmp_path / "notes").read_text() == "mine\n"
+
+
 def test_results_for_a_run_that_is_not_there_says_where_it_looked(tmp_path):
     missing = tmp_path / "elsewhere"
     assert one_line_error(["results", "nosuch", "--results", missing]) == (

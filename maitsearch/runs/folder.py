@@ -46,6 +46,8 @@ def run_folder(root: str | Path, name: str) -> Path:
     folder = (root / validate_run_name(name)).resolve()
     if folder.parent != root:  # belt and braces: the regex already forbids separators
         raise RunNameError(f"--name {name!r}: escapes {root}")
+    if folder.exists() and not folder.is_dir():
+        raise RunNameError(f"--name {name}: {folder} is a file, not a run folder; pick another name")
     return folder
 
 
