@@ -6,7 +6,8 @@ target. The folder is fsynced too, so the rename itself survives a power cut.
 
 A folder that is read-only, full or over quota (or a file size limit) ends the write with one
 ``DiskError`` naming the file; the temp file is removed where the folder still allows it, and
-the target keeps its old content.
+the target keeps its old content. ``check_writable`` tries a folder before a command writes
+anything in it, so that fault is found before the work starts.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
-from .errors import DiskError
+from .errors import ConfigError, DiskError
 
 # What a disk that cannot take the write answers: read-only (EROFS, or EACCES/EPERM for a folder
 # made read-only by its mode), full (ENOSPC), over quota (EDQUOT), or over RLIMIT_FSIZE (EFBIG).
@@ -83,3 +85,18 @@ def save_torch(path: str | os.PathLike, obj) -> Path:
     import torch
 
     return write_with(path, lambda fh: torch.save(obj, fh))
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """The folder exists, or its nearest existing ancestor is a folder that takes a new folder:
+    tried for real with a temporary folder, removed at once (access bits do not bind root, and
+    /proc refuses even root)."""
+    probe = folder.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{flag} {folder}: {probe} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".maitsearch-probe-", dir=probe))
+    except OSError as err:
+        raise ConfigError(f"{flag} {folder}: cannot create folders in {probe} ({err.strerror})") from None

@@ -271,6 +271,8 @@ FIRST_HOUR = {
     "unknown kernel": (["train", "--kernel", "fast", "--spec", SPEC_FILE], "error: --kernel: unknown 'fast'"),
     "results in /proc": (["run", "--config", "quick", "--results", "/proc/nope"], "error: --results /proc/nope: cannot"),
     "cache in /proc": (["run", "--config", "quick", "--cache", "/proc/nope"], "error: --cache /proc/nope: cannot"),
+    "training out is a file": (["train", "--spec", SPEC_FILE, "--out", f"{SPEC_FILE}/run"],
+                               f"error: --out {SPEC_FILE}/run: "),
     "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],
                                      "error: --data-dir data: no such directory for cifar10"),
     "budgets not numbers": (["calibrate", "--budgets", "a,b"], "error: --budgets 'a,b': expected whole multiples"),

@@ -5,9 +5,9 @@ before it draws a progress bar."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import check_writable
 from ..config import ProxyConfig, SearchConfig
 from ..data import check_train_copies
 from ..errors import ConfigError
@@ -59,18 +59,3 @@ def check_proxy(proxy: ProxyConfig) -> None:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")
     check_train_copies(proxy.data, proxy.train_copies)
     check_devices(proxy.device)
-
-
-def check_writable(folder: Path, flag: str) -> None:
-    """The folder exists, or its nearest existing ancestor is a folder that takes a new folder:
-    tried for real with a temporary folder, removed at once (access bits do not bind root, and
-    /proc refuses even root)."""
-    probe = folder.resolve()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"{flag} {folder}: {probe} is a file, not a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".maitsearch-probe-", dir=probe))
-    except OSError as err:
-        raise ConfigError(f"{flag} {folder}: cannot create folders in {probe} ({err.strerror})") from None

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import check_writable
 from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
@@ -103,6 +104,7 @@ def train(spec: MaskSpec, config: TrainConfig, out: str | Path, *, resume: bool 
     """Train and evaluate; returns the last epoch's metrics. See the module docstring."""
     out, emit = Path(out), on_event or ignore
     check_train_config(config)
+    check_writable(out, "--out")
     if config.recipe == "deit":
         from .deit import train_deit
 
