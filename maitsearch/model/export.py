@@ -71,9 +71,19 @@ def save_pretrained(model: torch.nn.Module, folder: str | Path, *, mean: Sequenc
 def read_safetensors(path: Path, named: str) -> dict[str, torch.Tensor]:
     """The tensors of a ``.safetensors`` file; a torn or foreign file is one line naming ``named``."""
     safetensors = require("safetensors.torch", "reading .safetensors weights")
-    try:
+    with safetensors_named(named):
         return safetensors.load_file(str(path))
-    except Exception as err:  # safetensors raises its own SafetensorError for a torn or foreign file
+
+
+@contextlib.contextmanager
+def safetensors_named(named: str):
+    """A torn or foreign ``.safetensors`` file read inside (by us, or by timm) ends as one
+    ``ExportError`` line naming ``named``, not safetensors' own error, which names no file."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as err:
         raise ExportError(f"{named}: not a readable safetensors file ({err})") from None
 
 
@@ -91,11 +101,10 @@ def load_pretrained(folder: str | Path, kernel: str = "auto") -> torch.nn.Module
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ExportError(f"{folder / CONFIG}: not valid JSON ({err})") from None
-    # timm reads the weights itself below, with no word of which file a torn one was: read once here
-    read_safetensors(folder / WEIGHTS, str(folder / WEIGHTS))
     architecture = config.get("architecture", "") if isinstance(config, dict) else ""
     extra = {"kernel": kernel} if architecture.startswith("mait_") else {}
-    model = timm.create_model(f"local-dir:{folder.resolve()}", pretrained=True, **extra)
+    with safetensors_named(str(folder / WEIGHTS)):  # timm reads the weights
+        model = timm.create_model(f"local-dir:{folder.resolve()}", pretrained=True, **extra)
     if not isinstance(model, MaiT) and (folder / SPEC).is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MasksNotSavedWarning)  # the spec file is how they travel
