@@ -184,3 +184,23 @@ def test_cli_spec_show_takes_compact_text_with_its_head_count(tmp_path, monkeypa
     (tmp_path / "31").write_text(preset("all", 2, 2).to_yaml())  # compact text is never a path, as for --spec
     shown = runner.invoke(app, ["spec", "show", "31", "--heads", "2"])
     assert shown.exit_code == 0 and "compact         31" in shown.stdout, shown.output
+
+
+def test_cli_spec_show_draws_a_preset_at_the_size_given(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from maitsearch.cli import app
+
+    runner = CliRunner()
+    path = MaskSpec.from_compact("333311111100", 3).save(tmp_path / "hand.yaml")  # the paper's Sch.2 at 12x3
+    from_file = runner.invoke(app, ["spec", "show", str(path)])
+    from_preset = runner.invoke(app, ["spec", "show", "sch2", "--layers", "12", "--heads", "3"])
+    assert from_preset.exit_code == 0, from_preset.output
+    grid = from_file.stdout[from_file.stdout.index("placement "):]
+    assert from_preset.stdout.endswith(grid) and "meta.preset     sch2" in from_preset.stdout
+    unsized = runner.invoke(app, ["spec", "show", "sch2", "--heads", "3"])
+    assert unsized.exit_code == 2
+    assert unsized.stderr == "error: sch2: a preset has no size of its own; give --layers and --heads\n"
+    monkeypatch.chdir(tmp_path)
+    typo = runner.invoke(app, ["spec", "show", "sch9"])
+    assert typo.exit_code == 2 and typo.stderr.startswith("error: spec sch9: no such file, nor a preset (none, sch1")

@@ -34,20 +34,22 @@ def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML file
 
 @spec_app.command("show")
 def spec_show(
-        file: str = typer.Argument(..., help="A mask spec YAML file, or compact text (777711@3x3:paper) with --heads."),
+        file: str = typer.Argument(..., help="A mask spec YAML file, compact text (777711@3x3:paper) with --heads, "
+                                             "or a preset (sch2) with --layers and --heads."),
+        layers: Optional[int] = typer.Option(None, "--layers", "-L", min=1, help="Layers, for a preset."),
         heads: Optional[int] = typer.Option(None, "--heads", "-H", min=1,
-                                            help="Heads per layer, which compact text does not hold."),
+                                            help="Heads per layer, which compact text and presets do not hold."),
 ) -> None:
     """Pretty-print a spec with its placement grid (and ALS, when the spec carries it)."""
-    from ..spec import is_compact_text, load_spec, normalize_als, parse_compact_text
+    from ..model.mait import names_preset, resolve_spec
+    from ..spec import is_compact_text, normalize_als
     from .render import placement_grid, spec_summary
 
-    if is_compact_text(file):  # never a path, as everywhere a spec is named (model.mait.resolve_spec)
-        if heads is None:
-            raise ConfigError(f"{file}: compact text holds no head count; give --heads")
-        spec = parse_compact_text(file, heads)
-    else:
-        spec = load_spec(file)
+    if is_compact_text(file) and heads is None:
+        raise ConfigError(f"{file}: compact text holds no head count; give --heads")
+    if names_preset(file) and (layers is None or heads is None):
+        raise ConfigError(f"{file}: a preset has no size of its own; give --layers and --heads")
+    spec = resolve_spec(file, layers, heads, source="spec")
     console.print(spec_summary(spec))
     als, uniform = spec.meta.get("als"), spec.meta.get("als_uniform")
     if als_fits(als, spec) and isinstance(uniform, (int, float)):

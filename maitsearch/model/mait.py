@@ -34,7 +34,8 @@ class MasksNotSavedWarning(UserWarning):
     """A masked model whose timm config (``save_for_hf``) would rebuild it without its masks."""
 
 
-def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = None) -> MaskSpec:
+def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = None, *,
+                 source: str = "mask_spec") -> MaskSpec:
     """A MaskSpec from any form a model accepts:
 
     - a ``MaskSpec``;
@@ -44,6 +45,8 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
     - a preset name, optionally with a window (``sch2``, ``sch1@5x5``; needs layers and heads),
       unless a file of that name exists;
     - a YAML path.
+
+    ``source`` names the argument or flag the text came from, in errors.
     """
     if isinstance(spec, MaskSpec):
         return spec
@@ -51,27 +54,28 @@ def resolve_spec(spec: SpecLike, layers: int | None = None, heads: int | None = 
         return spec_from_dict(spec)
     if isinstance(spec, str) and is_compact_text(spec):
         if heads is None:
-            raise ConfigError(f"mask_spec: compact spec {spec!r} needs the model's heads per layer")
+            raise ConfigError(f"{source}: compact spec {spec!r} needs the model's heads per layer")
         return parse_compact_text(spec, heads)
-    if _names_preset(spec):
+    if names_preset(spec):
         if layers is None or heads is None:
-            raise ConfigError(f"mask_spec: preset {spec!r} needs the model's layers and heads")
+            raise ConfigError(f"{source}: preset {spec!r} needs the model's layers and heads")
         return named_preset(spec, layers, heads)
     if not isinstance(spec, (str, Path)):
-        raise ConfigError(f"mask_spec: expected a MaskSpec, a dict, a preset name, compact text or a YAML path, "
+        raise ConfigError(f"{source}: expected a MaskSpec, a dict, a preset name, compact text or a YAML path, "
                           f"got {type(spec).__name__}")
     if isinstance(spec, str) and Path(spec).suffix not in (".yaml", ".yml") and not Path(spec).exists():
-        raise ConfigError(f"mask_spec {spec}: {NOT_A_SPEC}")  # a mistyped preset, not a missing file
+        raise ConfigError(f"{source} {spec}: {NOT_A_SPEC}")  # a mistyped preset, not a missing file
     return load_spec(spec)
 
 
 def sized_by_model(spec: SpecLike) -> bool:
     """Whether ``spec`` is compact text or a preset name: a placement only once the model's
     layers and heads are known (``resolve_spec`` with both)."""
-    return isinstance(spec, str) and (is_compact_text(spec) or _names_preset(spec))
+    return isinstance(spec, str) and (is_compact_text(spec) or names_preset(spec))
 
 
-def _names_preset(spec: SpecLike) -> bool:
+def names_preset(spec: SpecLike) -> bool:
+    """Whether ``spec`` is a preset name (``sch2``, ``sch1@5x5``) rather than a file that happens to share it."""
     return isinstance(spec, str) and spec.partition("@")[0] in PRESETS and not Path(spec).exists()
 
 

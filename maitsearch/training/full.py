@@ -25,7 +25,7 @@ from ..data import load_data
 from ..errors import ConfigError
 from ..events import EpochDone, EventFn, TrainingPlan, TrainingStarted, ignore
 from ..model import apply_mask_spec, resolve_spec
-from ..model.mait import NOT_A_SPEC, MasksNotSavedWarning, SpecLike, layers_and_heads, sized_by_model
+from ..model.mait import MasksNotSavedWarning, SpecLike, layers_and_heads, sized_by_model
 from ..spec import MaskSpec
 from .checkpoints import (CHECKPOINT, check_resume, find_checkpoint, load_checkpoint, plain, read_metrics,
                           resume_differences, save_checkpoint, save_weights, start_folder, write_metrics)
@@ -57,9 +57,7 @@ def placement_for_model(spec: SpecLike, config: TrainConfig) -> tuple[MaskSpec, 
     is read from it built on the meta device: no weights are made."""
     if sized_by_model(spec):
         return resolve_spec(spec, *_layers_and_heads(config)), config
-    if not isinstance(spec, MaskSpec) and not Path(spec).exists():
-        raise ConfigError(f"--spec {spec}: {NOT_A_SPEC}")
-    placement = resolve_spec(spec)
+    placement = resolve_spec(spec, source="--spec")
     layers, heads = _layers_and_heads(config)
     if (layers != placement.layers and heads == placement.heads and config.depth is None
             and config.model.startswith("mait_")):
