@@ -163,6 +163,17 @@ def test_cache_list_and_clear(quick_config, digits, tmp_path):
     cleared = runner.invoke(app, ["cache", "clear", "--cache", str(tmp_path / "cache")])
     assert cleared.exit_code == 0 and "removed 2" in cleared.stdout
     assert not list((tmp_path / "cache").rglob("*.json"))
+    emptied = runner.invoke(app, ["cache", "list", "--cache", str(tmp_path / "cache")])
+    assert emptied.exit_code == 0 and emptied.stdout == f"trial cache {tmp_path / 'cache'}: empty\n"
+
+
+def test_cache_commands_refuse_a_file_for_the_cache_folder(tmp_path):
+    (tmp_path / "notes").write_text("a file where the cache folder should be")
+    for command in ("list", "clear"):
+        refused = CliRunner().invoke(app, ["cache", command, "--cache", str(tmp_path / "notes")])
+        assert refused.exit_code == 2
+        assert refused.stderr == f"error: trial cache {tmp_path / 'notes'}: a file, not a folder\n"
+    assert (tmp_path / "notes").read_text() == "a file where the cache folder should be"
 
 
 def test_cache_list_tells_apart_placements_that_share_their_masks():

@@ -23,10 +23,15 @@ def cache_list(cache: Optional[Path] = CACHE, results: Path = RESULTS) -> None:
     """One row per cached (placement, seed): what it is and what it scored."""
     from rich.table import Table
 
-    from ..runs.cache import TrialCache, cache_folder
+    from ..runs.cache import cache_folder
 
-    store = TrialCache(cache_folder(results, cache))
+    store = _existing(cache_folder(results, cache))
     entries, problems = store.entries()
+    for problem in problems:
+        err_console.print(f"warning: {problem}", markup=False)
+    if not entries:
+        console.print(f"trial cache {store.folder}: empty", markup=False)
+        return
     table = Table(title=f"trial cache {store.folder}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for column in ("placement", "data", "L x H", "epochs", "seed", "val top-1 (%)", "s", "age"):
         table.add_column(column, justify="left" if column in ("placement", "data") else "right",
@@ -40,18 +45,26 @@ def cache_list(cache: Optional[Path] = CACHE, results: Path = RESULTS) -> None:
                       "-" if result.val_top1 is None else f"{result.val_top1 * 100:.2f}", f"{result.seconds:.0f}",
                       _age(now - entry.created))
     console.print(table)
-    for problem in problems:
-        err_console.print(f"warning: {problem}", markup=False)
 
 
 @cache_app.command("clear")
 def cache_clear(cache: Optional[Path] = CACHE, results: Path = RESULTS) -> None:
     """Remove every cached result (runs keep their own trial files; nothing else is touched)."""
-    from ..runs.cache import TrialCache, cache_folder
+    from ..runs.cache import cache_folder
 
-    store = TrialCache(cache_folder(results, cache))
+    store = _existing(cache_folder(results, cache))
     removed = store.clear()
     console.print(f"removed {removed} cached result(s) from {store.folder}", markup=False)
+
+
+def _existing(folder: Path):
+    """The cache in ``folder``; a file there is an error rather than an empty cache."""
+    from ..errors import ConfigError
+    from ..runs.cache import TrialCache
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"trial cache {folder}: a file, not a folder")
+    return TrialCache(folder)
 
 
 def _age(seconds: float) -> str:
