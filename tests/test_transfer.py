@@ -236,7 +236,9 @@ def test_a_bad_folder_settings_file_is_one_line(tmp_path):
 
 # ---- the command ------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (["--proxy", "quick", "--target", "quick"], "--seeds 1: a transfer pairs at least 2 seeds"),
+    (["--proxy", "quick", "--target", "quick"],  # the quick config's one seed, not a flag the user gave
+     "--proxy quick: seeds 1: a transfer pairs at least 2 seeds per placement; one seed leaves no seed noise to "
+     "judge the regret by; give --seeds 2"),
     (["--proxy", "quick", "--target", "quick", "--seeds", "1"], "--seeds 1: a transfer pairs at least 2 seeds"),
     (["--proxy", "quick", "--target", "nosuch", "--seeds", "2"], "--target nosuch: no such file or preset"),
     (["--proxy", "nosuch.yaml", "--target", "quick", "--seeds", "2"], "--proxy nosuch.yaml: no such file"),
