@@ -33,6 +33,18 @@ def test_run_list_is_built_from_the_real_runs(quick_results):
     assert ours.loc["quick-optuna", "status"] == "ok"
     table = cli("results", "--results", root, "--strategy", "als").stdout
     assert "quick-als" in table and "quick-optuna" not in table
+    typo = runner.invoke(app, ["results", "--results", str(root), "--strategy", "ALS"])
+    assert typo.exit_code == 2 and typo.stderr.startswith(f"error: --strategy: no run in {root} has 'ALS'; "
+                                                          "they have als, ")
+
+
+def test_a_list_without_runs_says_so_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder, says in (("empty", "empty"), ("missing", "missing (no such folder)")):
+        shown = cli("results", "--results", tmp_path / folder, "--strategy", "als").stdout
+        assert shown == f"no runs in {tmp_path / says}; maitsearch run --config quick starts one\n"
+    header = cli("results", "--results", tmp_path / "missing", "--format", "csv").stdout
+    assert header.startswith("name,strategy,dataset,"), "a script still gets the columns of the empty list"
 
 
 def test_trials_table_matches_the_run(quick_results):

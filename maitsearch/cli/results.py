@@ -75,17 +75,25 @@ def results_command(
         fail(f"error: --format: {choice_message(fmt, FORMATS)}")
     if not runs:
         frame = list_runs(results)
-        if strategy:
-            frame = frame[frame["strategy"] == strategy]
-        if dataset:
-            frame = frame[frame["dataset"] == dataset]
+        listed = len(frame)
+        for flag, column, wanted in (("--strategy", "strategy", strategy), ("--dataset", "dataset", dataset)):
+            if not wanted:
+                continue
+            present = sorted(frame[column].dropna().astype(str).unique())
+            if present and wanted not in present:  # a typo, not an empty answer
+                fail(f"error: {flag}: no run in {results} has {wanted!r}; they have {', '.join(present)}")
+            frame = frame[frame[column] == wanted]
         if sort:
             column = sort.lstrip("-")
             if column not in frame.columns:
                 fail(f"error: --sort: {choice_message(sort, list(frame.columns))}")
             frame = frame.sort_values(column, ascending=not sort.startswith("-"), na_position="last")
         frame = frame.reset_index(drop=True)
-        if fmt == "table":
+        if fmt == "table" and frame.empty:  # scripts asking for csv or json still get the empty frame
+            where = f"{results}" if results.is_dir() else f"{results} (no such folder)"
+            console.print(f"no runs in {where}{' that match' if listed else ''}; "
+                          "maitsearch run --config quick starts one", markup=False)
+        elif fmt == "table":
             from .render import runs_table
 
             console.print(runs_table(frame, f"runs in {results}"))
