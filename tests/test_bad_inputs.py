@@ -297,6 +297,10 @@ FIRST_HOUR = {
                          "error: optuna.sampler (supernet): unknown 'gp'; choose one of tpe, nsga2, random"),
     "output folder missing": (["spec", "preset", "sch1", "-L", "2", "-H", "3", "-o", "/nonexistent/dir/x.yaml"],
                               "error: --output /nonexistent/dir/x.yaml: folder /nonexistent/dir does not exist"),
+    "onnx file named as a folder": (["export", "--spec", "sch2", "--onnx", ".."],
+                                    "error: --onnx ..: a folder; name the file to write in it"),
+    "weights folder is a file": (["export", "--spec", "sch2", "--save-dir", SPEC_FILE],
+                                 f"error: --save-dir {SPEC_FILE}: "),
 }
 
 

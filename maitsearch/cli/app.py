@@ -138,15 +138,18 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def check_output_path(path) -> None:
-    """An output file goes into a folder that exists: a typo must not create folders elsewhere."""
+def check_output_path(path, flag: str = "--output") -> None:
+    """An output file goes into a folder that exists (a typo must not create folders elsewhere),
+    and is not itself a folder."""
     from pathlib import Path
 
     from ..errors import ConfigError
 
-    folder = Path(path).expanduser().parent
-    if not folder.is_dir():
-        raise ConfigError(f"--output {path}: folder {folder} does not exist")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: a folder; name the file to write in it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: folder {path.parent} does not exist")
 
 
 def parse_window(text: str) -> tuple[int, int]:

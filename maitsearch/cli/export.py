@@ -49,9 +49,13 @@ def export_command(
         return _copy_spec(source, output, trial, results, storage)
     if int8 and onnx is None:
         fail("error: --int8 quantizes the --onnx file: give --onnx FILE")
-    for path in (onnx, torch_export, output):
+    for flag, path in (("--onnx", onnx), ("--torch-export", torch_export), ("--output", output)):
         if path is not None:
-            check_output_path(path)
+            check_output_path(path, flag)
+    if save_dir is not None:
+        from ..atomic import check_writable
+
+        check_writable(save_dir, "--save-dir")
     _export_model(source, spec, model, weights, img_size, depth, kernel, onnx, int8, torch_export, save_dir, batch)
 
 
