@@ -77,9 +77,10 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
     loaded = {side: load_config(source, flag=f"--{side}") for side, source in sources.items()}
     count = seeds if seeds is not None else loaded["proxy"].seeds
     if not isinstance(count, int) or isinstance(count, bool) or count < MIN_SEEDS:
-        given = f"--seeds {count}" if seeds is not None else f"--proxy {proxy}: seeds {count}"
+        given, way_out = ((f"--seeds {count}", "") if seeds is not None
+                          else (f"--proxy {proxy}: seeds {count}", f"; give --seeds {MIN_SEEDS}"))
         raise ConfigError(f"{given}: a transfer pairs at least {MIN_SEEDS} seeds per placement; one seed leaves no "
-                          f"seed noise to judge the regret by" + ("" if seeds is not None else f"; give --seeds {MIN_SEEDS}"))
+                          f"seed noise to judge the regret by{way_out}")
     if from_run is not None and top < 1:
         raise ConfigError(f"--top {top}: take at least one of the run's placements")
     chosen = list(dict.fromkeys(p.strip() for p in (placements or REFERENCES) if p.strip()))
