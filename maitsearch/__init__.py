@@ -41,7 +41,11 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+    """The API and the layer packages loaded so far, not this module's own imports (``sys``,
+    ``importlib``): what a notebook's tab completion should offer."""
+    layers = {name for name, value in globals().items()
+              if getattr(value, "__name__", "").startswith(f"{__name__}.") and not callable(value)}
+    return sorted({*__all__, "__version__", *layers})
 
 
 _MODEL = f"{__name__}.model"  # importing the model layer registers the mait_* models with timm

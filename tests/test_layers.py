@@ -128,9 +128,14 @@ def test_the_public_api_is_what_a_notebook_needs_and_loads_no_torch():
              "names = sorted(maitsearch.__all__)\n"
              "resolved = all(getattr(maitsearch, n) is not None for n in names)\n"
              "import timm\n"
-             "print(light, resolved, ','.join(names), 'mait_tiny_patch16_224' in timm.list_models('mait_*'))\n")
+             "offered = set(dir(maitsearch)) - set(names)\n"
+             "print(light, resolved, ','.join(names), 'mait_tiny_patch16_224' in timm.list_models('mait_*'),\n"
+             "      ','.join(sorted(offered)))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "True", "import maitsearch must not import torch"
     assert out[1] == "True"
     assert set(out[2].split(",")) == NOTEBOOK_API
     assert out[3] == "True", "timm knows the mait_* models after import maitsearch"
+    offered = set(out[4].split(","))  # tab completion: the layer packages loaded by then, not sys or importlib
+    package = {path.stem for path in PACKAGE.iterdir() if not path.name.startswith("_")}
+    assert "__version__" in offered and {"model", "spec"} <= offered <= {"__version__", *package}
