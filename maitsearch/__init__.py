@@ -43,8 +43,7 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     """The API and the layer packages loaded so far, not this module's own imports (``sys``,
     ``importlib``): what a notebook's tab completion should offer."""
-    layers = {name for name, value in globals().items()
-              if getattr(value, "__name__", "").startswith(f"{__name__}.") and not callable(value)}
+    layers = {name for name, value in globals().items() if getattr(value, "__name__", "").startswith(f"{__name__}.")}
     return sorted({*__all__, "__version__", *layers})
 
 
