@@ -98,6 +98,8 @@ def test_list_options_with_runs_named_are_refused_not_ignored(flag, tmp_path):
 @pytest.mark.parametrize("storage,expected", [
     ("mongodb://user:pw@db/x", "--storage mongodb://user:***@db/x: unsupported storage; use journal:PATH"),
     ("journal:/no/such/folder/study.log", "--storage journal:/no/such/folder/study.log: folder /no/such/folder does not exist"),
+    ("sqlite:////no/such/folder/study.db", "--storage sqlite:////no/such/folder/study.db: folder /no/such/folder does "
+                                           "not exist"),
     ("postgresql://user:pw@127.0.0.1:1/db", "--storage postgresql://user:***@127.0.0.1:1/db: cannot connect: "),
 ])
 def test_bad_storage_urls(storage, expected, tmp_path):
@@ -106,13 +108,26 @@ def test_bad_storage_urls(storage, expected, tmp_path):
     assert line.startswith(f"error: {expected}") and ":pw@" not in line
 
 
-def test_journal_in_a_missing_folder_other_than_the_run_leaves_nothing(tmp_path):
-    """A journal folder that is not there is only fine when it is the run's own (created with the
-    run): any other is refused once the run folder exists, and the new folder is removed again."""
-    line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--results", tmp_path,
-                           "--name", "s", "--storage", f"journal:{tmp_path}/typo/study.log"])
-    assert line == f"error: --storage journal:{tmp_path}/typo/study.log: folder {tmp_path}/typo does not exist"
+@pytest.mark.parametrize("scheme, file", [("journal:", "study.log"), ("sqlite:///", "study.db")])
+def test_a_study_file_in_a_missing_folder_other_than_the_run_leaves_nothing(tmp_path, scheme, file):
+    """A journal or SQLite folder that is not there is only fine when it is the run's own (created
+    with the run): any other is refused once the run folder exists, and the new folders (the run's,
+    and the results folder it made) are removed again; SQLite's lock file made none for the typo."""
+    url = f"{scheme}{tmp_path}/typo/{file}"
+    line = one_line_error(["run", "--config", "quick", "--strategy", "optuna", "--results", tmp_path / "results",
+                           "--name", "s", "--storage", url])
+    assert line == f"error: --storage {url}: folder {tmp_path}/typo does not exist"
     assert not any(tmp_path.iterdir()), "nothing was written"
+
+
+def test_sqlite_in_memory_takes_no_lock_file(tmp_path, monkeypatch):
+    from maitsearch.runs.study_storage import single_worker_lock
+
+    monkeypatch.chdir(tmp_path)
+    assert single_worker_lock("sqlite:///:memory:") is None and not any(tmp_path.iterdir())
+    handle = single_worker_lock("sqlite:///study.db")  # a file's study: locked beside it
+    assert [path.name for path in tmp_path.iterdir()] == ["study.db.lock"]
+    handle.close()
 
 
 def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path, monkeypatch):

@@ -112,14 +112,23 @@ def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
     ``before_run_folder``: checked before the run folder exists, a journal may sit in a folder
     that does not exist yet but whose parent does (``journal:results/RUN/study.journal``: the
     run creates its folder first). ``open_storage`` checks again, strictly, once it does."""
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:"):]).expanduser()
-        folder = path.parent.parent if before_run_folder and not path.parent.exists() else path.parent
+    file = _file_of(url)
+    if file is not None:
+        folder = file.parent.parent if before_run_folder and not file.parent.exists() else file.parent
         if not folder.is_dir():
-            raise StorageError(f"--storage {url}: folder {path.parent} does not exist")
-    elif not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
+            raise StorageError(f"--storage {url}: folder {file.parent} does not exist")
+    if not url.startswith("journal:") and not re.match(r"^(sqlite|postgresql(\+\w+)?|mysql(\+\w+)?)://", url):
         raise StorageError(f"--storage {redact(url)}: unsupported storage; use journal:PATH, "
                            "sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+def _file_of(url: str) -> Path | None:
+    """The file a journal or SQLite storage keeps its study in (None: a server, or SQLite in memory)."""
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):]).expanduser()
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        return Path(url[len("sqlite:///"):])  # SQLAlchemy takes the path as written: no ~ expansion
+    return None
 
 
 def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
@@ -160,10 +169,10 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
 def single_worker_lock(url: str):
     """SQLite is for one worker: hold an exclusive lock beside the database for the run's
     lifetime, and refuse a second worker with a pointer to the storages made for several."""
-    if not url.startswith("sqlite:///"):
+    path = _file_of(url)
+    if path is None or not url.startswith("sqlite:///"):  # a server, a journal, or SQLite in memory
         return None
-    path = Path(url[len("sqlite:///"):])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_storage_url(url)  # its folder exists: the lock file must not create one for a typo
     handle = open(path.with_suffix(path.suffix + ".lock"), "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

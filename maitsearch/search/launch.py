@@ -8,6 +8,7 @@ with several workers here start the others as spawned processes sharing the stud
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
     own_strategy = strategy is None  # helper workers can only run the default strategy
     strategy = check_config(config, results_root, strategy)
     public = redacted_config(config)
+    root_existed = Path(results_root).is_dir()
     try:
         Path(results_root).mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -124,6 +126,9 @@ def run_search(config: SearchConfig, *, results_root: str | Path = "results", na
         except BaseException:  # a storage that cannot be opened: leave no empty run folder behind
             if created:
                 shutil.rmtree(store.path, ignore_errors=True)
+                if not root_existed:
+                    with contextlib.suppress(OSError):  # rmdir: only while no other run is in it
+                        Path(results_root).rmdir()
             raise
         summary = runner.run()
     finally:
