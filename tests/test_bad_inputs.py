@@ -298,6 +298,8 @@ FIRST_HOUR = {
     "unknown flag": (["run", "--bogus"], "error: No such option: --bogus"),
     "strategy": (["run", "--config", "quick", "--strategy", "bogus"], "error: strategy: unknown 'bogus'; choose one of als, optuna, presets, soft, supernet"),
     "even window": (["run", "--config", "quick", "--window", "4x4"], "error: window: window sizes must be odd"),
+    "window of one number": (["run", "--config", "quick", "--window", "3"],
+                             "error: --window '3': expected ROWSxCOLS such as 3x3"),
     "semantics": (["run", "--config", "quick", "--semantics", "foo"], "error: semantics: must be one of paper, local"),
     "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: placement sch9: not a preset"),
     "space": (["run", "--config", "quick", "--strategy", "optuna", "--space", "weird"], "error: optuna.space: unknown"),

@@ -156,7 +156,9 @@ def parse_window(text: str) -> tuple[int, int]:
     try:
         rows, cols = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(f"expected ROWSxCOLS such as 3x3, got {text!r}") from None
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--window {text!r}: expected ROWSxCOLS such as 3x3") from None
     return rows, cols
 
 
