@@ -361,6 +361,25 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(tmp_path):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.parametrize("command, stopped_in, kept", [
+    (["train", "--spec", "sch2", "--out", "o"], "maitsearch.training.train",
+     ": every finished epoch is in the --out folder's checkpoint.pt; run the same command with --resume to go on"),
+    (["spec", "show", "sch2", "-L", "2", "-H", "3"], "maitsearch.cli.render.spec_summary", ""),
+])
+def test_an_interrupted_command_says_what_it_kept_in_its_own_terms(command, stopped_in, kept, tmp_path,
+                                                                     monkeypatch):
+    """A search keeps its trials, a training its epochs (and goes on only with --resume); a command
+    that keeps nothing says only that it stopped."""
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stopped_in, stop)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines()[-1] == f"interrupted{kept}"
+
+
 def _children(pid: int) -> list[int]:
     """The live processes whose parent is ``pid``, from /proc (field 4 of /proc/N/stat)."""
     found = []

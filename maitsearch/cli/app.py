@@ -21,6 +21,13 @@ except ImportError:  # pragma: no cover - older typer on the real click
 # Typer turns any KeyboardInterrupt into exit code 130; this tells SIGTERM's apart (exit 143).
 _SIGTERM_RECEIVED = threading.Event()
 
+_SEARCH_KEPT = "every finished trial is saved; run the same command again to go on"
+KEPT_ON_INTERRUPT = {  # what a stopped command leaves, and how to go on; others keep nothing worth a line
+    "run": _SEARCH_KEPT, "calibrate": _SEARCH_KEPT, "confirm": _SEARCH_KEPT, "transfer": _SEARCH_KEPT,
+    "train": "every finished epoch is in the --out folder's checkpoint.pt; run the same command with --resume "
+             "to go on",
+}
+
 
 def _stop_on_sigterm(signum, frame) -> None:
     """``kill``, ``timeout`` or a scheduler's SIGTERM stops a command as Ctrl-C does, and takes
@@ -40,11 +47,16 @@ class _OneLineErrors(TyperGroup):
     (the one place the CLI catches them) and a bad flag alike. Ctrl-C says what was kept and
     exits 130; SIGTERM the same, exiting 143."""
 
+    interrupted_command: str | None = None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MaitsearchError as err:
             fail(error_line(err))
+        except KeyboardInterrupt:
+            self.interrupted_command = ctx.invoked_subcommand
+            raise
 
     def main(self, *args, **kwargs):
         kwargs.pop("standalone_mode", None)
@@ -69,8 +81,8 @@ class _OneLineErrors(TyperGroup):
         except KeyboardInterrupt:
             code = 130
         if code == 130:
-            err_console.print("\ninterrupted: every finished trial is saved; run the same command again to go on",
-                              markup=False)
+            kept = KEPT_ON_INTERRUPT.get(self.interrupted_command)
+            err_console.print(f"\ninterrupted{f': {kept}' if kept else ''}", markup=False)
             code = 143 if _SIGTERM_RECEIVED.is_set() else 130
         sys.exit(code if isinstance(code, int) else 0)
 
