@@ -69,6 +69,8 @@ def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
         train(spec, config, tmp_path)
     with pytest.raises(ResumeError, match=r"written with other settings \(mask spec: "):
         train(preset("all", 2, 3), config, tmp_path, resume=True)
+    train(spec, config, tmp_path / "requeued", resume=True)  # nothing to resume yet: a fresh start, so a
+    assert load_checkpoint(tmp_path / "requeued" / "checkpoint.pt")["epoch"] == 1  # job script always passes it
 
 
 def test_a_preset_or_compact_spec_takes_the_models_layers_and_heads(tmp_path):

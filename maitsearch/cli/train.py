@@ -64,7 +64,8 @@ def train_command(
                                                                 "(default: 0 on the CPU, up to 8 on CUDA)."),
         out: Optional[Path] = typer.Option(None, help="Output folder. Default: results/train/<model>-<spec name> "
                                                        "(<model>-<run>-best for a run's best.yaml)."),
-        resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
+        resume: bool = typer.Option(False, help="Continue from the checkpoint in --out (none there yet: a fresh "
+                                                 "start, so a job that may be requeued always passes it)."),
 ) -> None:
     """Full training of a real-size model with a mask spec applied (checkpoints every epoch)."""
     from ..errors import ConfigError, MaitsearchError
