@@ -39,7 +39,7 @@ def test_run_list_is_built_from_the_real_runs(quick_results):
 
 
 def test_a_list_without_runs_says_so_in_one_line(tmp_path):
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "train" / "mait_tiny_patch16_224-sch2").mkdir(parents=True)  # train's, not a run
     for folder, says in (("empty", "empty"), ("missing", "missing (no such folder)")):
         shown = cli("results", "--results", tmp_path / folder, "--strategy", "als").stdout
         assert shown == f"no runs in {tmp_path / says}; maitsearch run --config quick starts one\n"

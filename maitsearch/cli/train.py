@@ -116,8 +116,10 @@ def default_out(model: str, spec: str | Path) -> Path:
     """results/train/<model>-<spec name>; a spec in a run folder (its best.yaml or answer.yaml)
     is named by its run too, so two runs' answers do not meet in one folder."""
     path = Path(spec)
+    from ..runs.reading import TRAININGS
+
     name = f"{path.parent.name}-{path.stem}" if (path.parent / "search.yaml").is_file() else path.stem
-    return Path("results") / "train" / f"{model}-{name}"
+    return Path("results") / TRAININGS / f"{model}-{name}"
 
 
 def _from_command_line(ctx: typer.Context, name: str) -> bool:

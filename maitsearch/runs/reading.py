@@ -29,6 +29,7 @@ RUN_DTYPES = {"name": "string", "strategy": "string", "dataset": "string", "shap
               "best_top1_std": "float64", "baseline_top1": "float64", "baseline_top1_std": "float64",
               "gain": "float64", "seconds": "float64", "all_cached": "bool", "status": "string"}
 BARS = " ▁▂▃▄▅▆▇█"
+TRAININGS = "train"  # results/train/ holds what `maitsearch train` writes by default: trained models, not runs
 
 
 def count_bars(spec: MaskSpec) -> str:
@@ -399,10 +400,16 @@ def _valid_name(name: str) -> bool:
 
 
 def list_runs(root: str | Path = "results") -> pd.DataFrame:
-    """One row per folder under ``root``, damaged ones included, with their status."""
+    """One row per folder under ``root``, damaged ones included, with their status; the trainings
+    folder is not a run."""
     root = Path(root)
-    rows = [load_run(folder).summary() for folder in sorted(root.iterdir()) if folder.is_dir()] if root.is_dir() else []
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    rows = [load_run(folder).summary() for folder in folders if folder.is_dir() and not _holds_trainings(folder)]
     return pd.DataFrame(rows, columns=list(RUN_DTYPES)).astype(RUN_DTYPES)
+
+
+def _holds_trainings(folder: Path) -> bool:
+    return folder.name == TRAININGS and not (folder / "search.yaml").exists()  # a run named train is listed
 
 
 def run_from_storage(url: str, name: str) -> Run:
