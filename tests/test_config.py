@@ -112,6 +112,14 @@ def test_proxy_choices_are_checked_before_anything_trains(change, match):
         check_proxy(ProxyConfig().replace(**change))
 
 
+@pytest.mark.parametrize("change,match", [({"layers": 0}, r"^--layers 0: "), ({"heads": -2}, r"^--heads -2: ")])
+def test_the_search_shape_is_named_as_set_not_as_the_proxy_copies_it(change, match):
+    from maitsearch.search.checks import check_config
+
+    with pytest.raises(ConfigError, match=match):
+        check_config(SearchConfig(**change))
+
+
 def test_a_preset_name_resolves_from_the_working_folder_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_config_path("quick").parent.name == "presets", "the shipped preset, outside a checkout"

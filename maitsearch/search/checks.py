@@ -23,7 +23,8 @@ def check_config(config: SearchConfig, results_root: str | Path | None = None,
                  strategy: Strategy | None = None) -> Strategy:
     """Raise a one-line ``MaitsearchError`` for the first bad setting; return the strategy (its
     constructor checks its own settings, its ``spec_of`` every baseline)."""
-    for name, value, least in (("--seeds", config.seeds, 1), ("--trials", config.trials, 1),
+    for name, value, least in (("--layers", config.layers, 1), ("--heads", config.heads, 1),  # the proxy's too
+                               ("--seeds", config.seeds, 1), ("--trials", config.trials, 1),
                                ("--jobs", config.jobs, 0), ("--max-failures", config.max_failures, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ConfigError(f"{name} {value!r}: expected a whole number of at least {least}")
