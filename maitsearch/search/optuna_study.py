@@ -38,7 +38,7 @@ OBJECTIVES = ("accuracy", "attention_cost")
 def check_objectives(objectives: list[str]) -> None:
     """Accuracy first (best.yaml and the pruner read it), then optionally attention_cost."""
     if not objectives or objectives[0] != "accuracy" or any(o not in OBJECTIVES for o in objectives):
-        raise ConfigError(f"objectives: expected accuracy first, then optionally attention_cost; "
+        raise ConfigError(f"optuna.objectives: expected accuracy first, then optionally attention_cost; "
                           f"got {','.join(objectives)}")
 
 
