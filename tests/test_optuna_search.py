@@ -23,7 +23,9 @@ from .test_search import fake_record
 
 def optuna_strategy(config, tmp_path, name="study"):
     strategy = OptunaStrategy(config)
-    strategy.attach(RunStore(tmp_path, name))
+    store = RunStore(tmp_path, name)
+    store.path.mkdir(parents=True, exist_ok=True)  # a run's folder exists before its strategy attaches
+    strategy.attach(store)
     return strategy
 
 
