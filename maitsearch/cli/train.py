@@ -115,9 +115,9 @@ def train_command(
 def default_out(model: str, spec: str | Path) -> Path:
     """results/train/<model>-<spec name>; a spec in a run folder (its best.yaml or answer.yaml)
     is named by its run too, so two runs' answers do not meet in one folder."""
-    path = Path(spec)
     from ..runs.reading import TRAININGS
 
+    path = Path(spec)
     name = f"{path.parent.name}-{path.stem}" if (path.parent / "search.yaml").is_file() else path.stem
     return Path("results") / TRAININGS / f"{model}-{name}"
 

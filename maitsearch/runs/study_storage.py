@@ -109,9 +109,10 @@ def _from_env() -> str | None:
 def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
     """The URL names a storage maitsearch can open (nothing is connected to or created).
 
-    ``before_run_folder``: checked before the run folder exists, a journal may sit in a folder
-    that does not exist yet but whose parent does (``journal:results/RUN/study.journal``: the
-    run creates its folder first). ``open_storage`` checks again, strictly, once it does."""
+    ``before_run_folder``: checked before the run folder exists, a journal or SQLite file may sit
+    in a folder that does not exist yet but whose parent does (``journal:results/RUN/study.journal``:
+    the run creates its folder first). ``open_storage`` and ``single_worker_lock`` check again,
+    strictly, once it does."""
     file = _file_of(url)
     if file is not None:
         folder = file.parent.parent if before_run_folder and not file.parent.exists() else file.parent
