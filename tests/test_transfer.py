@@ -323,6 +323,34 @@ def _summarize_module(monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_committed_study_reads_back_as_data_and_draws_its_scatter_again(tmp_path):
+    """results on a transfer study: --format gives its placements on both sides, --plot redraws
+    scatter.png, and --trial points to its runs (it was ignored, silently, as were the others);
+    beside a run it is not compared field by field, having no one config."""
+    committed = ROOT / "results" / "transfer-wide"
+    study = yaml.safe_load((committed / "transfer.yaml").read_text())
+    shown = CliRunner().invoke(app, ["results", str(committed), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(shown.stdout)))
+    assert [row["placement"] for row in rows] == [p["placement"] for p in study["placements"]]
+    for row, placement in zip(rows, study["placements"]):
+        for side in ("proxy", "target"):
+            assert float(row[f"{side}_top1"]) == pytest.approx(placement[side]["mean"], abs=1e-6)
+            assert float(row[f"{side}_rank"]) == placement[side]["rank"]
+    refused = CliRunner().invoke(app, ["results", str(committed), "--trial", "1"])
+    assert refused.exit_code == 2 and refused.stderr.startswith(
+        f"error: --trial: transfer-wide is a transfer study, whose trials are in its runs: maitsearch results proxy "
+        f"--results {committed} --trial 1")
+    beside = CliRunner().invoke(app, ["results", "transfer-wide", "default-l24h3", "--results", str(ROOT / "results")])
+    assert beside.exit_code == 0 and beside.stderr == (  # its sides' configs are not one to compare with a run's
+        f"warning: transfer-wide is a transfer study, with a proxy and a target of its own: `maitsearch results "
+        f"--results {committed}` sets its two runs side by side\n")
+    (tmp_path / "transfer-wide").mkdir()
+    (tmp_path / "transfer-wide" / "transfer.yaml").write_text((committed / "transfer.yaml").read_text())
+    drawn = CliRunner().invoke(app, ["results", str(tmp_path / "transfer-wide"), "--plot"])
+    assert drawn.exit_code == 0 and drawn.stdout.startswith(f"scatter: {tmp_path / 'transfer-wide' / 'scatter.png'}")
+    assert (tmp_path / "transfer-wide" / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_real_tiny_study_through_the_cli_resumes_and_shares_the_trial_cache(tmp_path, monkeypatch):
     """quick as the proxy, a wider 1-epoch target, 2 placements (a preset and a spec file) x 2
     seeds: the study's files match its two runs, a re-run trains nothing, a presets run of the

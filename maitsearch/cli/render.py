@@ -173,7 +173,8 @@ def _cell(value) -> str:
 
 # Accuracy columns (fractions in DataFrames, CSV and JSON) and how people read them: percent.
 PERCENT_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "best_top1", "best_top1_std",
-                   "baseline_top1", "baseline_top1_std", "gain")
+                   "baseline_top1", "baseline_top1_std", "gain",
+                   "proxy_top1", "proxy_top1_std", "target_top1", "target_top1_std")  # a transfer study's
 DISPLAY_ONLY = ("bars",)  # a sparkline for the terminal, not data
 
 

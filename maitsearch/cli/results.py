@@ -116,7 +116,7 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
     from .render import als_heatmap_table, placement_grid, run_header
 
     if run.transfer is not None:
-        show_transfer(run)
+        show_transfer(run, fmt, plot, trial)
         return
     try:
         shown = run.best_record() if trial is None else run.record(trial)
@@ -146,11 +146,19 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
         write_plots(run, trial)
 
 
-def show_transfer(run) -> None:
+def show_transfer(run, fmt: str, plot: bool, trial: int | None) -> None:
     """A transfer study: its placements on both sides, how the rankings agree, and where its runs are."""
-    from ..runs.transfer_report import summary_lines
+    from ..runs.transfer_report import draw_scatter, placements_frame, summary_lines
     from .render import transfer_table
 
+    if trial is not None:
+        fail(f"error: --trial: {run.name} is a transfer study, whose trials are in its runs: "
+             f"maitsearch results proxy --results {run.path} --trial {trial} (or target)")
+    if fmt != "table":
+        emit_frame(placements_frame(run.transfer), fmt, run.name)
+        return
+    if plot:
+        console.print(f"scatter: {draw_scatter(run.path, run.transfer)}", markup=False)
     console.print(transfer_table(run.transfer))
     for line in summary_lines(run.transfer):
         console.print(f"- {line}", markup=False)
@@ -193,7 +201,11 @@ def comparison_warnings(runs) -> list[str]:
     existed (``DIGEST_NEUTRAL``), as run names and the trial cache count it."""
     from ..config import DIGEST_NEUTRAL
 
-    warnings = []
+    warnings = [f"{run.name} is a transfer study, with a proxy and a target of its own: `maitsearch results "
+                f"--results {run.path}` sets its two runs side by side" for run in runs if run.transfer is not None]
+    runs = [run for run in runs if run.transfer is None]  # it has no one config to hold against the others
+    if not runs:
+        return warnings
     first = runs[0]
     for run in runs[1:]:
         fields = []

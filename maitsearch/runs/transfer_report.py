@@ -159,18 +159,35 @@ def summary_lines(result: dict) -> list[str]:
 def write_transfer_files(folder: Path, result: dict) -> Path:
     """transfer.yaml, scatter.png and report.md of a finished study; returns report.md's path."""
     from .. import atomic
-    from . import plots
 
     folder = Path(folder)
     atomic.write_text(folder / TRANSFER_FILE, yaml.safe_dump(result, sort_keys=False))
-    rows = result["placements"]
-    plots.accuracy_scatter([r["proxy"]["mean"] for r in rows], [r["proxy"]["std"] for r in rows],
-                           [r["target"]["mean"] for r in rows], [r["target"]["std"] for r in rows],
-                           [r["placement"] for r in rows], folder / "scatter.png",
-                           f"{result['name']}: validation top-1, mean ± std over {result['seeds']} seeds",
-                           tuple(f"{side}: {result[side]['source']}: validation top-1 (%)" for side in SIDES),
-                           pick=result["proxy_pick"], best=result["target_best"])
+    draw_scatter(folder, result)
     return atomic.write_text(folder / "report.md", "\n".join(report_lines(result)))
+
+
+def draw_scatter(folder: Path, result: dict) -> Path:
+    """scatter.png: each placement's proxy accuracy against its target accuracy, seed error bars."""
+    from . import plots
+
+    rows = result["placements"]
+    return plots.accuracy_scatter([r["proxy"]["mean"] for r in rows], [r["proxy"]["std"] for r in rows],
+                                  [r["target"]["mean"] for r in rows], [r["target"]["std"] for r in rows],
+                                  [r["placement"] for r in rows], Path(folder) / "scatter.png",
+                                  f"{result['name']}: validation top-1, mean ± std over {result['seeds']} seeds",
+                                  tuple(f"{side}: {result[side]['source']}: validation top-1 (%)" for side in SIDES),
+                                  pick=result["proxy_pick"], best=result["target_best"])
+
+
+def placements_frame(result: dict):
+    """One row per placement of a study: its accuracy (fractions) and rank on each side."""
+    import pandas as pd
+
+    rows = [{"placement": row["placement"], "compact": row.get("compact"), "masked": row.get("masked"),
+             **{column: row[side][key] for side in SIDES
+                for column, key in ((f"{side}_top1", "mean"), (f"{side}_top1_std", "std"), (f"{side}_rank", "rank"))}}
+            for row in result["placements"]]
+    return pd.DataFrame(rows)
 
 
 def report_lines(result: dict) -> list[str]:
