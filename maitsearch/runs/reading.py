@@ -418,11 +418,11 @@ def run_from_storage(url: str, name: str) -> Run:
     import optuna
 
     from ..spec import parse_spec
-    from .study_storage import RECORD_ATTR, open_storage, redact, study_name
+    from .study_storage import RECORD_ATTR, open_storage, redact, study_file, study_name
 
-    for scheme in ("sqlite:///", "journal:"):  # opening a file storage that is not there creates it
-        if url.startswith(scheme) and not Path(url[len(scheme):]).expanduser().is_file():
-            raise StorageError(f"--storage {url}: no such file")
+    file = study_file(url)
+    if file is not None and not file.is_file():  # opening a file storage that is not there creates it
+        raise StorageError(f"--storage {url}: no such file")
     storage = open_storage(url, heartbeat_interval=None, grace_period=None)
     try:
         study = optuna.load_study(study_name=study_name(name), storage=storage)

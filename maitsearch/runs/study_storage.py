@@ -113,7 +113,7 @@ def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
     in a folder that does not exist yet but whose parent does (``journal:results/RUN/study.journal``:
     the run creates its folder first). ``open_storage`` and ``single_worker_lock`` check again,
     strictly, once it does."""
-    file = _file_of(url)
+    file = study_file(url)
     if file is not None:
         folder = file.parent.parent if before_run_folder and not file.parent.exists() else file.parent
         if not folder.is_dir():
@@ -123,7 +123,7 @@ def check_storage_url(url: str, *, before_run_folder: bool = False) -> None:
                            "sqlite:///PATH or postgresql://USER@HOST/DB")
 
 
-def _file_of(url: str) -> Path | None:
+def study_file(url: str) -> Path | None:
     """The file a journal or SQLite storage keeps its study in (None: a server, or SQLite in memory)."""
     if url.startswith("journal:"):
         return Path(url[len("journal:"):]).expanduser()
@@ -140,10 +140,10 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     check_storage_url(url)
     if url.startswith("journal:"):
-        path = Path(url[len("journal:"):]).expanduser()
         from optuna.storages.journal import JournalFileBackend
 
-        return heartbeat_journal_storage(JournalFileBackend(str(path)), heartbeat_interval=heartbeat_interval,
+        return heartbeat_journal_storage(JournalFileBackend(str(study_file(url))),
+                                         heartbeat_interval=heartbeat_interval,
                                          grace_period=grace_period, stale_trial_callback=retry)
     engine_kwargs = {}
     if url.startswith("postgresql"):
@@ -170,7 +170,7 @@ def open_storage(url: str, *, heartbeat_interval: int, grace_period: int):
 def single_worker_lock(url: str):
     """SQLite is for one worker: hold an exclusive lock beside the database for the run's
     lifetime, and refuse a second worker with a pointer to the storages made for several."""
-    path = _file_of(url)
+    path = study_file(url)
     if path is None or not url.startswith("sqlite:///"):  # a server, a journal, or SQLite in memory
         return None
     check_storage_url(url)  # its folder exists: the lock file must not create one for a typo
