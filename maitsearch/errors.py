@@ -81,6 +81,25 @@ def check_choice(what: str, value, allowed) -> None:
         raise ConfigError(f"{what}: {choice_message(value, allowed)}")
 
 
+# (holds, what a value must be): the bounds of numeric settings, for ``check_bounds``
+AT_LEAST_1 = (lambda value: value >= 1, "expected at least 1")
+POSITIVE = (lambda value: value > 0, "expected above 0")
+AT_LEAST_0 = (lambda value: value >= 0, "expected at least 0")
+FRACTION = (lambda value: 0 <= value < 1, "expected at least 0 and below 1")  # a rate: 1 smooths every label
+# flat, or drops every block
+PROBABILITY = (lambda value: 0 <= value <= 1, "expected a probability in [0, 1]")
+
+
+def check_bounds(settings, bounds: dict, name_of) -> None:
+    """Each field of ``settings`` named in ``bounds`` holds its bound, else a ``ConfigError``
+    naming it as ``name_of(field)`` says (``--drop-path 2.0: expected at least 0 and below 1``).
+    None, where a field takes it, means its default and is not checked."""
+    for name, (holds, expected) in bounds.items():
+        value = getattr(settings, name)
+        if value is not None and not holds(value):  # so a NaN, which fails every comparison, fails
+            raise ConfigError(f"{name_of(name)} {value}: {expected}")
+
+
 _KINDS = {bool: ("true or false", "true/false values"), int: ("a whole number", "whole numbers"),
           float: ("a number", "numbers"), str: ("a string", "strings"), type(None): ("null", "nulls")}
 

@@ -103,6 +103,9 @@ def test_run_identity_ignores_how_numbers_are_spelled():
     ({"pos_embed": "rope"}, r"proxy.pos_embed: unknown 'rope'; choose one of learned, sincos$"),
     ({"pos_embed": "sincso"}, r"proxy.pos_embed: unknown 'sincso'; choose one of learned, sincos \(did you mean sincos\?\)"),
     ({"shift_augment": -1}, r"proxy.shift_augment -1: a shift in pixels"),
+    ({"drop_path": 1.0}, r"^proxy.drop_path 1.0: expected at least 0 and below 1$"),
+    ({"warmup_epochs": -1.0}, r"^proxy.warmup_epochs -1.0: expected at least 0$"),
+    ({"mlp_ratio": float("nan")}, r"^proxy.mlp_ratio nan: expected above 0$"),
 ])
 def test_proxy_choices_are_checked_before_anything_trains(change, match):
     from maitsearch.errors import ConfigError

@@ -109,6 +109,14 @@ def test_posterize_with_zero_bits_is_black_as_timm_means():
     ({"recipe": "deit", "sched": "nope"}, "--sched nope: timm's create_scheduler_v2 refuses it"),
     ({"recipe": "deit", "sched": "plateau"}, "--sched plateau: its state is not in any checkpoint"),
     ({"recipe": "deit", "reprob": 1.5}, "--reprob 1.5: expected a probability in [0, 1]"),
+    ({"recipe": "deit", "model_ema_decay": 1.0}, "--model-ema-decay 1.0: expected above 0 and below 1"),
+    ({"label_smoothing": 1.0}, "--smoothing 1.0: expected at least 0 and below 1"),
+    ({"drop_path": 2.0}, "--drop-path 2.0: expected at least 0 and below 1"),
+    ({"warmup_epochs": -1.0}, "--warmup-epochs -1.0: expected at least 0"),
+    ({"grad_clip": -1.0}, "--grad-clip -1.0: expected a gradient norm"),
+    ({"lr": float("nan")}, "--lr nan: expected above 0"),
+    ({"image_size": 0}, "--img-size 0: expected at least 1"),
+    ({"depth": 0}, "--depth 0: expected at least 1"),
     ({"recipe": "deit", "auto_augment": "nope"}, "--aa nope / --remode pixel: timm's create_transform refuses them"),
 ])
 def test_bad_recipe_settings_are_one_line(changes, message):
@@ -121,6 +129,16 @@ def test_an_unknown_recipe_is_one_line_and_writes_nothing(tmp_path):
     spec = preset("sch1", 12, 3).save(tmp_path / "spec.yaml")
     result = runner.invoke(app, ["train", "--recipe", "nope", "--spec", str(spec), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and result.stderr.splitlines() == ["error: --recipe: unknown 'nope'; choose one of light, deit"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--depth", "0"], "error: --depth 0: expected at least 1"),  # not a preset that "needs the model's layers"
+    (["--img-size", "8"], "error: --img-size 8: smaller than mait_tiny_patch16_224's patches (16x16)"),
+])
+def test_a_model_that_cannot_be_built_is_one_line_and_writes_nothing(tmp_path, flags, message):
+    result = runner.invoke(app, ["train", "--spec", "sch1", "--out", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 2 and result.stderr.splitlines() == [message]
     assert not (tmp_path / "out").exists()
 
 

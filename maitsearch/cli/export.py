@@ -25,8 +25,8 @@ def export_command(
         model: str = typer.Option("mait_tiny_patch16_224", help="With --spec: a timm ViT or CaiT name."),
         weights: Optional[Path] = typer.Option(None, help="With --spec: .safetensors, or a .pt state dict or "
                                                           "train checkpoint (default: initial weights)."),
-        img_size: Optional[int] = typer.Option(None, help="With --spec: the input size (default: the model's)."),
-        depth: Optional[int] = typer.Option(None, help="With --spec: blocks, for models that take a depth "
+        img_size: Optional[int] = typer.Option(None, min=1, help="With --spec: the input size (default: the model's)."),
+        depth: Optional[int] = typer.Option(None, min=1, help="With --spec: blocks, for models that take a depth "
                                                        "(default: the spec's layers)."),
         onnx: Optional[Path] = typer.Option(None, "--onnx", help="Write ONNX here, checked in onnxruntime."),
         int8: bool = typer.Option(False, "--int8", help="Also an int8 copy (onnxruntime's dynamic quantization) "

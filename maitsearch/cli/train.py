@@ -9,9 +9,6 @@ import typer
 
 from .app import app, console
 
-# flag name -> TrainConfig field, where they differ (the flags follow timm's train.py)
-FIELD_OF = {"img_size": "image_size", "aa": "auto_augment", "smoothing": "label_smoothing",
-            "torch_compile": "compile"}
 NOT_SETTINGS = ("ctx", "spec", "config", "out", "resume")
 
 
@@ -72,14 +69,15 @@ def train_command(
     from ..training import TrainConfig, train
     from ..training.distributed import launched
     from ..training.full import placement_for_model
-    from ..training.recipes import check_train_config, read_train_config
+    from ..training.recipes import FLAG_NAMES, check_train_config, read_train_config
 
     main = launched().main
     try:
         values = read_train_config(config) if config is not None else {}
         given = {name: value for name, value in ctx.params.items()
                  if name not in NOT_SETTINGS and _from_command_line(ctx, name)}
-        values.update({FIELD_OF.get(name, name): value for name, value in given.items()})
+        field_of = {name: field for field, name in FLAG_NAMES.items()} | {"torch_compile": "compile"}
+        values.update({field_of.get(name, name): value for name, value in given.items()})
         for name in ("data_dir",):
             if values.get(name) is not None:
                 values[name] = str(values[name])
@@ -91,9 +89,9 @@ def train_command(
             if beside is None or not beside.is_file():
                 raise ConfigError("--spec: required (a mask spec YAML such as results/<run>/best.yaml)")
             spec = beside
+        check_train_config(settings)  # before a model is built or a progress bar drawn
         mask_spec, settings = placement_for_model(spec, settings)
         out = out or default_out(settings.model, spec)
-        check_train_config(settings)  # before a progress bar is drawn
         if not main:  # rank 0 alone draws and prints
             metrics = train(mask_spec, settings, out, resume=resume)
             return

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..atomic import check_writable
 from ..config import ProxyConfig, SearchConfig
 from ..data import check_train_copies
-from ..errors import ConfigError
+from ..errors import AT_LEAST_0, FRACTION, POSITIVE, ConfigError, check_bounds
 from ..runs.cache import CACHE_ENV, cache_folder
 from ..spec import preset
 from ..training.proxy import check_model_choices
@@ -40,6 +40,12 @@ def check_config(config: SearchConfig, results_root: str | Path | None = None,
     return strategy
 
 
+# the proxy's numbers that are not whole numbers or learning rates (checked above)
+PROXY_BOUNDS = {"mlp_ratio": POSITIVE, "warmup_epochs": AT_LEAST_0, "label_smoothing": FRACTION, "drop_path": FRACTION,
+                "grad_clip": (AT_LEAST_0[0], "expected a gradient norm (0 or null: no clipping)"),
+                "alpha_weight_decay": AT_LEAST_0}
+
+
 def check_proxy(proxy: ProxyConfig) -> None:
     for name in ("layers", "heads", "width", "patch_size", "image_size", "epochs", "batch_size", "eval_every"):
         value = getattr(proxy, name)
@@ -55,6 +61,7 @@ def check_proxy(proxy: ProxyConfig) -> None:
     if not proxy.lr > 0 or proxy.min_lr < 0 or proxy.weight_decay < 0 or proxy.alpha_lr_scale <= 0:
         raise ConfigError("proxy.lr and proxy.alpha_lr_scale must be positive, proxy.min_lr and "
                           "proxy.weight_decay at least 0")
+    check_bounds(proxy, PROXY_BOUNDS, lambda name: f"proxy.{name}")
     check_model_choices(proxy)
     if proxy.shift_augment < 0:
         raise ConfigError(f"proxy.shift_augment {proxy.shift_augment}: a shift in pixels, at least 0")

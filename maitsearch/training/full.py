@@ -79,6 +79,10 @@ def _layers_and_heads(config: TrainConfig) -> tuple[int, int | None]:
         model = _create_model(config, num_classes=10, in_chans=3)
     if not hasattr(model, "blocks"):
         raise ConfigError(f"--model {config.model}: not a timm ViT or CaiT, so it has no heads to mask")
+    patches = getattr(model, "patch_embed", None)
+    if patches is not None and min(getattr(patches, "grid_size", (1,))) < 1:  # else a convolution's traceback later
+        raise ConfigError(f"--img-size {config.image_size}: smaller than {config.model}'s patches "
+                          f"({'x'.join(map(str, patches.patch_size))})")
     return layers_and_heads(model)
 
 

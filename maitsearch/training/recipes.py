@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, check_choice, check_field_types
+from ..errors import (AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, PROBABILITY, ConfigError, check_bounds,
+                      check_choice, check_field_types)
 
 RECIPES = ("light", "deit")
 WARMUP_EPOCHS = {"light": 1.0, "deit": 5.0}  # the recipe's own when --warmup-epochs is not given
@@ -135,8 +136,29 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 DEIT_ONLY = tuple(list(FIELDS)[list(FIELDS).index("auto_augment"):])
 
 
+# fields whose flag has another name (the flags follow timm's train.py)
+FLAG_NAMES = {"image_size": "img_size", "auto_augment": "aa", "label_smoothing": "smoothing"}
+
+
 def flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
+    return f"--{FLAG_NAMES.get(name, name).replace('_', '-')}"
+
+
+# the numbers of both recipes, and of the deit recipe alone
+BOTH_BOUNDS = {
+    "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1, "lr_base_size": AT_LEAST_1, "grad_accum_steps": AT_LEAST_1,
+    "image_size": AT_LEAST_1, "depth": AT_LEAST_1, "lr": POSITIVE, "lr_base": POSITIVE, "alpha_lr_scale": POSITIVE,
+    "min_lr": AT_LEAST_0, "weight_decay": AT_LEAST_0, "alpha_weight_decay": AT_LEAST_0, "warmup_epochs": AT_LEAST_0,
+    "grad_clip": (AT_LEAST_0[0], "expected a gradient norm (0 or left out: no clipping)"),
+    "label_smoothing": FRACTION, "drop_path": FRACTION,
+}
+DEIT_BOUNDS = {
+    "mixup": AT_LEAST_0, "cutmix": AT_LEAST_0, "warmup_lr": AT_LEAST_0, "color_jitter": AT_LEAST_0,
+    "aug_repeats": (AT_LEAST_0[0], "expected 0 (off) or more"), "opt_eps": POSITIVE,
+    "reprob": PROBABILITY, "mixup_prob": PROBABILITY, "mixup_switch_prob": PROBABILITY,
+    "model_ema_decay": (lambda value: 0 < value < 1, "expected above 0 and below 1 (DeiT's: 0.99996)"),
+    "eval_crop_pct": (lambda value: 0 < value <= 1, "expected above 0 and at most 1 (DeiT's: 0.875)"),
+}
 
 
 def check_train_config(config: TrainConfig) -> None:
@@ -149,11 +171,7 @@ def check_train_config(config: TrainConfig) -> None:
     if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
         raise ConfigError(f"--device {config.device!r}: use auto, cpu, cuda or cuda:N")
     check_training_kernel(config.kernel, resolve_device(config.device).type)
-    for name in ("epochs", "batch_size", "lr_base_size", "grad_accum_steps"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{flag(name)} {getattr(config, name)}: expected at least 1")
-    if config.lr is not None and not config.lr > 0:
-        raise ConfigError(f"--lr {config.lr}: expected a positive learning rate")
+    check_bounds(config, BOTH_BOUNDS, flag)
     if config.recipe == "light":
         given = [name for name in DEIT_ONLY if getattr(config, name) != FIELDS[name].default]
         if given:
@@ -167,14 +185,7 @@ def check_deit_settings(config: TrainConfig) -> None:
     """The deit recipe's settings, by asking timm's own builders where it can say no."""
     import torch
 
-    for name in ("mixup", "cutmix", "warmup_lr", "min_lr", "weight_decay", "drop_path", "label_smoothing"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"{flag(name)} {getattr(config, name)}: expected at least 0")
-    for name in ("reprob", "mixup_prob", "mixup_switch_prob"):
-        if not 0 <= getattr(config, name) <= 1:
-            raise ConfigError(f"{flag(name)} {getattr(config, name)}: expected a probability in [0, 1]")
-    if config.aug_repeats < 0:
-        raise ConfigError(f"--aug-repeats {config.aug_repeats}: expected 0 (off) or more")
+    check_bounds(config, DEIT_BOUNDS, flag)
     check_choice("--mixup-mode", config.mixup_mode, MIXUP_MODES)
     if (config.mixup > 0 or config.cutmix > 0) and config.batch_size % 2:
         raise ConfigError(f"--batch-size {config.batch_size}: timm's Mixup pairs the images of a batch; "
