@@ -286,6 +286,11 @@ FIRST_HOUR = {
     "unknown kernel": (["train", "--kernel", "fast", "--spec", SPEC_FILE], "error: --kernel: unknown 'fast'"),
     "results in /proc": (["run", "--config", "quick", "--results", "/proc/nope"], "error: --results /proc/nope: cannot"),
     "cache in /proc": (["run", "--config", "quick", "--cache", "/proc/nope"], "error: --cache /proc/nope: cannot"),
+    "depth 0": (["train", "--spec", "sch1", "--depth", "0"], "error: --depth 0: expected at least 1"),  # not a preset
+    "image below a patch": (["train", "--spec", "sch1", "--img-size", "8"],
+                            "error: --img-size 8: smaller than mait_tiny_patch16_224's patches (16x16)"),
+    "smoothing every label flat": (["train", "--spec", SPEC_FILE, "--smoothing", "1"],
+                                   "error: --smoothing 1.0: expected at least 0 and below 1"),
     "training out is a file": (["train", "--spec", SPEC_FILE, "--out", f"{SPEC_FILE}/run"],
                                f"error: --out {SPEC_FILE}/run: "),
     "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],

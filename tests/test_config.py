@@ -115,6 +115,14 @@ def test_proxy_choices_are_checked_before_anything_trains(change, match):
         check_proxy(ProxyConfig().replace(**change))
 
 
+def test_optuna_heartbeats_are_checked_as_settings_not_as_a_storage_that_cannot_connect():
+    from maitsearch.config import OptunaSettings
+    from maitsearch.search.checks import check_config
+
+    with pytest.raises(ConfigError, match=r"^optuna.grace_period 0: expected at least 1$"):
+        check_config(SearchConfig(strategy="optuna", optuna=OptunaSettings(grace_period=0)))
+
+
 @pytest.mark.parametrize("change,match", [({"layers": 0}, r"^--layers 0: "), ({"heads": -2}, r"^--heads -2: ")])
 def test_the_search_shape_is_named_as_set_not_as_the_proxy_copies_it(change, match):
     from maitsearch.search.checks import check_config

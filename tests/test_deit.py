@@ -132,16 +132,6 @@ def test_an_unknown_recipe_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--depth", "0"], "error: --depth 0: expected at least 1"),  # not a preset that "needs the model's layers"
-    (["--img-size", "8"], "error: --img-size 8: smaller than mait_tiny_patch16_224's patches (16x16)"),
-])
-def test_a_model_that_cannot_be_built_is_one_line_and_writes_nothing(tmp_path, flags, message):
-    result = runner.invoke(app, ["train", "--spec", "sch1", "--out", str(tmp_path / "out"), *flags])
-    assert result.exit_code == 2 and result.stderr.splitlines() == [message]
-    assert not (tmp_path / "out").exists()
-
-
 def test_train_reads_its_own_config_back_and_flags_override_it(tmp_path):
     spec = preset("sch1", 2, 3).save(tmp_path / "spec.yaml")
     first = tmp_path / "first"

@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError, SpecError, StorageError, check_choice
+from ..errors import AT_LEAST_1, ConfigError, SpecError, StorageError, check_bounds, check_choice
 from ..events import StudyWaiting
 from ..model.locality import attention_cost
 from ..runs import TrialRecord
@@ -58,6 +58,8 @@ class OptunaStrategy(Strategy):
             raise StorageError(f"--jobs {config.jobs}: several Optuna workers cannot share SQLite ({url}); use "
                                "--storage journal:PATH (one host), postgresql://USER@HOST/DB, or none (the run's own)")
         check_objectives(settings.objectives)
+        check_bounds(settings, {"heartbeat_interval": AT_LEAST_1, "grace_period": AT_LEAST_1},  # seconds
+                     lambda name: f"optuna.{name}")
         self.cost_grid = settings.attention_cost_grid(config.proxy.grid)  # checked here, before a run folder
         self.study = None
         self.storage_url = None
