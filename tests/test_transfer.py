@@ -242,7 +242,11 @@ def test_a_bad_folder_settings_file_is_one_line(tmp_path):
     (["--proxy", "quick", "--target", "quick", "--seeds", "1"], "--seeds 1: a transfer pairs at least 2 seeds"),
     (["--proxy", "quick", "--target", "nosuch", "--seeds", "2"], "--target nosuch: no such file or preset"),
     (["--proxy", "nosuch.yaml", "--target", "quick", "--seeds", "2"], "--proxy nosuch.yaml: no such file"),
-    (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "sch1"], "at least 2 placements"),
+    (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "sch1"],
+     "at least 2 different placements"),
+    (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "sch9"],  # named before counted
+     "placement sch9: not a preset"),
+    (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--top", "2"], "--top 2: the number of a --from run's"),
     (["--proxy", "quick", "--target", "quick", "--seeds", "2", "--placements", "none,nosuch"], "nosuch"),
     (["--proxy", "quick", "--target", "default", "--seeds", "2", "--placements",
       "none,results/default-l24h3/best.yaml"], "the spec is 24 layers x 3 heads, the run 4 x 3"),

@@ -21,7 +21,8 @@ def transfer_command(
                                                             "none,sch1,sch2,all,random)."),
         from_run: Optional[str] = typer.Option(None, "--from", help="A finished run in --results: add its answer "
                                                                     "and its --top most accurate placements."),
-        top: int = typer.Option(3, min=1, help="With --from: how many of the run's most accurate placements."),
+        top: Optional[int] = typer.Option(None, min=1, help="With --from: how many of the run's most accurate "
+                                                            "placements (default 3)."),
         seeds: Optional[int] = typer.Option(None, min=1, help="Paired seeds per placement on each side (default: "
                                                               "the proxy config's; at least 2)."),
         name: Optional[str] = typer.Option(None, help="Study folder name (default: transfer-<target>, so re-running "

@@ -33,6 +33,7 @@ from .launch import RunSummary, config_digest, run_search
 from .presets import PresetsStrategy
 
 MIN_SEEDS = 2  # one seed has no noise to judge the regret by
+TOP = 3  # a --from run's most accurate placements added, beside its answer
 
 
 @dataclass
@@ -65,12 +66,12 @@ def default_name(target: str) -> str:
 
 
 def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = None, from_run: str | None = None,
-                  top: int = 3, seeds: int | None = None, name: str | None = None,
+                  top: int | None = None, seeds: int | None = None, name: str | None = None,
                   results_root: str | Path = "results", jobs: int | None = None,
                   cache: str | None = None, device: str | None = None) -> TransferPlan:
     """The two sides' configs: each config as a presets run of ``placements`` (default: the
     calibration's references none, sch1, sch2, all and random), plus with ``from_run`` that
-    finished run's ``top`` most accurate placements and its answer, on ``seeds`` seeds (default:
+    finished run's ``top`` (default 3) most accurate placements and its answer, on ``seeds`` seeds (default:
     the proxy config's) from the proxy's first seed, on both sides; ``device`` (as ``run
     --device``) overrides both configs' ``proxy.device``."""
     sources = {"proxy": proxy, "target": target}
@@ -81,14 +82,18 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
                           else (f"--proxy {proxy}: seeds {count}", f"; give --seeds {MIN_SEEDS}"))
         raise ConfigError(f"{given}: a transfer pairs at least {MIN_SEEDS} seeds per placement; one seed leaves no "
                           f"seed noise to judge the regret by{way_out}")
-    if from_run is not None and top < 1:
+    if from_run is None and top is not None:
+        raise ConfigError(f"--top {top}: the number of a --from run's placements to add; give --from RUN")
+    top = TOP if top is None else top
+    if top < 1:
         raise ConfigError(f"--top {top}: take at least one of the run's placements")
     chosen = list(dict.fromkeys(p.strip() for p in (placements or REFERENCES) if p.strip()))
+    taken = {PresetsStrategy(loaded["proxy"]).spec_of(p).key() for p in chosen}  # a name that is no placement: here
     if from_run is not None:
-        taken = {PresetsStrategy(loaded["proxy"]).spec_of(p).key() for p in chosen}
         chosen += run_placements(RunStore(results_root, from_run), top, taken)
     if len(chosen) < 2:
-        raise ConfigError(f"--placements {','.join(chosen) or repr('')}: a ranking needs at least 2 placements")
+        raise ConfigError(f"--placements {','.join(chosen) or repr('')}: a ranking needs at least 2 different "
+                          "placements")
     name = name or default_name(target)
     folder = run_folder(results_root, name)  # checks the name: one path component inside the results folder
     cache_path = cache_folder(results_root, cache)
