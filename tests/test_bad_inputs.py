@@ -70,6 +70,14 @@ def test_results_from_a_storage_without_the_run_says_what_it_holds_and_creates_n
     optuna.create_study(study_name="maitsearch-other", storage=url)
     line = one_line_error(["results", "r", "--storage", url])
     assert line == f"error: --storage {url}: no run 'r' there; it holds other"
+    line = one_line_error(["results", "--storage", url])  # not the results folder's list, as if it were ignored
+    assert line == f"error: --storage: name the run to read from it; {url} holds other"
+
+
+@pytest.mark.parametrize("flag", [["--plot"], ["--trial", "0"]])
+def test_figures_of_no_run_are_refused_not_ignored(flag, tmp_path):
+    assert one_line_error(["results", *flag, "--results", tmp_path]) == (
+        f"error: {flag[0]}: name exactly one run (figures are drawn per run)")
 
 
 def test_a_run_whose_search_yaml_is_torn_costs_one_line_naming_the_file_and_line(tmp_path):

@@ -15,24 +15,40 @@ FORMATS = ("table", "csv", "markdown", "json")
 
 
 def open_run(name: str, root: Path, storage: Optional[str]):
-    from ..errors import MaitsearchError
     from ..runs.reading import load_run, run_from_storage
 
     if storage:
-        from ..runs.study_storage import redact
-
-        try:
-            return run_from_storage(storage, name)
-        except MaitsearchError:
-            raise
-        except Exception as err:  # noqa: BLE001 - Optuna's own errors, e.g. no such study in that storage
-            fail(f"error: --storage {redact(storage)}: {redact(str(err).splitlines()[0])}")
+        return from_storage(storage, run_from_storage, storage, name)
     path = Path(name) if Path(name).is_dir() else root / name
     if not path.is_dir():
         if not root.is_dir():
             fail(f"error: no run {name!r}: no folder {root} here (--results names where run folders live)")
         fail(f"error: no run {name!r} under {root} (`maitsearch results --results {root}` lists them)")
     return load_run(path)
+
+
+def list_storage(storage: str) -> None:
+    """Runs are read from a storage one at a time: say which it holds, in one line."""
+    from ..runs.reading import runs_in_storage
+    from ..runs.study_storage import redact
+
+    held = from_storage(storage, runs_in_storage, storage)
+    fail(f"error: --storage: name the run to read from it; {redact(storage)} holds "
+         f"{', '.join(held) if held else 'no maitsearch runs'}")
+
+
+def from_storage(storage: str, read, *args):
+    """``read(*args)``, with Optuna's and the database driver's own errors (a server that is not
+    there, a wrong password) as one line, the password hidden."""
+    from ..errors import MaitsearchError
+    from ..runs.study_storage import redact
+
+    try:
+        return read(*args)
+    except MaitsearchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever the storage's driver raises
+        fail(f"error: --storage {redact(storage)}: {redact(str(err).splitlines()[0])}")
 
 
 def emit_frame(frame, fmt: str, title: str) -> None:
@@ -73,6 +89,10 @@ def results_command(
 
     if fmt not in FORMATS:
         fail(f"error: --format: {choice_message(fmt, FORMATS)}")
+    if (trial is not None or plot) and len(runs or ()) != 1:
+        fail(f"error: {'--trial' if trial is not None else '--plot'}: name exactly one run (figures are drawn per run)")
+    if storage and not runs:
+        list_storage(storage)
     if not runs:
         frame = list_runs(results)
         listed = len(frame)
@@ -103,8 +123,6 @@ def results_command(
     ignored = [flag for flag, value in (("--sort", sort), ("--strategy", strategy), ("--dataset", dataset)) if value]
     if ignored:
         fail(f"error: {ignored[0]}: sorts or filters the list of runs; leave out the run names to list them")
-    if (trial is not None or plot) and len(runs) != 1:
-        fail(f"error: {'--trial' if trial is not None else '--plot'}: name exactly one run (figures are drawn per run)")
     opened = [open_run(name, results, storage) for name in runs]
     if len(opened) == 1:
         show_run(opened[0], fmt, plot, trial)

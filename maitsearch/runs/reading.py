@@ -418,17 +418,13 @@ def run_from_storage(url: str, name: str) -> Run:
     import optuna
 
     from ..spec import parse_spec
-    from .study_storage import RECORD_ATTR, open_storage, redact, study_file, study_name
+    from .study_storage import RECORD_ATTR, redact, study_name
 
-    file = study_file(url)
-    if file is not None and not file.is_file():  # opening a file storage that is not there creates it
-        raise StorageError(f"--storage {url}: no such file")
-    storage = open_storage(url, heartbeat_interval=None, grace_period=None)
+    storage = _open_existing(url)
     try:
         study = optuna.load_study(study_name=study_name(name), storage=storage)
     except KeyError:  # Optuna's word for a study that is not there
-        held = sorted(n[len(study_name("")):] for n in optuna.get_all_study_names(storage)
-                      if n.startswith(study_name("")))
+        held = _runs_held(storage)
         raise StorageError(f"--storage {redact(url)}: no run {name!r} there; it holds "
                            f"{', '.join(held) if held else 'no maitsearch runs'}") from None
     run = Run(Path(name), config=dict(study.user_attrs.get("maitsearch:config") or {}))
@@ -443,3 +439,26 @@ def run_from_storage(url: str, name: str) -> Run:
         run.best = best.spec.with_meta(trial=best.number)
     run.status = "ok (from storage)" if run.records else "empty: no finished trials in the study"
     return run
+
+
+def runs_in_storage(url: str) -> list[str]:
+    """The names of the maitsearch runs an Optuna storage holds."""
+    return _runs_held(_open_existing(url))
+
+
+def _open_existing(url: str):
+    from .study_storage import open_storage, study_file
+
+    file = study_file(url)
+    if file is not None and not file.is_file():  # opening a file storage that is not there creates it
+        raise StorageError(f"--storage {url}: no such file")
+    return open_storage(url, heartbeat_interval=None, grace_period=None)
+
+
+def _runs_held(storage) -> list[str]:
+    import optuna
+
+    from .study_storage import study_name
+
+    prefix = study_name("")
+    return sorted(name[len(prefix):] for name in optuna.get_all_study_names(storage) if name.startswith(prefix))
