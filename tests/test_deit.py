@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from maitsearch.cli import app
+from maitsearch.config import resolve_config_path
 from maitsearch.data.datasets import ImageDataset
 from maitsearch.errors import ConfigError
 from maitsearch.spec import preset
@@ -156,6 +157,11 @@ def test_train_reads_its_own_config_back_and_flags_override_it(tmp_path):
     (tmp_path / "bad.yaml").write_text("epochs: ten\n")
     result = runner.invoke(app, ["train", "-c", str(tmp_path / "bad.yaml"), "--spec", str(spec)])
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.yaml'}: epochs: expected a whole number, got 'ten'"]
+    result = runner.invoke(app, ["train", "-c", str(spec)])  # the files a user has at hand, in the wrong place
+    assert result.stderr.splitlines() == [f"error: -c {spec}: a mask spec, not a training config; pass it as --spec {spec}"]
+    search = resolve_config_path("quick")
+    result = runner.invoke(app, ["train", "-c", str(search), "--spec", str(spec)])
+    assert result.stderr.splitlines()[0].startswith(f"error: -c {search}: a search config (maitsearch run --config)")
 
 
 def test_a_resume_with_another_process_count_is_one_line(tmp_path):

@@ -243,6 +243,11 @@ def read_train_config(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config is a mapping of settings, such as epochs: 300")
     unknown = sorted(set(map(str, data)) - set(FIELDS))
+    if {"version", "masks"} <= set(data):
+        raise ConfigError(f"-c {path}: a mask spec, not a training config; pass it as --spec {path}")
+    if {"proxy", "strategy"} & set(data):
+        raise ConfigError(f"-c {path}: a search config (maitsearch run --config), not a training config; "
+                          "train a run's answer with --spec results/<run>/best.yaml")
     if unknown:
         close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}"
