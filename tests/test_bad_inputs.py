@@ -299,6 +299,8 @@ FIRST_HOUR = {
                             "error: --img-size 8: smaller than mait_tiny_patch16_224's patches (16x16)"),
     "smoothing every label flat": (["train", "--spec", SPEC_FILE, "--smoothing", "1"],
                                    "error: --smoothing 1.0: expected at least 0 and below 1"),
+    "a spec as the search config": (["run", "--config", SPEC_FILE],
+                                    f"error: --config {SPEC_FILE}: a mask spec, not a search config; train it with"),
     "training out is a file": (["train", "--spec", SPEC_FILE, "--out", f"{SPEC_FILE}/run"],
                                f"error: --out {SPEC_FILE}/run: "),
     "torchvision set, no data dir": (["run", "--config", "quick", "--data", "cifar10"],

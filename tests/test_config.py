@@ -115,6 +115,13 @@ def test_proxy_choices_are_checked_before_anything_trains(change, match):
         check_proxy(ProxyConfig().replace(**change))
 
 
+def test_a_training_config_given_as_a_search_config_is_named(tmp_path):
+    trained = tmp_path / "config.yaml"
+    trained.write_text("model: deit_tiny_patch16_224\nrecipe: deit\nepochs: 300\n")
+    with pytest.raises(ConfigError, match=rf"^--proxy {trained}: a training config \(maitsearch train -c\)"):
+        load_config(trained, flag="--proxy")
+
+
 def test_optuna_heartbeats_are_checked_as_settings_not_as_a_storage_that_cannot_connect():
     from maitsearch.config import OptunaSettings
     from maitsearch.search.checks import check_config
