@@ -49,6 +49,12 @@ def _problems(data: Any) -> Iterator[tuple[tuple, str]]:
     if not isinstance(data, dict):
         yield (), f"a mask spec is a mapping of fields, got {_type_name(data)}"
         return
+    if "version" not in data and {"proxy", "strategy", "baselines"} & set(data):
+        yield (), "a search config, not a mask spec: run it with maitsearch run --config"
+        return
+    if "version" not in data and {"recipe", "model", "epochs"} & set(data):
+        yield (), "a training config, not a mask spec: pass it to maitsearch train -c"
+        return
     for key in data:
         if key not in FIELDS:
             yield (key,), f"unknown field; allowed fields are {', '.join(FIELDS)}"
