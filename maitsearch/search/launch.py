@@ -17,6 +17,7 @@ from ..data import ImageData
 from ..errors import ConfigError, SearchError
 from ..events import EventFn, HelpersWaiting
 from ..runs import RunStore
+from ..runs.report import reproduce_command
 from ..runs.study_storage import redacted_config
 from .base import Strategy
 from .checks import check_config
@@ -50,7 +51,8 @@ def prepare_store(config: SearchConfig, results_root: str | Path, name: str | No
         if config_digest(previous) != config_digest(config):
             changed = _differences(previous.to_dict(), config.to_dict())
             raise SearchError(f"run {store.name} exists with a different config ({', '.join(changed[:4])}); "
-                              f"re-run with --config {store.path / 'search.yaml'}, or pick another --name")
+                              f"go on with it as it was (`{reproduce_command(store, previous)}`), or pick "
+                              "another --name")
     store.write_config(config.to_dict())
     return store
 
