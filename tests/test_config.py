@@ -175,3 +175,17 @@ def test_attention_cost_grid_is_the_deployment_grid_when_given():
     for bad in (0, [14], [14, "x"], True):
         with pytest.raises(ConfigError, match="optuna.cost_grid"):
             OptunaStrategy(deployed.replace(optuna=dataclasses.replace(deployed.optuna, cost_grid=bad)))
+
+
+def test_a_run_asked_again_with_other_settings_is_told_the_command_that_goes_on_with_it(tmp_path, monkeypatch):
+    from maitsearch.errors import SearchError
+    from maitsearch.search.launch import prepare_store
+
+    monkeypatch.chdir(tmp_path)
+    quick = load_config("quick")
+    prepare_store(quick, "results", "r")
+    with pytest.raises(SearchError) as refused:
+        prepare_store(quick.replace(seeds=2), "results", "r")
+    assert str(refused.value) == ("run r exists with a different config (seeds: 1 -> 2); go on with it as it was "
+                                  "(`maitsearch run --config results/r/search.yaml --name r --results results`), "
+                                  "or pick another --name")
