@@ -85,8 +85,8 @@ def check_choice(what: str, value, allowed) -> None:
 AT_LEAST_1 = (lambda value: value >= 1, "expected at least 1")
 POSITIVE = (lambda value: value > 0, "expected above 0")
 AT_LEAST_0 = (lambda value: value >= 0, "expected at least 0")
-FRACTION = (lambda value: 0 <= value < 1, "expected at least 0 and below 1")  # a rate: 1 smooths every label
-# flat, or drops every block
+# a rate such as label smoothing or stochastic depth: at 1 every label is flat, or every block dropped
+FRACTION = (lambda value: 0 <= value < 1, "expected at least 0 and below 1")
 PROBABILITY = (lambda value: 0 <= value <= 1, "expected a probability in [0, 1]")
 
 

@@ -40,10 +40,11 @@ def check_config(config: SearchConfig, results_root: str | Path | None = None,
     return strategy
 
 
-# the proxy's numbers that are not whole numbers or learning rates (checked above)
-PROXY_BOUNDS = {"mlp_ratio": POSITIVE, "warmup_epochs": AT_LEAST_0, "label_smoothing": FRACTION, "drop_path": FRACTION,
-                "grad_clip": (AT_LEAST_0[0], "expected a gradient norm (0 or null: no clipping)"),
-                "alpha_weight_decay": AT_LEAST_0}
+# the proxy's numbers that are not whole numbers (checked first, with the grid they make)
+PROXY_BOUNDS = {"lr": POSITIVE, "alpha_lr_scale": POSITIVE, "mlp_ratio": POSITIVE, "min_lr": AT_LEAST_0,
+                "weight_decay": AT_LEAST_0, "alpha_weight_decay": AT_LEAST_0, "warmup_epochs": AT_LEAST_0,
+                "label_smoothing": FRACTION, "drop_path": FRACTION,
+                "grad_clip": (AT_LEAST_0[0], "expected a gradient norm (0 or null: no clipping)")}
 
 
 def check_proxy(proxy: ProxyConfig) -> None:
@@ -58,9 +59,6 @@ def check_proxy(proxy: ProxyConfig) -> None:
         near = proxy.heads * max(1, round(proxy.width / proxy.heads))
         raise ConfigError(f"proxy.width {proxy.width} does not split into {proxy.heads} heads: give --width (or "
                           f"proxy.width) a multiple of {proxy.heads}, such as {near}")
-    if not proxy.lr > 0 or proxy.min_lr < 0 or proxy.weight_decay < 0 or proxy.alpha_lr_scale <= 0:
-        raise ConfigError("proxy.lr and proxy.alpha_lr_scale must be positive, proxy.min_lr and "
-                          "proxy.weight_decay at least 0")
     check_bounds(proxy, PROXY_BOUNDS, lambda name: f"proxy.{name}")
     check_model_choices(proxy)
     if proxy.shift_augment < 0:

@@ -71,9 +71,9 @@ def plan_transfer(proxy: str, target: str, *, placements: list[str] | None = Non
                   cache: str | None = None, device: str | None = None) -> TransferPlan:
     """The two sides' configs: each config as a presets run of ``placements`` (default: the
     calibration's references none, sch1, sch2, all and random), plus with ``from_run`` that
-    finished run's ``top`` (default 3) most accurate placements and its answer, on ``seeds`` seeds (default:
-    the proxy config's) from the proxy's first seed, on both sides; ``device`` (as ``run
-    --device``) overrides both configs' ``proxy.device``."""
+    finished run's ``top`` (default 3) most accurate placements and its answer, on ``seeds``
+    seeds (default: the proxy config's) from the proxy's first seed, on both sides; ``device``
+    (as ``run --device``) overrides both configs' ``proxy.device``."""
     sources = {"proxy": proxy, "target": target}
     loaded = {side: load_config(source, flag=f"--{side}") for side, source in sources.items()}
     count = seeds if seeds is not None else loaded["proxy"].seeds
