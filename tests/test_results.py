@@ -358,3 +358,41 @@ def test_the_calibration_table_says_what_its_rank_stability_compares():
     assert caption([1], None) == "rank stability: one budget, nothing to compare (--budgets 1,3 measures it)"
     assert caption([1, 3], 1 / 3) == "rank stability: Kendall's tau +0.33 between the shortest and the longest budget"
     assert caption([1, 3], None) == "rank stability: no ranking to compare (every placement tied)"
+
+
+def _training_folder(root, name="train/t"):
+    """What `maitsearch train` leaves after 2 of 3 epochs, with one line torn (not through train: the
+    reader is what is tested, and the files are the contract)."""
+    from maitsearch.spec import preset
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    preset("sch1", 2, 3).save(folder / "spec.yaml")
+    (folder / "config.yaml").write_text("model: mait_tiny_patch16_224\nrecipe: deit\ndata: digits\nepochs: 3\n")
+    (folder / "metrics.jsonl").write_text('{"epoch": 0, "val_top1": 0.7, "val_loss": 1.0}\n{"epoch": 1, "val_to\n'
+                                          '{"epoch": 1, "val_top1": 0.6, "val_loss": 1.2}\n')
+    (folder / "checkpoint.pt").write_bytes(b"")
+    return folder
+
+
+def test_a_training_folder_shows_its_epochs_and_what_comes_next_not_a_broken_run(tmp_path):
+    folder = _training_folder(tmp_path)
+    shown = runner.invoke(app, ["results", "train/t", "--results", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "2 of 3 done; val top-1 60.00% at the last, 70.00% at the best (epoch 1)" in shown.stdout
+    assert f"maitsearch train -c {folder / 'config.yaml'} --out {folder} --resume" in shown.stdout
+    assert shown.stderr.strip() == f"warning: {folder / 'metrics.jsonl'}:2: not a JSON line; skipped"
+    as_csv = runner.invoke(app, ["results", str(folder), "-f", "csv"])
+    assert pd.read_csv(io.StringIO(as_csv.stdout)).to_dict("list") == {
+        "epoch": [0, 1], "val_top1": [0.7, 0.6], "val_loss": [1.0, 1.2]}
+    plot = runner.invoke(app, ["results", str(folder), "--plot"])
+    assert plot.exit_code == 2 and "is a training (maitsearch train), not a search run" in plot.stderr
+    exported = runner.invoke(app, ["export", str(folder), "-o", str(tmp_path / "s.yaml")])
+    assert exported.exit_code == 0, exported.output
+    assert load_spec(tmp_path / "s.yaml") == load_spec(folder / "spec.yaml")
+
+
+def test_a_training_folder_among_runs_is_listed_as_one(tmp_path):
+    _training_folder(tmp_path, "mine")
+    listed = list_runs(tmp_path)
+    assert listed["status"].tolist() == ["a training (maitsearch train), not a search run"]

@@ -151,6 +151,36 @@ def run_header(run) -> Table:
     return grid
 
 
+def training_header(training) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    settings, path = training.settings, training.path
+    grid.add_row("training", f"{path.name} ({path}), not a search run: maitsearch train wrote it")
+    grid.add_row("model", f"{settings.get('model', '?')}, {settings.get('recipe', '?')} recipe, on "
+                          f"{settings.get('data', '?')}")
+    if training.spec is not None:
+        grid.add_row("spec", training.spec.label())
+    done, planned, best = len(training.metrics), settings.get("epochs", "?"), training.best_epoch()
+    accuracy = (f"; val top-1 {_pct(training.metrics[-1].get('val_top1'))}% at the last, {_pct(best['val_top1'])}% "
+                f"at the best (epoch {best['epoch'] + 1})" if best is not None else "")
+    grid.add_row("epochs", f"{done} of {planned} done{accuracy}")
+    return grid
+
+
+def training_next_step(training) -> str:
+    """The command that goes on: the resume of an unfinished training, else the export."""
+    path, planned = training.path, training.settings.get("epochs")
+    if isinstance(planned, int) and len(training.metrics) < planned:
+        return f"go on: maitsearch train -c {path / 'config.yaml'} --out {path} --resume"
+    return f"export: maitsearch export {path} --onnx model.onnx"
+
+
+def epochs_table(frame) -> Table:
+    """A training's metrics, epochs counted from 1 as train counts them."""
+    return frame_table(people_frame(frame.assign(epoch=frame["epoch"] + 1)), "epochs (top-1 in %)")
+
+
 def frame_table(frame, title: str) -> Table:
     table = Table(title=title)
     for column in frame.columns:
@@ -174,7 +204,8 @@ def _cell(value) -> str:
 # Accuracy columns (fractions in DataFrames, CSV and JSON) and how people read them: percent.
 PERCENT_COLUMNS = ("top1", "top1_std", "test_top1", "test_top1_std", "best_top1", "best_top1_std",
                    "baseline_top1", "baseline_top1_std", "gain",
-                   "proxy_top1", "proxy_top1_std", "target_top1", "target_top1_std")  # a transfer study's
+                   "proxy_top1", "proxy_top1_std", "target_top1", "target_top1_std",  # a transfer study's
+                   "train_top1", "val_top1", "val_top1_ema")  # a training's epochs
 DISPLAY_ONLY = ("bars",)  # a sparkline for the terminal, not data
 
 

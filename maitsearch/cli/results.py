@@ -19,12 +19,17 @@ def open_run(name: str, root: Path, storage: Optional[str]):
 
     if storage:
         return from_storage(storage, run_from_storage, storage, name)
-    path = Path(name) if Path(name).is_dir() else root / name
+    path = run_path(name, root)
     if not path.is_dir():
         if not root.is_dir():
             fail(f"error: no run {name!r}: no folder {root} here (--results names where run folders live)")
         fail(f"error: no run {name!r} under {root} (`maitsearch results --results {root}` lists them)")
     return load_run(path)
+
+
+def run_path(name: str, root: Path) -> Path:
+    """A run named as the user gave it: a folder, else a run in ``root``."""
+    return Path(name) if Path(name).is_dir() else root / name
 
 
 def list_storage(storage: str) -> None:
@@ -123,6 +128,15 @@ def results_command(
     ignored = [flag for flag, value in (("--sort", sort), ("--strategy", strategy), ("--dataset", dataset)) if value]
     if ignored:
         fail(f"error: {ignored[0]}: sorts or filters the list of runs; leave out the run names to list them")
+    if len(runs) == 1 and not storage:
+        from ..runs.trainings import is_training_folder, read_training
+
+        if is_training_folder(run_path(runs[0], results)):
+            if trial is not None or plot:
+                fail(f"error: {'--trial' if trial is not None else '--plot'}: {runs[0]} is a training (maitsearch "
+                     "train), not a search run: it has no trials or figures")
+            show_training(read_training(run_path(runs[0], results)), fmt)
+            return
     opened = [open_run(name, results, storage) for name in runs]
     if len(opened) == 1:
         show_run(opened[0], fmt, plot, trial)
@@ -162,6 +176,21 @@ def show_run(run, fmt: str, plot: bool, trial: int | None = None) -> None:
         err_console.print(f"warning: {problem}", markup=False)
     if plot:
         write_plots(run, trial)
+
+
+def show_training(training, fmt: str) -> None:
+    """A folder train wrote: what trained, and its accuracy epoch by epoch."""
+    from .render import epochs_table, training_header, training_next_step
+
+    if fmt != "table":
+        emit_frame(training.frame, fmt, str(training.path))
+        return
+    console.print(training_header(training))
+    if training.metrics:
+        console.print(epochs_table(training.frame))
+    console.print(training_next_step(training), markup=False, soft_wrap=True)
+    for problem in training.problems:
+        err_console.print(f"warning: {problem}", markup=False)
 
 
 def show_transfer(run, fmt: str, plot: bool, trial: int | None) -> None:

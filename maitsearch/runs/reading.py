@@ -17,6 +17,7 @@ from ..errors import SpecError, StorageError
 from ..spec import MaskSpec, load_spec
 from .folder import RunStore, validate_run_name
 from .record import FAILED_STATES, TrialRecord
+from .trainings import is_training_folder
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64", "soft": "int64",
@@ -336,7 +337,8 @@ def load_run(path: str | Path) -> Run:
     if not config_path.exists() and (path / "transfer.yaml").exists():
         return _transfer_folder(run)
     if not config_path.exists():
-        run.status = "not a run: no search.yaml"
+        run.status = ("a training (maitsearch train), not a search run" if is_training_folder(path)
+                      else "not a run: no search.yaml")
         return run
     try:
         run.config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
