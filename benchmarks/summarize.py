@@ -91,6 +91,9 @@ def build() -> str:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, and nothing else
     (HERE / "README.md").write_text(build())
     print(f"wrote {HERE / 'README.md'}")
 

@@ -392,6 +392,9 @@ def build() -> str:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, and nothing else
     (ROOT / "README.md").write_text(build())
     print(f"wrote {ROOT / 'README.md'}")
     figure = scaling.draw(scaling.scaling_rows())
