@@ -317,6 +317,8 @@ FIRST_HOUR = {
                              "error: --window '3': expected ROWSxCOLS such as 3x3"),
     "semantics": (["run", "--config", "quick", "--semantics", "foo"], "error: semantics: must be one of paper, local"),
     "baseline": (["run", "--config", "quick", "--baselines", "sch9"], "error: placement sch9: not a preset"),
+    "presets of nothing": (["run", "--config", "quick", "--strategy", "presets", "--baselines", ""],
+                           "error: --baselines: the presets strategy trains these side by side; name at least one"),
     "space": (["run", "--config", "quick", "--strategy", "optuna", "--space", "weird"], "error: optuna.space: unknown"),
     "sampler": (["run", "--config", "quick", "--strategy", "optuna", "--sampler", "nope"], "error: optuna.sampler: unknown"),
     "optuna flag to als": (["run", "--config", "quick", "--sampler", "random"],

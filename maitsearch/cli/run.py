@@ -26,7 +26,7 @@ def build_config(config: Optional[str], *, layers=None, heads=None, strategy=Non
     if window is not None:
         top["window"] = list(parse_window(window))
     if baselines is not None:
-        top["baselines"] = [name.strip() for name in baselines.split(",") if name.strip()]
+        top["baselines"] = list(dict.fromkeys(name.strip() for name in baselines.split(",") if name.strip()))
     proxy = {k: v for k, v in dict(data=data, epochs=epochs, data_dir=data_dir, device=device, width=width).items()
              if v is not None}
     if data is not None:  # a derived task comes with its own canvas and patch grid
@@ -221,6 +221,7 @@ def calibrate_command(
     from ..errors import ConfigError
     from ..runs import validate_run_name
     from ..search import calibrate
+    from ..search.calibrate import REFERENCES, fidelity_config
     from ..search.checks import check_config
     from .progress import RunView, make_progress
     from .render import calibration_table
@@ -237,10 +238,8 @@ def calibrate_command(
         parsed = ()
     if not parsed or min(parsed) < 1:
         raise ConfigError(f"--budgets {budgets!r}: expected whole multiples of the epochs, such as 1,3")
-    check_config(search.replace(strategy="presets"), results)
+    check_config(search.replace(strategy="presets", baselines=list(REFERENCES)), results)  # what it trains
     if fidelity:
-        from ..search.calibrate import fidelity_config
-
         check_config(fidelity_config(search), results)
     dataset = load_data(search.proxy.data, image_size=search.proxy.image_size, data_dir=search.proxy.data_dir,
                         download=download, train_copies=search.proxy.train_copies)

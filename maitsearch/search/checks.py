@@ -30,6 +30,9 @@ def check_config(config: SearchConfig, results_root: str | Path | None = None,
             raise ConfigError(f"{name} {value!r}: expected a whole number of at least {least}")
     check_proxy(config.proxy)
     preset("none", config.layers, config.heads, window=tuple(config.window), semantics=config.semantics)
+    if config.strategy == "presets" and not config.baselines:
+        raise ConfigError("--baselines: the presets strategy trains these side by side; name at least one, such as "
+                          "none,sch1")
     strategy = strategy or make_strategy(config)
     for name in config.baselines:
         strategy.spec_of(name)
