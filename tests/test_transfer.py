@@ -404,7 +404,8 @@ def test_a_real_tiny_study_through_the_cli_resumes_and_shares_the_trial_cache(tm
     # the same placements by other names: the trial cache keys on the placement, not its name
     elsewhere = CliRunner().invoke(app, ["run", "--strategy", "presets", "--config", "quick", "--baselines",
                                          "none,sch1", "--seeds", "2", "--name", "elsewhere"])
-    assert elsewhere.exit_code == 0 and "(0 trained, 0 reused, 4 seed(s) from the trial cache" in elsewhere.output
+    assert elsewhere.exit_code == 0 and "(0 trained, 0 reused, 0 from the run folder, 4 seed(s) from the trial cache" in \
+        elsewhere.output
     report = (tmp_path / "results" / "elsewhere" / "report.md").read_text()
     assert "This proxy has been checked against 1 target(s):" in report
     assert "[transfer-small](../transfer-small/report.md), target `small.yaml`" in report

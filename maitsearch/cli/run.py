@@ -191,7 +191,8 @@ def render_summary(summary, config, results: Path) -> None:
                       markup=False)
     cached = sum(r.cached for r in summary.records)
     console.print(f"report: {summary.path / 'report.md'}  ({summary.trained} trained, {summary.reused} reused, "
-                  f"{cached} seed(s) from the trial cache, {summary.seconds:.0f} s)", markup=False)
+                  f"{summary.resumed} from the run folder, {cached} seed(s) from the trial cache, "
+                  f"{summary.seconds:.0f} s)", markup=False)
 
 
 @app.command("calibrate")
