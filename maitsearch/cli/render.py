@@ -163,7 +163,7 @@ def training_header(training) -> Table:
         grid.add_row("spec", training.spec.label())
     done, planned, best = len(training.metrics), settings.get("epochs", "?"), training.best_epoch()
     accuracy = (f"; val top-1 {_pct(training.metrics[-1].get('val_top1'))}% at the last, {_pct(best['val_top1'])}% "
-                f"at the best (epoch {best['epoch'] + 1})" if best is not None else "")
+                f"at the best (epoch {training.metrics.index(best) + 1})" if best is not None else "")
     grid.add_row("epochs", f"{done} of {planned} done{accuracy}")
     return grid
 
@@ -178,7 +178,8 @@ def training_next_step(training) -> str:
 
 def epochs_table(frame) -> Table:
     """A training's metrics, epochs counted from 1 as train counts them."""
-    return frame_table(people_frame(frame.assign(epoch=frame["epoch"] + 1)), "epochs (top-1 in %)")
+    counted = frame.assign(epoch=frame["epoch"] + 1) if "epoch" in frame else frame
+    return frame_table(people_frame(counted), "epochs (top-1 in %)")
 
 
 def frame_table(frame, title: str) -> Table:
