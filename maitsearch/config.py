@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, check_field_types
+from .errors import ConfigError, check_field_types, file_kind
 
 
 
@@ -307,10 +307,11 @@ def load_config(name_or_path: str | Path, flag: str = "--config") -> SearchConfi
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
-    if isinstance(data, dict) and {"version", "masks"} <= set(data):
+    kind = file_kind(data)
+    if kind == "mask spec":
         raise ConfigError(f"{flag} {path}: a mask spec, not a search config; train it with maitsearch train --spec "
                           f"{path}, or search beside it with --baselines none,{path}")
-    if isinstance(data, dict) and {"recipe", "model"} & set(data):  # what maitsearch train writes and reads
+    if kind == "training config":
         raise ConfigError(f"{flag} {path}: a training config (maitsearch train -c), not a search config")
     return config_from_dict(data, where=str(path))
 

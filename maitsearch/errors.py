@@ -100,6 +100,22 @@ def check_bounds(settings, bounds: dict, name_of) -> None:
             raise ConfigError(f"{name_of(name)} {value}: {expected}")
 
 
+def file_kind(data) -> str | None:
+    """Which of the project's YAML files a mapping is, by the keys only that kind has ("mask
+    spec", "search config", "training config"), or None: so a file given where another kind goes
+    is named as what it is, not reported key by key as unknown fields."""
+    if not isinstance(data, dict):
+        return None
+    keys = set(data)
+    if {"version", "masks"} <= keys:
+        return "mask spec"
+    if {"proxy", "strategy", "baselines"} & keys:
+        return "search config"
+    if {"recipe", "model"} & keys:  # train writes both into every config.yaml
+        return "training config"
+    return None
+
+
 _KINDS = {bool: ("true or false", "true/false values"), int: ("a whole number", "whole numbers"),
           float: ("a number", "numbers"), str: ("a string", "strings"), type(None): ("null", "nulls")}
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
-from .errors import SpecError
+from .errors import SpecError, file_kind
 
 VERSION = 1
 SEMANTICS = ("paper", "local")
@@ -49,10 +49,11 @@ def _problems(data: Any) -> Iterator[tuple[tuple, str]]:
     if not isinstance(data, dict):
         yield (), f"a mask spec is a mapping of fields, got {_type_name(data)}"
         return
-    if "version" not in data and {"proxy", "strategy", "baselines"} & set(data):
+    kind = None if "version" in data else file_kind(data)  # a spec with a stray key is still a spec
+    if kind == "search config":
         yield (), "a search config, not a mask spec: run it with maitsearch run --config"
         return
-    if "version" not in data and {"recipe", "model", "epochs"} & set(data):
+    if kind == "training config":
         yield (), "a training config, not a mask spec: pass it to maitsearch train -c"
         return
     for key in data:

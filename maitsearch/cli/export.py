@@ -63,8 +63,9 @@ def _copy_spec(source: str, output: Path, trial: Optional[int], results: Path, s
     from ..runs.trainings import is_training_folder, read_training
 
     check_output_path(output)
-    if not storage and is_training_folder(run_path(source, results)):
-        training = read_training(run_path(source, results))
+    folder = run_path(source, results)
+    if not storage and is_training_folder(folder):
+        training = read_training(folder)
         if trial is not None or training.spec is None:
             fail(f"error: {source} is a training (maitsearch train), not a search run: "
                  + ("it has no trials" if trial is not None else "its spec.yaml is missing or unreadable"))

@@ -94,8 +94,9 @@ def results_command(
 
     if fmt not in FORMATS:
         fail(f"error: --format: {choice_message(fmt, FORMATS)}")
-    if (trial is not None or plot) and len(runs or ()) != 1:
-        fail(f"error: {'--trial' if trial is not None else '--plot'}: name exactly one run (figures are drawn per run)")
+    figures = "--trial" if trial is not None else "--plot" if plot else None  # they draw one run's figures
+    if figures and len(runs or ()) != 1:
+        fail(f"error: {figures}: name exactly one run (figures are drawn per run)")
     if storage and not runs:
         list_storage(storage)
     if not runs:
@@ -131,11 +132,12 @@ def results_command(
     if len(runs) == 1 and not storage:
         from ..runs.trainings import is_training_folder, read_training
 
-        if is_training_folder(run_path(runs[0], results)):
-            if trial is not None or plot:
-                fail(f"error: {'--trial' if trial is not None else '--plot'}: {runs[0]} is a training (maitsearch "
-                     "train), not a search run: it has no trials or figures")
-            show_training(read_training(run_path(runs[0], results)), fmt)
+        folder = run_path(runs[0], results)
+        if is_training_folder(folder):
+            if figures:
+                fail(f"error: {figures}: {runs[0]} is a training (maitsearch train), not a search run: it has no "
+                     "trials or figures")
+            show_training(read_training(folder), fmt)
             return
     opened = [open_run(name, results, storage) for name in runs]
     if len(opened) == 1:

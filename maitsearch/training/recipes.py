@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from ..errors import (AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, PROBABILITY, ConfigError, check_bounds,
-                      check_choice, check_field_types)
+                      check_choice, check_field_types, file_kind)
 
 RECIPES = ("light", "deit")
 WARMUP_EPOCHS = {"light": 1.0, "deit": 5.0}  # the recipe's own when --warmup-epochs is not given
@@ -242,12 +242,13 @@ def read_train_config(path: str | Path) -> dict:
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config is a mapping of settings, such as epochs: 300")
-    unknown = sorted(set(map(str, data)) - set(FIELDS))
-    if {"version", "masks"} <= set(data):
+    kind = file_kind(data)
+    if kind == "mask spec":
         raise ConfigError(f"-c {path}: a mask spec, not a training config; pass it as --spec {path}")
-    if {"proxy", "strategy"} & set(data):
+    if kind == "search config":
         raise ConfigError(f"-c {path}: a search config (maitsearch run --config), not a training config; "
                           "train a run's answer with --spec results/<run>/best.yaml")
+    unknown = sorted(set(map(str, data)) - set(FIELDS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}"
