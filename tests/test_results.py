@@ -396,3 +396,11 @@ def test_a_training_folder_among_runs_is_listed_as_one(tmp_path):
     _training_folder(tmp_path, "mine")
     listed = list_runs(tmp_path)
     assert listed["status"].tolist() == ["a training (maitsearch train), not a search run"]
+    row = listed.iloc[0]  # what the training's own files say, not question marks
+    assert (row["strategy"], row["dataset"], row["shape"], row["best_top1"]) == ("train", "digits", "2x3", 0.7)
+    assert pd.isna(row["seconds"])
+    shown = runner.invoke(app, ["results", "--results", str(tmp_path), "-f", "csv"])
+    assert shown.exit_code == 0 and pd.read_csv(io.StringIO(shown.stdout))["strategy"].tolist() == ["train"]
+    table = runner.invoke(app, ["results", "--results", str(tmp_path)], env={"COLUMNS": "200"})
+    cells = [cell.strip() for cell in next(line for line in table.stdout.splitlines() if "mine" in line).split("│")]
+    assert table.exit_code == 0 and cells[1:5] == ["mine", "train", "digits", "2x3"] and cells[9] == "-"

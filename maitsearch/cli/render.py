@@ -258,9 +258,17 @@ def runs_table(frame, title: str) -> Table:
         table.add_row(row.name, row.strategy, row.dataset, row.shape,
                       f"{row.trials} ({row.complete}/{row.failed}/{row.pruned})",
                       _pct(row.best_top1, row.best_top1_std), _pct(row.baseline_top1, row.baseline_top1_std), gain,
-                      "cached" if row.all_cached else f"{row.seconds / 60:.1f} min", row.status,
+                      _train_time(row), row.status,
                       style=None if str(row.status).startswith("ok") else "yellow")
     return table
+
+
+def _train_time(row) -> str:
+    import pandas as pd
+
+    if row.all_cached:
+        return "cached"
+    return "-" if pd.isna(row.seconds) else f"{row.seconds / 60:.1f} min"  # a training does not record it
 
 
 def transfer_table(result: dict) -> Table:

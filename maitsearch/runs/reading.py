@@ -6,6 +6,7 @@ YAML or a missing trials.csv is reported in ``Run.status`` / ``Run.problems`` in
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..errors import SpecError, StorageError
 from ..spec import MaskSpec, load_spec
 from .folder import RunStore, validate_run_name
 from .record import FAILED_STATES, TrialRecord
-from .trainings import is_training_folder
+from .trainings import Training, is_training_folder, read_training
 
 # Column dtypes of ``Run.trials``: placements are text (a placement like 0011 is not a number).
 TRIAL_DTYPES = {"number": "int64", "step": "string", "placement": "string", "masked": "int64", "soft": "int64",
@@ -55,6 +56,7 @@ class Run:
     status: str = "ok"
     transfer: dict | None = None  # a transfer study's transfer.yaml: the folder holds two runs, not trials
     parts: list[Run] = field(default_factory=list)  # a transfer study's proxy and target runs
+    training: Training | None = None  # a folder maitsearch train wrote: listed beside the runs, not one
 
     @property
     def name(self) -> str:
@@ -64,12 +66,16 @@ class Run:
     def strategy(self) -> str:
         if self.transfer is not None:
             return "transfer"
+        if self.training is not None:
+            return "train"
         return str(self.config.get("strategy", "?"))
 
     @property
     def dataset(self) -> str:
         if self.transfer is not None:  # proxy -> target
             return " -> ".join(str((self.transfer.get(side) or {}).get("data", "?")) for side in ("proxy", "target"))
+        if self.training is not None:
+            return str(self.training.settings.get("data", "?"))
         return str((self.config.get("proxy") or {}).get("data", "?"))
 
     @property
@@ -120,7 +126,10 @@ class Run:
 
     def summary(self) -> dict:
         """The run's row in the run list. A transfer study counts the trials and time of its two
-        runs; its accuracies are on two tasks, so it shows none (its status gives the tau)."""
+        runs; its accuracies are on two tasks, so it shows none (its status gives the tau). A
+        training has no trials: its best is its best epoch, and its time is not recorded."""
+        if self.training is not None:
+            return self._training_summary()
         records = self.records + [record for part in self.parts for record in part.records]
         states = [r.state for r in records]
         best, baseline = self.best_record(), self.baseline_record()
@@ -134,6 +143,14 @@ class Run:
                 "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
                 "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
                 "seconds": seconds, "all_cached": self.all_cached, "status": self.status}
+
+    def _training_summary(self) -> dict:
+        spec, best = self.training.spec, self.training.best_epoch()
+        return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
+                "shape": f"{spec.layers}x{spec.heads}" if spec is not None else "?x?", "trials": 0, "complete": 0,
+                "failed": 0, "pruned": 0, "best_top1": best["val_top1"] if best else None, "best_top1_std": None,
+                "baseline_top1": None, "baseline_top1_std": None, "gain": None, "seconds": math.nan,
+                "all_cached": False, "status": self.status}
 
     @property
     def all_cached(self) -> bool:
@@ -336,9 +353,12 @@ def load_run(path: str | Path) -> Run:
     config_path = path / "search.yaml"
     if not config_path.exists() and (path / "transfer.yaml").exists():
         return _transfer_folder(run)
+    if not config_path.exists() and is_training_folder(path):
+        run.training = read_training(path)
+        run.status = "a training (maitsearch train), not a search run"
+        return run
     if not config_path.exists():
-        run.status = ("a training (maitsearch train), not a search run" if is_training_folder(path)
-                      else "not a run: no search.yaml")
+        run.status = "not a run: no search.yaml"
         return run
     try:
         run.config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
