@@ -380,6 +380,8 @@ def test_a_training_folder_shows_its_epochs_and_what_comes_next_not_a_broken_run
     shown = runner.invoke(app, ["results", "train/t", "--results", str(tmp_path)])
     assert shown.exit_code == 0, shown.output
     assert "2 of 3 done; val top-1 60.00% at the last, 70.00% at the best (epoch 1)" in shown.stdout
+    rows = [line.split("│")[1:-1] for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [["1", "70.00", "1.0000"], ["2", "60.00", "1.2000"]]
     assert f"maitsearch train -c {folder / 'config.yaml'} --out {folder} --resume" in shown.stdout
     assert shown.stderr.strip() == f"warning: {folder / 'metrics.jsonl'}:2: not a JSON line; skipped"
     as_csv = runner.invoke(app, ["results", str(folder), "-f", "csv"])

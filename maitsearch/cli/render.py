@@ -177,28 +177,40 @@ def training_next_step(training) -> str:
 
 
 def epochs_table(frame) -> Table:
-    """A training's metrics, epochs counted from 1 as train counts them."""
+    """A training's metrics, epochs counted from 1 as train counts them, each column to the
+    digits that tell epochs apart."""
     counted = frame.assign(epoch=frame["epoch"] + 1) if "epoch" in frame else frame
-    return frame_table(people_frame(counted), "epochs (top-1 in %)")
+    shown = people_frame(counted)
+    return frame_table(shown, "epochs (top-1 in %)", {column: _epoch_digits(column) for column in shown.columns})
 
 
-def frame_table(frame, title: str) -> Table:
+def _epoch_digits(column: str) -> str:
+    if column.endswith("_pct"):
+        return ".2f"
+    if column.endswith("loss"):
+        return ".4f"
+    return ".0f" if column.endswith("_per_s") else "g"
+
+
+def frame_table(frame, title: str, formats: dict[str, str] | None = None) -> Table:
+    """``frame`` as a table; ``formats`` gives a column's float format (default ``g``)."""
+    formats = formats or {}
     table = Table(title=title)
     for column in frame.columns:
         numeric = str(frame[column].dtype) in ("int64", "Int64", "float64")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("placement", "bars"))
     for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(value) for value in row])
+        table.add_row(*[_cell(value, formats.get(column, "g")) for column, value in zip(frame.columns, row)])
     return table
 
 
-def _cell(value) -> str:
+def _cell(value, float_format: str = "g") -> str:
     import pandas as pd
 
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     if isinstance(value, float):
-        return f"{value:g}"
+        return format(value, float_format)
     return str(value)
 
 
