@@ -137,3 +137,37 @@ def test_every_commands_help_keeps_its_sentences_whole():
         printed = [" ".join(line.split()) for line in shown.splitlines()]
         for paragraph in inspect.cleandoc(command.callback.__doc__).split("\n\n"):
             assert " ".join(paragraph.split()) in printed, (name, paragraph)
+
+
+# ``maitsearch <command> [<subcommand>] ...flags`` in a doc, up to the end of its code span or line
+INLINE_CODE = re.compile(r"(?<!`)`[^`]+`(?!`)")
+COMMAND_IN_DOCS = re.compile(r"maitsearch ([a-z]+(?: [a-z]+)?(?![\w-]))([^`\n|]*)")
+
+
+def test_every_command_the_docs_show_uses_flags_the_command_has():
+    """A renamed flag breaks the commands people copy from the docs, and no test that runs the
+    CLI reads them: every flag after ``maitsearch <command>`` in a page (the generated ones give
+    each committed run's command) must be one that command takes."""
+    import typer.main
+
+    from maitsearch.cli import app
+
+    group = typer.main.get_command(app)
+    checked, unknown = 0, []
+    for page in (*HAND_WRITTEN, ROOT / "results" / "README.md", ROOT / "benchmarks" / "README.md"):
+        text = page.read_text().replace("\\\n", " ")  # a command continued on the next line
+        text = INLINE_CODE.sub(lambda span: " ".join(span.group().split()), text)  # or wrapped in a `span`
+        for match in COMMAND_IN_DOCS.finditer(text):
+            words = match.group(1).split()
+            command = group.commands.get(words[0])
+            if command is None:
+                continue
+            if hasattr(command, "commands") and len(words) > 1:
+                command = command.commands.get(words[1], command)
+            flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+            for flag in re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", match.group(2)):
+                checked += 1
+                if flag not in flags | {"--help"}:
+                    unknown.append(f"{page.name}: maitsearch {' '.join(words)} ... {flag}")
+    assert checked >= 200  # the pattern still finds the docs' commands
+    assert unknown == []
