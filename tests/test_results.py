@@ -395,9 +395,11 @@ def test_a_training_folder_shows_its_epochs_and_what_comes_next_not_a_broken_run
 
 
 def test_a_training_folder_among_runs_is_listed_as_one(tmp_path):
-    _training_folder(tmp_path, "mine")
+    folder = _training_folder(tmp_path, "mine")
+    assert list_runs(tmp_path)["status"].tolist() == ["damaged: a training with 1 unreadable part(s)"]
+    (folder / "metrics.jsonl").write_text('{"epoch": 0, "val_top1": 0.7, "val_loss": 1.0}\n')
     listed = list_runs(tmp_path)
-    assert listed["status"].tolist() == ["a training (maitsearch train), not a search run"]
+    assert listed["status"].tolist() == ["ok: a training (maitsearch train), not a search run"]
     row = listed.iloc[0]  # what the training's own files say, not question marks
     assert (row["strategy"], row["dataset"], row["shape"], row["best_top1"]) == ("train", "digits", "2x3", 0.7)
     assert pd.isna(row["seconds"])

@@ -355,7 +355,9 @@ def load_run(path: str | Path) -> Run:
         return _transfer_folder(run)
     if not config_path.exists() and is_training_folder(path):
         run.training = read_training(path)
-        run.status = "a training (maitsearch train), not a search run"
+        problems = len(run.training.problems)
+        run.status = (f"damaged: a training with {problems} unreadable part(s)" if problems
+                      else "ok: a training (maitsearch train), not a search run")
         return run
     if not config_path.exists():
         run.status = "not a run: no search.yaml"
