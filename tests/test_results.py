@@ -394,12 +394,21 @@ def test_a_training_folder_shows_its_epochs_and_what_comes_next_not_a_broken_run
     assert load_spec(tmp_path / "s.yaml") == load_spec(folder / "spec.yaml")
 
 
+def test_the_trainings_folder_lists_its_trainings_under_their_results_names(tmp_path):
+    _training_folder(tmp_path, "train/t")
+    (tmp_path / "train" / "started").mkdir()  # nothing trained yet: not a training to list
+    listed = list_runs(tmp_path)
+    assert listed["name"].tolist() == ["train/t"] and listed["strategy"].tolist() == ["train"]
+    shown = runner.invoke(app, ["results", listed["name"][0], "--results", str(tmp_path)])
+    assert shown.exit_code == 0 and "2 of 3 done" in shown.stdout
+
+
 def test_a_training_folder_among_runs_is_listed_as_one(tmp_path):
     folder = _training_folder(tmp_path, "mine")
     assert list_runs(tmp_path)["status"].tolist() == ["damaged: a training with 1 unreadable part(s)"]
     (folder / "metrics.jsonl").write_text('{"epoch": 0, "val_top1": 0.7, "val_loss": 1.0}\n')
     listed = list_runs(tmp_path)
-    assert listed["status"].tolist() == ["ok: a training (maitsearch train), not a search run"]
+    assert listed["status"].tolist() == ["ok: a training, not a search run"]
     row = listed.iloc[0]  # what the training's own files say, not question marks
     assert (row["strategy"], row["dataset"], row["shape"], row["best_top1"]) == ("train", "digits", "2x3", 0.7)
     assert pd.isna(row["seconds"])

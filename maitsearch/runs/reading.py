@@ -357,7 +357,7 @@ def load_run(path: str | Path) -> Run:
         run.training = read_training(path)
         problems = len(run.training.problems)
         run.status = (f"damaged: a training with {problems} unreadable part(s)" if problems
-                      else "ok: a training (maitsearch train), not a search run")
+                      else "ok: a training, not a search run")
         return run
     if not config_path.exists():
         run.status = "not a run: no search.yaml"
@@ -424,12 +424,18 @@ def _valid_name(name: str) -> bool:
 
 
 def list_runs(root: str | Path = "results") -> pd.DataFrame:
-    """One row per folder under ``root``, damaged ones included, with their status; the trainings
-    folder is not a run."""
+    """One row per folder under ``root``, damaged ones included, with their status, then the
+    trainings folder's trainings as ``train/<name>`` (``maitsearch results train/<name>``)."""
     root = Path(root)
-    folders = sorted(root.iterdir()) if root.is_dir() else []
-    rows = [load_run(folder).summary() for folder in folders if folder.is_dir() and not _holds_trainings(folder)]
+    rows = [load_run(folder).summary() for folder in _subfolders(root) if not _holds_trainings(folder)]
+    if _holds_trainings(root / TRAININGS):
+        rows += [{**load_run(folder).summary(), "name": f"{TRAININGS}/{folder.name}"}
+                 for folder in _subfolders(root / TRAININGS) if is_training_folder(folder)]
     return pd.DataFrame(rows, columns=list(RUN_DTYPES)).astype(RUN_DTYPES)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(child for child in folder.iterdir() if child.is_dir()) if folder.is_dir() else []
 
 
 def _holds_trainings(folder: Path) -> bool:
