@@ -153,10 +153,12 @@ def test_malformed_spec_gives_one_precise_error(path):
 
 def test_cli_spec_check_accepts_a_good_spec(tmp_path):
     path = preset("sch2", 12, 3).save(tmp_path / "good.yaml")
-    result = subprocess.run([sys.executable, "-m", "maitsearch", "spec", "check", str(path)],
+    wide = preset("sch2", 12, 3, window=(5, 5), semantics="local").save(tmp_path / "wide.yaml")
+    result = subprocess.run([sys.executable, "-m", "maitsearch", "spec", "check", str(path), str(wide)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{path}: ok: 12x3, 14 hard-masked heads, compact 333311111100"
+    assert result.stdout.splitlines() == [f"{path}: ok: 12x3, 14 hard-masked heads, compact 333311111100@3x3:paper",
+                                          f"{wide}: ok: 12x3, 14 hard-masked heads, compact 333311111100@5x5:local"]
 
 
 def test_python_tag_is_never_executed(tmp_path):

@@ -16,7 +16,7 @@ from .app import als_fits, check_output_path, console, err_console, parse_window
 def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML files.")) -> None:
     """Validate spec files: one line per file, exit code 2 if any is malformed."""
     from ..errors import SpecError
-    from ..spec import load_spec
+    from ..spec import compact_text, load_spec
 
     bad = 0
     for path in files:
@@ -27,7 +27,7 @@ def spec_check(files: list[Path] = typer.Argument(..., help="Mask spec YAML file
             bad += 1
             continue
         console.print(f"{path}: ok: {spec.layers}x{spec.heads}, {spec.num_masked} hard-masked heads, "
-                      f"compact {spec.compact()}", markup=False)
+                      f"compact {compact_text(spec) or spec.label()}", markup=False)  # with its window
     if bad:
         raise typer.Exit(2)
 
