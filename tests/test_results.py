@@ -358,6 +358,12 @@ def test_the_calibration_table_says_what_its_rank_stability_compares():
     assert caption([1], None) == "rank stability: one budget, nothing to compare (--budgets 1,3 measures it)"
     assert caption([1, 3], 1 / 3) == "rank stability: Kendall's tau +0.33 between the shortest and the longest budget"
     assert caption([1, 3], None) == "rank stability: no ranking to compare (every placement tied)"
+    stats = {"epochs": 3, "noise": 0.1665, "paired_noise": 0.0121, "paired_resolvable_gap": 0.014,
+             "seconds_per_trial": 3.8}
+    result = {"budgets": [1], "seeds": [0, 1, 2], "kendall_tau": None, "by_budget": {"1x": stats},
+              "placements": {"none": {"1x": {"mean": 0.9, "std": 0.01}}}}
+    assert calibration_table(result).caption.splitlines()[1] == (
+        "3 ep: noise 16.65 (paired 1.21), resolvable paired gap 1.40, 4 s per trained seed")
 
 
 def _training_folder(root, name="train/t"):

@@ -103,9 +103,10 @@ def calibration_table(result: dict) -> Table:
     for budget in budgets:
         stats = by_budget.get(budget)
         if stats:
+            seconds = stats["seconds_per_trial"]  # one seed's training, as report.md says
             captions.append(f"{stats['epochs']} ep: noise {_pct(stats['noise'])} (paired {_pct(stats['paired_noise'])}),"
                             f" resolvable paired gap {_pct(stats['paired_resolvable_gap'])}, "
-                            f"{'-' if stats['seconds_per_trial'] is None else round(stats['seconds_per_trial'])} s/trial")
+                            f"{'-' if seconds is None else round(seconds)} s per trained seed")
     table.caption = "\n".join(captions)
     return table
 
