@@ -55,7 +55,8 @@ class TrainingPlan:
     global_batch: int  # batch_size x processes x grad_accum_steps
     lr: float
     lr_rule: str  # how the lr came about: "0.0005 x 128 / 512 = 0.000125", or "--lr"
-    first_epoch: int = 0
+    epochs: int
+    first_epoch: int = 0  # a resumed training's epochs already done
 
 
 # ---- executors: one (placement, seed) unit at a time, here or in worker processes -------

@@ -73,6 +73,24 @@ def test_existing_checkpoint_needs_resume_and_same_settings(tmp_path):
     assert load_checkpoint(tmp_path / "requeued" / "checkpoint.pt")["epoch"] == 1  # job script always passes it
 
 
+def test_resuming_a_finished_training_trains_nothing_and_says_so(tmp_path):
+    from maitsearch.cli.train import plan_line
+    from maitsearch.events import StepDone, TrainingPlan
+
+    config = TrainConfig(model="mait_tiny_patch16_224", depth=2, image_size=32, epochs=1, batch_size=256,
+                         device="cpu")
+    spec = preset("sch1", 2, 3)
+    train(spec, config, tmp_path)
+    before = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    events = []
+    train(spec, config, tmp_path, resume=True, on_event=events.append)
+    assert not [event for event in events if isinstance(event, StepDone)]
+    plan = next(event for event in events if isinstance(event, TrainingPlan))
+    assert plan_line(plan).endswith("; all 1 epoch already trained, nothing left to train")
+    after = load_checkpoint(tmp_path / "checkpoint.pt")["model"]
+    assert all(torch.equal(before[key], after[key]) for key in before)
+
+
 def test_a_preset_or_compact_spec_takes_the_models_layers_and_heads(tmp_path):
     """train --spec sch2 (or none, the unmasked baseline) needs no YAML: the shape is the model's."""
     from maitsearch.training.full import placement_for_model

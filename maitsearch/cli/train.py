@@ -126,11 +126,11 @@ def _from_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 def _show(event, bars) -> None:
-    from ..events import TrainingPlan
+    from ..events import TrainingPlan, TrainingStarted
 
     if isinstance(event, TrainingPlan):
         console.print(plan_line(event), markup=False)
-    else:
+    elif not (isinstance(event, TrainingStarted) and event.first_epoch >= event.epochs):  # no bars with nothing left
         bars(event)
 
 
@@ -144,5 +144,8 @@ def plan_line(plan) -> str:
     else:
         batch = (f"global batch {plan.global_batch} = {plan.batch_size} per process x {processes} x "
                  f"{plan.grad_accum_steps} micro-batch{'es' if plan.grad_accum_steps != 1 else ''}")
-    resumed = f"; resuming at epoch {plan.first_epoch + 1}" if plan.first_epoch else ""
+    if plan.first_epoch >= plan.epochs:
+        resumed = f"; all {plan.epochs} epoch{'s' * (plan.epochs != 1)} already trained, nothing left to train"
+    else:
+        resumed = f"; resuming at epoch {plan.first_epoch + 1}" if plan.first_epoch else ""
     return f"{plan.recipe} recipe in {processes} ({where}): {batch}; lr {plan.lr_rule}{resumed}"

@@ -215,7 +215,7 @@ def train_deit(spec: MaskSpec, config: TrainConfig, out: Path, *, resume: bool, 
                           device=str(device), batch_size=config.batch_size, grad_accum_steps=config.grad_accum_steps,
                           global_batch=config.global_batch(processes.world_size),
                           lr=config.learning_rate(processes.world_size), lr_rule=config.lr_rule(processes.world_size),
-                          first_epoch=first_epoch))
+                          epochs=config.epochs, first_epoch=first_epoch))
         emit(TrainingStarted(epochs=config.epochs, steps_per_epoch=batches, first_epoch=first_epoch))
         metrics: dict = history[-1] if history else {}
         for epoch in range(first_epoch, config.epochs):

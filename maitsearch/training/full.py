@@ -150,7 +150,7 @@ def _train_light(spec: MaskSpec, config: TrainConfig, out: Path, resume: bool, e
     autocast = autocast_dtype(config.amp, device)
     emit(TrainingPlan(recipe="light", processes=1, backend=None, device=str(device), batch_size=config.batch_size,
                       grad_accum_steps=1, global_batch=config.batch_size, lr=config.resolved_lr,
-                      lr_rule=config.lr_rule(1), first_epoch=first_epoch))
+                      lr_rule=config.lr_rule(1), epochs=config.epochs, first_epoch=first_epoch))
     emit(TrainingStarted(epochs=config.epochs, steps_per_epoch=steps_per_epoch, first_epoch=first_epoch))
     metrics: dict = history[-1] if history else {}
     for epoch in range(first_epoch, config.epochs):
