@@ -31,6 +31,9 @@ def test_run_list_is_built_from_the_real_runs(quick_results):
     assert ours.loc["quick-als", "strategy"] == "als" and ours.loc["quick-optuna", "dataset"] == "digits"
     assert ours.loc["quick-als", "trials"] == len(summaries["als"].records)
     assert ours.loc["quick-optuna", "status"] == "ok"
+    run = load_run(root / "quick-als")
+    assert repr(run) == (f"<Run quick-als: als, {run.config['layers']}x{run.config['heads']} on digits, "
+                         f"{len(run.records)} trials, best {run.best.label()}; ok>")
     table = cli("results", "--results", root, "--strategy", "als").stdout
     assert "quick-als" in table and "quick-optuna" not in table
     typo = runner.invoke(app, ["results", "--results", str(root), "--strategy", "ALS"])
@@ -415,6 +418,8 @@ def test_a_training_folder_among_runs_is_listed_as_one(tmp_path):
     (folder / "metrics.jsonl").write_text('{"epoch": 0, "val_top1": 0.7, "val_loss": 1.0}\n')
     listed = list_runs(tmp_path)
     assert listed["status"].tolist() == ["ok: a training, not a search run"]
+    assert repr(load_run(folder)) == "<Run mine: train, 2x3 on digits, 0 trials; ok: a training, not a search run>"
+    assert repr(load_run(tmp_path / "gone")) == "<Run gone: ?, ?x? on ?, 0 trials; missing: no such folder>"
     row = listed.iloc[0]  # what the training's own files say, not question marks
     assert (row["strategy"], row["dataset"], row["shape"], row["best_top1"]) == ("train", "digits", "2x3", 0.7)
     assert pd.isna(row["seconds"])

@@ -58,6 +58,13 @@ class Run:
     parts: list[Run] = field(default_factory=list)  # a transfer study's proxy and target runs
     training: Training | None = None  # a folder maitsearch train wrote: listed beside the runs, not one
 
+    def __repr__(self) -> str:
+        """The gist, as a notebook shows it; the config and every record are attributes."""
+        row = self.summary()
+        best = f", best {self.best.label()}" if self.best is not None else ""
+        return (f"<Run {self.name}: {row['strategy']}, {row['shape']} on {row['dataset']}, {row['trials']} trials"
+                f"{best}; {self.status}>")
+
     @property
     def name(self) -> str:
         return self.path.name
