@@ -287,7 +287,7 @@ class SupernetStrategy(Strategy):
             self.pending[str(out)] = part
             job = ScorePlacements([str(self.weights(s)) for s in self.samplers],
                                   [spec.to_dict() for _, spec, _ in part], self.settings.holdout, self.settings.views,
-                                  str(out), self.settings.finetune_steps, label)
+                                  str(out), self.settings.finetune_steps)
             proposals.append(Proposal(self.descriptor, f"score {label}", job=job))
         return proposals
 

@@ -130,11 +130,10 @@ class ScorePlacements(Job):
     views: int
     out: str
     finetune_steps: int = 0
-    label: str = "search"  # what the placements are for: search, fidelity
 
-    def describe(self) -> str:
-        what = f"{len(self.placements)} {self.label} placement(s)"
-        return f"scores of {what}" + (f", each fine-tuned {self.finetune_steps} steps" if self.finetune_steps else "")
+    def describe(self) -> str:  # the step says what they are for: score search, score fidelity
+        what = f"{len(self.placements)} placement(s) on the supernets' weights"
+        return what + (f", each fine-tuned {self.finetune_steps} steps" if self.finetune_steps else "")
 
     def run(self, proxy, data, on_event) -> TrialResult:
         import time
