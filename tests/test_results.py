@@ -327,6 +327,23 @@ def test_a_presets_run_compares_every_placement_with_the_baseline(quick_results)
         line.removeprefix("- ") for line in report.split("## Answer against the baselines\n\n")[1].split("\n\n")[0].splitlines()]
 
 
+def test_an_answer_that_is_best_yaml_is_compared_with_each_baseline_once():
+    from maitsearch.runs import TrialRecord
+    from maitsearch.runs.report import comparisons
+    from maitsearch.spec import MaskSpec, preset
+
+    seeds = [0, 1]
+    none = TrialRecord(0, "baseline", preset("none", 2, 2), seeds=seeds, val_top1=[0.90, 0.92])
+    sch1 = TrialRecord(1, "baseline", preset("sch1", 2, 2), seeds=seeds, val_top1=[0.91, 0.91])
+    derived = TrialRecord(2, "derived", MaskSpec.from_compact("31", heads=2), seeds=seeds, val_top1=[0.93, 0.95])
+    lines = comparisons([none, sch1, derived], derived, derived, None, strategy="soft")
+    assert [line.split(" validation")[0] for line in lines] == [
+        "best.yaml is trial 2 (derived, `31`): the most accurate placement this run measured with all its seeds.",
+        "best (trial 2) 94.00 ± 1.41 vs unmasked baseline (trial 0) 91.00 ± 1.41",
+        "the strategy's own answer is trial 2 (derived, `31`); it is best.yaml.",
+        "the strategy's answer (trial 2) 94.00 ± 1.41 vs Sch.1 (trial 1) 91.00 ± 0.00"]
+
+
 def test_a_comparison_shows_its_own_seeds_spread_beside_the_calibrations(tmp_path):
     """Hand-worked: differences +1, +2, 0 points have mean 1.00 and std 1.00, so three seeds
     resolve 2 * 1.00 / sqrt(3) = 1.15; a calibration's paired noise of 0.50 resolves 0.58. The

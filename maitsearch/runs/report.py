@@ -131,8 +131,11 @@ def comparisons(records: list[TrialRecord], best: TrialRecord | None, answer: Tr
                      + ("; it is best.yaml." if same else "; it is not the most accurate, so it is written to "
                         "answer.yaml beside best.yaml."))
         for other, name in ((none, "unmasked baseline"), (sch1, "Sch.1")):
-            if other is not None and other.spec.key() != answer.spec.key():
-                lines.append(comparison_line(answer, other, calibration, names=("the strategy's answer", name)))
+            if other is None or other.spec.key() == answer.spec.key():
+                continue
+            if same and other is none and none.number != best.number:  # best.yaml's line above says it
+                continue
+            lines.append(comparison_line(answer, other, calibration, names=("the strategy's answer", name)))
     return lines
 
 
