@@ -48,6 +48,8 @@ class TrainingBars:
 
     def __call__(self, event) -> None:
         match event:
+            case TrainingStarted(epochs=epochs, first_epoch=first) if first >= epochs:
+                pass  # a finished training resumed: no bars to fill
             case TrainingStarted(epochs=epochs, steps_per_epoch=steps, first_epoch=first):
                 if self.epochs is None:
                     self.epochs = self.progress.add_task(self.label, total=epochs, completed=first, status="")

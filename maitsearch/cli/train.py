@@ -126,11 +126,11 @@ def _from_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 def _show(event, bars) -> None:
-    from ..events import TrainingPlan, TrainingStarted
+    from ..events import TrainingPlan
 
     if isinstance(event, TrainingPlan):
         console.print(plan_line(event), markup=False)
-    elif not (isinstance(event, TrainingStarted) and event.first_epoch >= event.epochs):  # no bars with nothing left
+    else:
         bars(event)
 
 
