@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .app import app, check_output_path, console, fail
-from .results import open_run, run_path
+from .results import open_run
 
 
 @app.command("export")
@@ -60,19 +60,16 @@ def export_command(
 
 
 def _copy_spec(source: str, output: Path, trial: Optional[int], results: Path, storage: Optional[str]) -> None:
-    from ..runs.trainings import is_training_folder, read_training
-
     check_output_path(output)
-    folder = run_path(source, results)
-    if not storage and is_training_folder(folder):
-        training = read_training(folder)
+    opened = open_run(source, results, storage)
+    training = opened.training
+    if training is not None:
         if trial is not None or training.spec is None:
             fail(f"error: {source} is a training (maitsearch train), not a search run: "
                  + ("it has no trials" if trial is not None else "its spec.yaml is missing or unreadable"))
         training.spec.save(output)
         console.print(f"wrote {output} ({training.spec.compact()}, the spec {source} trained with)", markup=False)
         return
-    opened = open_run(source, results, storage)
     if opened.transfer is not None:
         fail(f"error: {opened.name} is a transfer study, whose trials are in its runs: export "
              f"{opened.path / 'proxy'} or {opened.path / 'target'}")

@@ -19,17 +19,12 @@ def open_run(name: str, root: Path, storage: Optional[str]):
 
     if storage:
         return from_storage(storage, run_from_storage, storage, name)
-    path = run_path(name, root)
+    path = Path(name) if Path(name).is_dir() else root / name
     if not path.is_dir():
         if not root.is_dir():
             fail(f"error: no run {name!r}: no folder {root} here (--results names where run folders live)")
         fail(f"error: no run {name!r} under {root} (`maitsearch results --results {root}` lists them)")
     return load_run(path)
-
-
-def run_path(name: str, root: Path) -> Path:
-    """A run named as the user gave it: a folder, else a run in ``root``."""
-    return Path(name) if Path(name).is_dir() else root / name
 
 
 def list_storage(storage: str) -> None:
@@ -129,18 +124,13 @@ def results_command(
     ignored = [flag for flag, value in (("--sort", sort), ("--strategy", strategy), ("--dataset", dataset)) if value]
     if ignored:
         fail(f"error: {ignored[0]}: sorts or filters the list of runs; leave out the run names to list them")
-    if len(runs) == 1 and not storage:
-        from ..runs.trainings import is_training_folder, read_training
-
-        folder = run_path(runs[0], results)
-        if is_training_folder(folder):
-            if figures:
-                fail(f"error: {figures}: {runs[0]} is a training (maitsearch train), not a search run: it has no "
-                     "trials or figures")
-            show_training(read_training(folder), fmt)
-            return
     opened = [open_run(name, results, storage) for name in runs]
-    if len(opened) == 1:
+    if len(opened) == 1 and opened[0].training is not None:
+        if figures:
+            fail(f"error: {figures}: {runs[0]} is a training (maitsearch train), not a search run: it has no "
+                 "trials or figures")
+        show_training(opened[0].training, fmt)
+    elif len(opened) == 1:
         show_run(opened[0], fmt, plot, trial)
     else:
         compare_runs(opened, fmt)

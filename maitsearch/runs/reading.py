@@ -135,29 +135,24 @@ class Run:
         """The run's row in the run list. A transfer study counts the trials and time of its two
         runs; its accuracies are on two tasks, so it shows none (its status gives the tau). A
         training has no trials: its best is its best epoch, and its time is not recorded."""
-        if self.training is not None:
-            return self._training_summary()
         records = self.records + [record for part in self.parts for record in part.records]
         states = [r.state for r in records]
         best, baseline = self.best_record(), self.baseline_record()
         seconds = sum(r.seconds for r in records)
         config = self.config if self.transfer is None else (self.transfer.get("proxy") or {})
-        return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
-                "shape": f"{config.get('layers', '?')}x{config.get('heads', '?')}",
-                "trials": len(records), "complete": states.count("complete"),
-                "failed": sum(states.count(s) for s in FAILED_STATES), "pruned": states.count("pruned"),
-                "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
-                "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
-                "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
-                "seconds": seconds, "all_cached": self.all_cached, "status": self.status}
-
-    def _training_summary(self) -> dict:
-        spec, best = self.training.spec, self.training.best_epoch()
-        return {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
-                "shape": f"{spec.layers}x{spec.heads}" if spec is not None else "?x?", "trials": 0, "complete": 0,
-                "failed": 0, "pruned": 0, "best_top1": best["val_top1"] if best else None, "best_top1_std": None,
-                "baseline_top1": None, "baseline_top1_std": None, "gain": None, "seconds": math.nan,
-                "all_cached": False, "status": self.status}
+        row = {"name": self.name, "strategy": self.strategy, "dataset": self.dataset,
+               "shape": f"{config.get('layers', '?')}x{config.get('heads', '?')}",
+               "trials": len(records), "complete": states.count("complete"),
+               "failed": sum(states.count(s) for s in FAILED_STATES), "pruned": states.count("pruned"),
+               "best_top1": best.top1 if best else None, "best_top1_std": _spread(best),
+               "baseline_top1": baseline.top1 if baseline else None, "baseline_top1_std": _spread(baseline),
+               "gain": (best.top1 - baseline.top1) if best and baseline and best.top1 is not None else None,
+               "seconds": seconds, "all_cached": self.all_cached, "status": self.status}
+        if self.training is not None:
+            spec, epoch = self.training.spec, self.training.best_epoch()
+            row.update(shape=f"{spec.layers}x{spec.heads}" if spec is not None else row["shape"],
+                       best_top1=epoch["val_top1"] if epoch else None, seconds=math.nan)
+        return row
 
     @property
     def all_cached(self) -> bool:
